@@ -1,0 +1,47 @@
+//! # checker
+//!
+//! Reads a run directory and decides whether the run was valid. It owns the history schema
+//! (the harness writes it, the checker reads it), the checks, the composed three-valued verdict
+//! and the report (results.json, index.html, PNG graphs).
+//!
+//! It does no I/O beyond reading a run directory and writing its report files into it.
+//!
+//! ```no_run
+//! let dir = std::path::Path::new("reports/latest");
+//! let run = checker::RunData::load(dir)?;
+//! let results = checker::checks::check_all(&run);
+//! checker::report::write_report(&run, &results)?;
+//! std::process::exit(results.validity.exit_code());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod analysis;
+pub mod checks;
+pub mod final_state;
+pub mod history;
+pub mod report;
+pub mod rundir;
+pub mod verdict;
+
+pub use rundir::{ReadError, RunData};
+pub use verdict::{CheckResult, Results, Validity};
+
+/// Loads a run directory, checks it and writes its report. The one call `harness run` and
+/// `harness analyze` both make.
+pub fn analyze(dir: &std::path::Path) -> Result<Results, AnalyzeError> {
+    let run = RunData::load(dir)?;
+    let results = checks::check_all(&run);
+    report::write_report(&run, &results)?;
+    Ok(results)
+}
+
+/// Why a run could not be analyzed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    /// The run directory could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The report could not be written.
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
+}

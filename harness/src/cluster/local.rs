@@ -1,0 +1,264 @@
+//! The local cluster: each node's roles as child processes on 127.0.0.1, no root needed.
+//!
+//! Children get their own process group (a Ctrl-C in the terminal reaches only the harness,
+//! which then heals and stops them in order), are killed when their handle is dropped, and watch
+//! the harness's pid so that even a SIGKILLed harness leaves no pipeline running.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use nemesis::Signal;
+use nix::sys::signal::{kill, Signal as NixSignal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+use super::{Cluster, ROLES};
+
+/// How long roles get to answer `/health` after start.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a role gets to exit after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+struct RoleProcess {
+    port: u16,
+    child: Mutex<Option<Child>>,
+}
+
+/// Options for starting a local cluster.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Number of nodes, `n1`..`nN`.
+    pub nodes: usize,
+    /// The `pipeline` binary.
+    pub pipeline_bin: PathBuf,
+    /// Run directory: logs go to `nodes/<node>/<role>.log`, state to `nodes/<node>/data/`.
+    pub run_dir: PathBuf,
+    /// Extra flags per role (e.g. `payment` => `--no-idempotency`).
+    pub role_flags: BTreeMap<String, Vec<String>>,
+}
+
+/// Processes on loopback.
+pub struct LocalCluster {
+    nodes: Vec<String>,
+    roles: BTreeMap<(String, String), RoleProcess>,
+}
+
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    // Hold all listeners until every port is chosen so none repeats.
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .context("finding free loopback ports")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+fn role_args(
+    opts: &LocalOptions,
+    node: &str,
+    role: &str,
+    ports: &BTreeMap<(String, String), u16>,
+) -> Vec<String> {
+    let port = ports[&(node.to_owned(), role.to_owned())];
+    let data = opts
+        .run_dir
+        .join("nodes")
+        .join(node)
+        .join("data")
+        .join(role);
+    let mut args = vec![
+        role.to_owned(),
+        "--node".into(),
+        node.to_owned(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--watch-parent".into(),
+        std::process::id().to_string(),
+    ];
+    if role == "order" {
+        let pay = ports[&(node.to_owned(), "payment".to_owned())];
+        args.push("--payment".into());
+        args.push(format!("http://127.0.0.1:{pay}"));
+    }
+    if let Some(extra) = opts.role_flags.get(role) {
+        args.extend(extra.iter().cloned());
+    }
+    args
+}
+
+fn spawn(bin: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let err = out.try_clone()?;
+    let child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    Ok(child)
+}
+
+impl LocalCluster {
+    /// Starts every role on every node and waits until all answer `/health`.
+    pub async fn start(opts: &LocalOptions) -> anyhow::Result<LocalCluster> {
+        if !opts.pipeline_bin.is_file() {
+            bail!(
+                "pipeline binary '{}' not found; build it with `cargo build --release` or pass --pipeline-bin",
+                opts.pipeline_bin.display()
+            );
+        }
+        let nodes: Vec<String> = (1..=opts.nodes).map(|i| format!("n{i}")).collect();
+        let keys: Vec<(String, String)> = nodes
+            .iter()
+            .flat_map(|n| ROLES.iter().map(move |r| (n.clone(), (*r).to_owned())))
+            .collect();
+        let ports: BTreeMap<(String, String), u16> =
+            keys.iter().cloned().zip(free_ports(keys.len())?).collect();
+        let mut roles = BTreeMap::new();
+        for (node, role) in &keys {
+            let args = role_args(opts, node, role, &ports);
+            let log = opts
+                .run_dir
+                .join("nodes")
+                .join(node)
+                .join(format!("{role}.log"));
+            let child = spawn(&opts.pipeline_bin, &args, &log)?;
+            roles.insert(
+                (node.clone(), role.clone()),
+                RoleProcess {
+                    port: ports[&(node.clone(), role.clone())],
+                    child: Mutex::new(Some(child)),
+                },
+            );
+        }
+        let cluster = LocalCluster { nodes, roles };
+        if let Err(e) = cluster.wait_healthy(&opts.run_dir).await {
+            let _ = cluster.stop().await;
+            return Err(e);
+        }
+        Ok(cluster)
+    }
+
+    async fn wait_healthy(&self, run_dir: &Path) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()?;
+        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        for ((node, role), proc_) in &self.roles {
+            let url = format!("http://127.0.0.1:{}/health", proc_.port);
+            loop {
+                if let Some(child) = proc_.child.lock().await.as_mut() {
+                    if let Some(status) = child.try_wait()? {
+                        let log = run_dir.join("nodes").join(node).join(format!("{role}.log"));
+                        let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                        let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+                        bail!("{node}/{role} exited with {status} during start; last log lines: {tail:?}");
+                    }
+                }
+                if matches!(http.get(&url).send().await, Ok(r) if r.status().is_success()) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{node}/{role} did not answer {url} within {HEALTH_TIMEOUT:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn role(&self, node: &str, role: &str) -> anyhow::Result<&RoleProcess> {
+        self.roles
+            .get(&(node.to_owned(), role.to_owned()))
+            .with_context(|| format!("no role {role} on node {node}"))
+    }
+}
+
+fn to_nix(sig: Signal) -> NixSignal {
+    match sig {
+        Signal::Stop => NixSignal::SIGSTOP,
+        Signal::Cont => NixSignal::SIGCONT,
+        Signal::Kill => NixSignal::SIGKILL,
+    }
+}
+
+#[async_trait]
+impl nemesis::Control for LocalCluster {
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.clone()
+    }
+
+    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+        let proc_ = self.role(node, role)?;
+        let guard = proc_.child.lock().await;
+        guard
+            .as_ref()
+            .and_then(Child::id)
+            .with_context(|| format!("{node}/{role} is not running"))
+    }
+
+    async fn signal(&self, node: &str, pid: u32, signal: Signal) -> anyhow::Result<()> {
+        let pid_i32 = i32::try_from(pid).context("pid out of range")?;
+        match kill(Pid::from_raw(pid_i32), to_nix(signal)) {
+            Ok(()) => Ok(()),
+            Err(nix::errno::Errno::ESRCH) if signal == Signal::Cont => Ok(()),
+            Err(e) => Err(anyhow::anyhow!(
+                "{node}: kill -{} {pid}: {e}",
+                signal.name()
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Cluster for LocalCluster {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+        Ok(format!("http://127.0.0.1:{}", self.role(node, role)?.port))
+    }
+
+    async fn stop(&self) -> anyhow::Result<()> {
+        for ((node, role), proc_) in &self.roles {
+            let mut guard = proc_.child.lock().await;
+            let Some(mut child) = guard.take() else {
+                continue;
+            };
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                let pid = Pid::from_raw(pid);
+                let _ = kill(pid, NixSignal::SIGCONT);
+                let _ = kill(pid, NixSignal::SIGTERM);
+            }
+            match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+                Ok(Ok(_)) => {}
+                _ => {
+                    tracing::warn!(node, role, "did not stop after SIGTERM; killing");
+                    let _ = child.kill().await;
+                }
+            }
+        }
+        Ok(())
+    }
+}

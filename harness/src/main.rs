@@ -1,0 +1,84 @@
+//! `harness`: run, analyze and heal fault-injection tests of the saga pipeline.
+
+use clap::Parser;
+use harness::cli::{Cli, Command};
+use harness::{EXIT_BAD_ARGS, EXIT_CRASH};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => EXIT_BAD_ARGS,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HARNESS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("harness: starting the async runtime: {e}");
+            std::process::exit(EXIT_CRASH);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli.command));
+    std::process::exit(code);
+}
+
+async fn dispatch(command: Command) -> i32 {
+    match command {
+        Command::Run(args) => {
+            if let Err(msg) = args.validate() {
+                eprintln!("harness: {msg}");
+                return EXIT_BAD_ARGS;
+            }
+            match harness::run::run(args).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("harness: {e:#}");
+                    EXIT_CRASH
+                }
+            }
+        }
+        Command::Analyze(args) => {
+            if !args.run_dir.is_dir() {
+                eprintln!(
+                    "harness: run directory '{}' does not exist",
+                    args.run_dir.display()
+                );
+                return EXIT_BAD_ARGS;
+            }
+            match harness::run::check(&args.run_dir) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("harness: {e:#}");
+                    checker::Validity::Unknown.exit_code()
+                }
+            }
+        }
+        Command::Heal(args) => match harness::heal::heal(&args.run_dir).await {
+            Ok(n) => {
+                eprintln!(
+                    "harness: healed {n} standing faults in {}",
+                    args.run_dir.display()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("harness: {e:#}");
+                EXIT_CRASH
+            }
+        },
+    }
+}

@@ -1,0 +1,377 @@
+//! End-to-end tests of the `harness` binary on a local cluster: a run from start to verdict,
+//! cleanup after Ctrl-C and after SIGKILL + `harness heal`, `analyze` on hand-made runs, and
+//! bad arguments.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use checker::history::OpType;
+
+fn harness_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_harness"))
+}
+
+/// The `pipeline` binary next to `harness`, built on demand when a lone `cargo test -p harness`
+/// did not build it.
+fn pipeline_bin() -> PathBuf {
+    let bin = harness_bin().with_file_name("pipeline");
+    if !bin.is_file() {
+        let release = bin.to_string_lossy().contains("/release/");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "sut", "--bin", "pipeline"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo build runs");
+        assert!(status.success(), "building pipeline failed");
+    }
+    bin
+}
+
+fn harness(args: &[&str]) -> Command {
+    let mut cmd = Command::new(harness_bin());
+    cmd.args(args).env("HARNESS_LOG", "warn");
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Pids of processes whose command line mentions `needle`, with their state letter.
+fn processes_mentioning(needle: &str) -> Vec<(u32, char)> {
+    let mut found = Vec::new();
+    let me = std::process::id();
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmdline).contains(needle) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.trim().chars().next())
+            .unwrap_or('?');
+        if state != 'Z' {
+            found.push((pid, state));
+        }
+    }
+    found
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
+}
+
+fn latest(out: &Path) -> PathBuf {
+    std::fs::canonicalize(out.join("latest")).expect("latest link resolves")
+}
+
+/// Ports the run's roles listened on, read from their logs.
+fn ports_in_logs(run: &Path) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for node in std::fs::read_dir(run.join("nodes"))
+        .expect("nodes")
+        .flatten()
+    {
+        for log in std::fs::read_dir(node.path()).expect("node dir").flatten() {
+            if log.path().extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+                for line in text.lines().filter(|l| l.contains("\"listening\"")) {
+                    let v: serde_json::Value = serde_json::from_str(line).expect("json log line");
+                    let addr = v["fields"]["addr"].as_str().expect("addr field");
+                    ports.push(
+                        addr.rsplit(':')
+                            .next()
+                            .unwrap_or("0")
+                            .parse()
+                            .expect("port"),
+                    );
+                }
+            }
+        }
+    }
+    ports
+}
+
+/// Proves `harness run --time-limit 10s` on a local cluster gives a valid verdict, writes a
+/// complete run directory whose history parses with matched pairs, and leaves no process or
+/// port behind.
+#[test]
+fn local_run_is_valid_and_complete() {
+    let bin = pipeline_bin();
+    let out = tempfile::tempdir().expect("tempdir");
+    let out_s = out.path().to_str().expect("utf8");
+    let o = harness(&["run", "--time-limit", "10s", "--seed", "42", "--out", out_s])
+        .arg("--pipeline-bin")
+        .arg(&bin)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "valid");
+    let run = latest(out.path());
+    assert!(run.starts_with(out.path().canonicalize().expect("canon").join("smoke")));
+    for f in [
+        "spec.json",
+        "history.jsonl",
+        "final-state.json",
+        "results.json",
+        "index.html",
+        "throughput.png",
+        "heal-ledger.jsonl",
+        "nodes/n1/order.log",
+        "nodes/n3/payment.log",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
+    }
+    let data = checker::RunData::load(&run).expect("run dir parses");
+    let clients: Vec<_> = data
+        .history
+        .ops
+        .iter()
+        .filter(|o| !o.process.is_nemesis())
+        .collect();
+    let invokes = clients
+        .iter()
+        .filter(|o| o.op_type == OpType::Invoke)
+        .count();
+    let completions = clients.len() - invokes;
+    assert!(invokes >= 50, "only {invokes} operations in 10 s");
+    assert_eq!(invokes, completions, "every invoke has its completion");
+    let nemesis: Vec<_> = data
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.process.is_nemesis())
+        .collect();
+    assert_eq!(nemesis.len(), 4, "pause start and heal, each invoke + info");
+    assert!(data.final_state.read_errors.is_empty());
+    assert!(data.final_state.orders.len() >= invokes - 10);
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("spec.json")).expect("spec")).expect("json");
+    assert_eq!(spec["seed"], 42);
+    assert!(spec["rerun"].as_str().expect("rerun").contains("--seed 42"));
+
+    assert!(
+        processes_mentioning(out_s).is_empty(),
+        "processes left behind"
+    );
+    let ports = ports_in_logs(&run);
+    assert_eq!(ports.len(), 6, "3 nodes x 2 roles listened");
+    for port in ports {
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("port is free again");
+    }
+}
+
+fn spawn_run(out: &str, time_limit: &str, extra: &[&str]) -> std::process::Child {
+    let mut cmd = harness(&[
+        "run",
+        "--time-limit",
+        time_limit,
+        "--out",
+        out,
+        "--seed",
+        "7",
+    ]);
+    cmd.arg("--pipeline-bin")
+        .arg(pipeline_bin())
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().expect("spawns")
+}
+
+fn history_has(out: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(out.join("latest/history.jsonl"))
+        .map(|h| h.contains(needle))
+        .unwrap_or(false)
+}
+
+/// Proves Ctrl-C during a pause heals it, stops every process, records the heal, and exits 130.
+#[test]
+fn ctrl_c_heals_and_stops_everything() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let out_s = out.path().to_str().expect("utf8");
+    let mut child = spawn_run(out_s, "60s", &["--fault-at", "1s", "--fault-for", "60s"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || history_has(
+            out.path(),
+            "\"type\":\"info\",\"f\":\"start\""
+        )),
+        "the pause never started"
+    );
+    let stopped: Vec<_> = processes_mentioning(out_s)
+        .into_iter()
+        .filter(|(_, s)| *s == 'T')
+        .collect();
+    assert_eq!(stopped.len(), 1, "exactly the paused process is stopped");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("sigint");
+    let status = child.wait().expect("waits");
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        processes_mentioning(out_s).is_empty(),
+        "processes left behind after Ctrl-C"
+    );
+    assert!(history_has(out.path(), "\"f\":\"heal\""), "heal recorded");
+    let ledger = nemesis::ledger::HealLedger::in_run_dir(&latest(out.path()));
+    assert!(ledger.pending().expect("ledger").is_empty());
+}
+
+/// Proves that after SIGKILL of the harness during a pause no process of the run survives (the
+/// unpaused roles see their parent gone; the paused one is in an orphaned process group, which
+/// the kernel sends SIGHUP and SIGCONT), and that `harness heal` then settles the ledger.
+#[test]
+fn sigkill_then_heal_leaves_nothing() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let out_s = out.path().to_str().expect("utf8");
+    let mut child = spawn_run(out_s, "60s", &["--fault-at", "1s", "--fault-for", "60s"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || history_has(
+            out.path(),
+            "\"type\":\"info\",\"f\":\"start\""
+        )),
+        "the pause never started"
+    );
+    assert_eq!(
+        processes_mentioning(out_s)
+            .iter()
+            .filter(|(_, s)| *s == 'T')
+            .count(),
+        1,
+        "the pause stands before the kill"
+    );
+    child.kill().expect("sigkill");
+    child.wait().expect("reaped");
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_mentioning(out_s)
+            .is_empty()),
+        "left behind after SIGKILL: {:?}",
+        processes_mentioning(out_s)
+    );
+    let run = latest(out.path());
+    let ledger = nemesis::ledger::HealLedger::in_run_dir(&run);
+    assert_eq!(
+        ledger.pending().expect("ledger").len(),
+        1,
+        "the ledger still lists the pause"
+    );
+    let o = harness(&["heal", run.to_str().expect("utf8")])
+        .output()
+        .expect("heal runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("healed 1"),
+        "{}",
+        text(&o)
+    );
+    assert!(ledger.pending().expect("ledger").is_empty());
+    let o = harness(&["heal", run.to_str().expect("utf8")])
+        .output()
+        .expect("heal runs");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("healed 0"),
+        "healing twice is a no-op"
+    );
+}
+
+/// Proves bad arguments give one clear line and exit 254, and change nothing.
+#[test]
+fn bad_arguments_exit_254() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let out_s = out.path().to_str().expect("utf8");
+    for args in [
+        vec!["run", "--rate", "-3", "--out", out_s],
+        vec!["run", "--time-limit", "ten", "--out", out_s],
+        vec!["run", "--nodes", "0", "--out", out_s],
+        vec!["run", "--scenario", "../x", "--out", out_s],
+        vec!["run", "--no-such-flag"],
+        vec!["frobnicate"],
+        vec!["analyze", "/nonexistent/run"],
+    ] {
+        let o = harness(&args).output().expect("runs");
+        assert_eq!(o.status.code(), Some(254), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(out.path()).expect("dir").count(),
+        0,
+        "nothing written"
+    );
+}
+
+/// Proves `harness analyze` flags a hand-made double charge (exit 1) and reports a truncated
+/// history as a clear error naming the file (exit 2), never a panic.
+#[test]
+fn analyze_hand_made_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("spec.json"), r#"{"scenario":"hand-made","seed":1}"#).expect("w");
+    std::fs::write(
+        d.join("history.jsonl"),
+        concat!(
+            r#"{"schema_version":1,"run_id":"hand/1","started_unix_ms":0}"#, "\n",
+            r#"{"index":0,"time_ns":10,"process":0,"type":"invoke","f":"place-order","value":{"key":"k1"}}"#, "\n",
+            r#"{"index":1,"time_ns":20,"process":0,"type":"ok","f":"place-order","value":{"key":"k1","order_id":"o-1"}}"#, "\n",
+        ),
+    )
+    .expect("w");
+    std::fs::write(
+        d.join("final-state.json"),
+        r#"{"services":["order","payment"],
+            "orders":[{"order_id":"o-1","idempotency_key":"k1","status":"completed","amount":100}],
+            "payments":[{"key":"o-1:charge","kind":"charge","order_id":"o-1","amount":100},
+                        {"key":"o-1:charge","kind":"charge","order_id":"o-1","amount":100}]}"#,
+    )
+    .expect("w");
+    let o = harness(&["analyze", d.to_str().expect("utf8")])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("double-charge"),
+        "{}",
+        text(&o)
+    );
+    let results = std::fs::read_to_string(d.join("results.json")).expect("results");
+    assert!(results.contains("\"invalid\""));
+
+    let history = std::fs::read_to_string(d.join("history.jsonl")).expect("r");
+    std::fs::write(d.join("history.jsonl"), &history[..history.len() - 15]).expect("w");
+    let o = harness(&["analyze", d.to_str().expect("utf8")])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("history.jsonl") && err.contains("truncated"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

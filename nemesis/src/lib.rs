@@ -1,0 +1,26 @@
+//! # nemesis
+//!
+//! Faults with a start and a heal. A fault is data ([`ActiveFault`]): a concrete target resolved
+//! at start time, so that it can be written to a heal ledger *before* it starts and healed later
+//! by a process that never saw it start (`harness heal` after a crash).
+//!
+//! The nemesis talks to the cluster only through the [`Control`] trait (the harness implements
+//! it for local processes and SSH nodes) and records every start and heal through [`Recorder`]
+//! as history operations of the `nemesis` process.
+//!
+//! ```no_run
+//! # async fn demo(ctl: &dyn nemesis::Control, rec: &dyn nemesis::Recorder, ledger: &nemesis::ledger::HealLedger) -> anyhow::Result<()> {
+//! use nemesis::{FaultPlan, Nemesis};
+//! let mut nem = Nemesis::new(ledger.clone());
+//! let id = nem.start(ctl, rec, &FaultPlan::Pause { role: "payment".into(), node: Some("n1".into()) }, &mut rand::thread_rng()).await?;
+//! nem.heal(ctl, rec, &id).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod control;
+pub mod fault;
+pub mod ledger;
+pub mod schedule;
+
+pub use control::{Control, Recorder, Signal};
+pub use fault::{ActiveFault, FaultPlan, Nemesis};

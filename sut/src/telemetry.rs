@@ -1,0 +1,30 @@
+//! Logging (JSON lines on stderr) and the Prometheus recorder.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets in seconds for every `_seconds` histogram.
+const LATENCY_BUCKETS_S: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the global metrics recorder. Histograms ending in `_seconds` get real buckets, so
+/// they render as Prometheus histograms rather than summaries.
+pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_S)?
+        .install_recorder()?;
+    Ok(handle)
+}
+
+/// JSON log lines on stderr; `RUST_LOG` filters (default `info`).
+pub fn init_logging(role: &str, node: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    tracing::info!(role, node, pid = std::process::id(), "starting");
+}
