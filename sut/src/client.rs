@@ -115,7 +115,9 @@ impl Downstream {
                     let status = resp.status().as_u16();
                     let no_retry = resp.headers().contains_key(DO_NOT_RETRY);
                     let body = resp.json().await.unwrap_or(serde_json::Value::Null);
-                    if status < 500 {
+                    // 409 means the first request under this key is still in flight: its
+                    // outcome is not known yet, so it settles nothing.
+                    if status < 500 && status != 409 {
                         return Outcome::Done { status, body };
                     }
                     last_error = format!("{url}: HTTP {status}: {body}");
