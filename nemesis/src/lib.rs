@@ -11,8 +11,11 @@
 //! ```no_run
 //! # async fn demo(ctl: &dyn nemesis::Control, rec: &dyn nemesis::Recorder, ledger: &nemesis::ledger::HealLedger) -> anyhow::Result<()> {
 //! use nemesis::{FaultPlan, Nemesis};
+//! use rand::SeedableRng;
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
 //! let mut nem = Nemesis::new(ledger.clone());
-//! let id = nem.start(ctl, rec, &FaultPlan::Pause { role: "payment".into(), node: Some("n1".into()) }, &mut rand::thread_rng()).await?;
+//! let plan = FaultPlan::Pause { role: "payment".into(), node: Some("n1".into()) };
+//! let id = nem.start(ctl, rec, &plan, &mut rng).await?;
 //! nem.heal(ctl, rec, &id).await?;
 //! # Ok(()) }
 //! ```

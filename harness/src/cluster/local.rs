@@ -18,7 +18,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use super::{Cluster, ROLES};
+use super::pipeline::{self, ROLES};
+use super::Cluster;
 
 /// How long roles get to answer `/health` after start.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,33 +68,29 @@ fn role_args(
     role: &str,
     ports: &BTreeMap<(String, String), u16>,
 ) -> Vec<String> {
-    let port = ports[&(node.to_owned(), role.to_owned())];
+    let peers: BTreeMap<(String, String), String> = ports
+        .iter()
+        .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
+        .collect();
+    let listen = peers[&(node.to_owned(), role.to_owned())].clone();
     let data = opts
         .run_dir
         .join("nodes")
         .join(node)
         .join("data")
         .join(role);
-    let mut args = vec![
-        role.to_owned(),
-        "--node".into(),
-        node.to_owned(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--data-dir".into(),
-        data.display().to_string(),
-        "--watch-parent".into(),
-        std::process::id().to_string(),
-    ];
-    if role == "order" {
-        let pay = ports[&(node.to_owned(), "payment".to_owned())];
-        args.push("--payment".into());
-        args.push(format!("http://127.0.0.1:{pay}"));
+    let mut extra = vec!["--watch-parent".to_owned(), std::process::id().to_string()];
+    if let Some(flags) = opts.role_flags.get(role) {
+        extra.extend(flags.iter().cloned());
     }
-    if let Some(extra) = opts.role_flags.get(role) {
-        args.extend(extra.iter().cloned());
-    }
-    args
+    pipeline::role_args(
+        node,
+        role,
+        &listen,
+        &peers,
+        &data.display().to_string(),
+        &extra,
+    )
 }
 
 fn spawn(bin: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {

@@ -1,11 +1,9 @@
 //! Clusters: where the pipeline's role processes run and how the harness reaches them.
 
 pub mod local;
+pub mod pipeline;
 
 use async_trait::async_trait;
-
-/// The pipeline roles the harness deploys, in start order.
-pub const ROLES: &[&str] = &["payment", "order"];
 
 /// A running cluster. The nemesis drives it through [`nemesis::Control`].
 #[async_trait]
