@@ -27,3 +27,5 @@ pub mod schedule;
 
 pub use control::{Control, Recorder, Signal};
 pub use fault::{ActiveFault, FaultPlan, Nemesis};
+pub mod faultproxy;
+pub mod toxiproxy;
