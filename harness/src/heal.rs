@@ -46,5 +46,5 @@ pub async fn heal(run_dir: &Path) -> anyhow::Result<usize> {
         anyhow::bail!("run directory '{}' does not exist", run_dir.display());
     }
     let ledger = HealLedger::in_run_dir(run_dir);
-    nemesis::fault::heal_ledger(&ledger, &LocalPids).await
+    nemesis::heal_ledger(&ledger, &LocalPids).await
 }
