@@ -8,7 +8,11 @@ mod support;
 #[cfg(feature = "toxiproxy-compat")]
 #[path = "nemesis/compat.rs"]
 mod compat;
+#[path = "nemesis/ctl.rs"]
+mod ctl;
 #[path = "nemesis/faultproxy_api.rs"]
 mod faultproxy_api;
+#[path = "nemesis/faults.rs"]
+mod faults;
 #[path = "nemesis/toxics.rs"]
 mod toxics;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -42,25 +43,63 @@ pub fn applies(t: &Toxic) -> bool {
     )
 }
 
+/// Listen backlog of a front.
+const BACKLOG: i32 = 1024;
+
+/// A bound, non-listening socket that keeps a disabled proxy's port: connections to it are
+/// refused (RST), as with Toxiproxy's closed listener, but no other process's automatic port
+/// choice can take the port while the proxy is disabled.
+pub struct Parked(Socket);
+
+fn bound(addr: SocketAddr) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    Ok(s)
+}
+
+impl Parked {
+    /// Parks `addr`.
+    pub fn at(addr: SocketAddr) -> std::io::Result<Parked> {
+        bound(addr).map(Parked)
+    }
+}
+
 impl Front {
-    /// Binds `listen` and starts accepting, piping each client to `engine`.
+    /// Listens on `listen` (on the parked socket if given) and starts accepting, piping each
+    /// client to `engine`.
     pub async fn start(
         listen: SocketAddr,
+        parked: Option<Parked>,
         engine: SocketAddr,
         resets: Resets,
         rng: Arc<Mutex<ChaCha8Rng>>,
     ) -> std::io::Result<Front> {
-        let listener = TcpListener::bind(listen).await?;
+        let socket = match parked {
+            Some(Parked(s)) => s,
+            None => bound(listen)?,
+        };
+        socket.listen(BACKLOG)?;
+        socket.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std::net::TcpListener::from(socket))?;
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, engine, resets, rng, stop_rx));
         Ok(Front { addr, stop, task })
     }
 
-    /// Closes the listener and every connection, and waits until they are closed.
-    pub async fn stop(self) {
+    /// Closes the listener and every connection, waits until they are closed, and parks the
+    /// port.
+    pub async fn stop(self) -> Option<Parked> {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        match Parked::at(self.addr) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(addr = %self.addr, error = %e, "could not park the port");
+                None
+            }
+        }
     }
 }
 
@@ -85,9 +124,10 @@ async fn accept_loop(
         }
         conns.spawn(serve(client, engine, resets.clone(), rng.clone()));
     }
-    drop(listener);
-    // Aborting drops every connection's sockets: clients see the close at once.
+    // Aborting drops every connection's sockets: clients see the close at once. The listener
+    // closes last, right before the caller parks its port.
     conns.shutdown().await;
+    drop(listener);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 
 use super::engine::Engine;
-use super::front::Front;
+use super::front::{Front, Parked};
 use crate::toxiproxy::api::{NewProxy, Proxy, ProxyUpdate, Toxic, ToxicUpdate};
 
 /// Proxies one server holds.
@@ -73,6 +73,7 @@ struct Entry {
     toxics: Vec<Toxic>,
     resets: watch::Sender<Vec<Toxic>>,
     running: Option<Running>,
+    parked: Option<Parked>,
 }
 
 impl Entry {
@@ -184,17 +185,25 @@ impl Registry {
                     format!("proxy '{name}': starting the engine: {err}"),
                 )
             })?;
-        let front =
-            match Front::start(listen, engine.addr, e.resets.subscribe(), self.rng.clone()).await {
-                Ok(f) => f,
-                Err(err) => {
-                    engine.stop().await;
-                    return Err(Failure::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("proxy '{name}': listen {listen}: {err}"),
-                    ));
-                }
-            };
+        let parked = e.parked.take();
+        let front = match Front::start(
+            listen,
+            parked,
+            engine.addr,
+            e.resets.subscribe(),
+            self.rng.clone(),
+        )
+        .await
+        {
+            Ok(f) => f,
+            Err(err) => {
+                engine.stop().await;
+                return Err(Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("proxy '{name}': listen {listen}: {err}"),
+                ));
+            }
+        };
         e.listen = front.addr.to_string();
         e.running = Some(Running { engine, front });
         Ok(())
@@ -202,7 +211,7 @@ impl Registry {
 
     async fn stop(e: &mut Entry) {
         if let Some(r) = e.running.take() {
-            r.front.stop().await;
+            e.parked = r.front.stop().await;
             r.engine.stop().await;
         }
     }
@@ -244,6 +253,7 @@ impl Registry {
             toxics: Vec::new(),
             resets,
             running: None,
+            parked: None,
         };
         if p.enabled.unwrap_or(true) {
             self.start(&p.name, &mut e).await?;
@@ -316,6 +326,9 @@ impl Registry {
             Registry::stop(&mut e).await;
         }
         if let Some(l) = u.listen {
+            if l != e.listen {
+                e.parked = None;
+            }
             e.listen = l;
         }
         if let Some(up) = u.upstream {
