@@ -14,5 +14,7 @@ mod ctl;
 mod faultproxy_api;
 #[path = "nemesis/faults.rs"]
 mod faults;
+#[path = "nemesis/netns.rs"]
+mod netns;
 #[path = "nemesis/toxics.rs"]
 mod toxics;
