@@ -329,6 +329,8 @@ fn bad_arguments_exit_254() {
         vec!["run", "--time-limit", "ten", "--out", out_s],
         vec!["run", "--nodes", "0", "--out", out_s],
         vec!["run", "--scenario", "../x", "--out", out_s],
+        vec!["run", "--nemesis", "pause,frobnicate", "--out", out_s],
+        vec!["run", "--nemesis-interval", "0s", "--out", out_s],
         vec!["run", "--no-such-flag"],
         vec!["frobnicate"],
         vec!["analyze", "/nonexistent/run"],

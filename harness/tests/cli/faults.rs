@@ -166,7 +166,7 @@ async fn proxy_layer_carries_and_cuts_links() {
 
     let plan = FaultPlan::Network {
         effect: NetEffect::Latency {
-            latency_ms: 300,
+            latency_ms: 500,
             jitter_ms: 0,
         },
         links: Links::Service { role: "svc".into() },
@@ -176,10 +176,10 @@ async fn proxy_layer_carries_and_cuts_links() {
         .await
         .expect("latency");
     let slow = round_trip(&peers["n2"][&key("n1")]).await.expect("flows");
-    assert!(slow >= Duration::from_millis(300), "{slow:?}");
+    assert!(slow >= Duration::from_millis(500), "{slow:?}");
     nem.heal(&ctl, &NoHistory, &id).await.expect("healed");
     let fast = round_trip(&peers["n2"][&key("n1")]).await.expect("flows");
-    assert!(fast < Duration::from_millis(300), "{fast:?}");
+    assert!(fast < Duration::from_millis(500), "{fast:?}");
 
     layer.stop().await.expect("stopped");
     assert!(
@@ -408,4 +408,122 @@ fn all_faults_in_pairs_run_to_a_verdict() {
         processes_mentioning(out_s).is_empty(),
         "processes left behind"
     );
+}
+
+/// Two network namespaces with addresses, removed on drop (also on panic).
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn ip_cmd(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Proves `harness heal` heals an iptables partition using only the run directory: it reads
+/// the nodes' namespaces from `cluster.json`, runs the heal inside each, and leaves no rule of
+/// the SAGAJ chain. Needs root (skips with a reason otherwise; fails when `CI=true`).
+#[tokio::test]
+async fn heal_reaches_netns_nodes_through_cluster_json() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if !is_root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "netns heal test needs root under CI"
+        );
+        eprintln!("skipping netns heal test: not root");
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let names = vec![format!("sjhl{id}a"), format!("sjhl{id}b")];
+    let guard = Namespaces(names.clone());
+    let ips = [
+        format!("10.214.{}.1", id % 250),
+        format!("10.214.{}.2", id % 250),
+    ];
+    let veth = [format!("sjh{id}a"), format!("sjh{id}b")];
+    assert!(ip_cmd(&["netns", "add", &names[0]]) && ip_cmd(&["netns", "add", &names[1]]));
+    assert!(ip_cmd(&[
+        "link", "add", &veth[0], "netns", &names[0], "type", "veth", "peer", "name", &veth[1],
+        "netns", &names[1]
+    ]));
+    for i in 0..2 {
+        assert!(ip_cmd(&[
+            "-n",
+            &names[i],
+            "addr",
+            "add",
+            &format!("{}/24", ips[i]),
+            "dev",
+            &veth[i]
+        ]));
+        assert!(ip_cmd(&["-n", &names[i], "link", "set", &veth[i], "up"]));
+    }
+    let run = tempfile::tempdir().expect("tempdir");
+    let nodes: Vec<serde_json::Value> = (0..2)
+        .map(
+            |i| serde_json::json!({"name": format!("n{}", i + 1), "ip": ips[i], "netns": names[i]}),
+        )
+        .collect();
+    std::fs::write(
+        run.path().join("cluster.json"),
+        serde_json::to_vec(
+            &serde_json::json!({"kind": "netns", "proxy_api": null, "nodes": nodes}),
+        )
+        .expect("json"),
+    )
+    .expect("write");
+    let fault = nemesis::ActiveFault::Partition {
+        shape: "isolate-one".into(),
+        grudge: nemesis::grudge::isolate(&["n1".into(), "n2".into()], "n1"),
+        how: nemesis::fault::Realisation::Iptables {
+            ips: [
+                ("n1".to_owned(), ips[0].clone()),
+                ("n2".to_owned(), ips[1].clone()),
+            ]
+            .into(),
+        },
+    };
+    let ledger = nemesis::ledger::HealLedger::in_run_dir(run.path());
+    ledger.started("f1", &fault).expect("ledger");
+    for (ns, peer) in [(&names[0], &ips[1]), (&names[1], &ips[0])] {
+        let script = nemesis::iptables::drop_from(std::slice::from_ref(peer)).expect("script");
+        assert!(
+            ip_cmd(&["netns", "exec", ns, "sh", "-c", &script]),
+            "partition applied in {ns}"
+        );
+    }
+    let o = harness(&["heal", run.path().to_str().expect("utf8")])
+        .output()
+        .expect("heal runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("healed 1"),
+        "{}",
+        text(&o)
+    );
+    for ns in &names {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "sh", "-c", &nemesis::iptables::list()])
+            .output()
+            .expect("list");
+        assert!(
+            out.stdout.is_empty(),
+            "SAGAJ left in {ns}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(ledger.pending().expect("ledger").is_empty());
+    drop(guard);
 }

@@ -51,10 +51,10 @@ fn round_trip(listen: &str) -> Duration {
 }
 
 /// Proves the `toxiproxy_rust` client works against `faultproxy` unchanged: it populates a proxy,
-/// adds a 300 ms latency toxic that is measured through the proxy, and removes it again.
+/// adds a 500 ms latency toxic that is measured through the proxy, and removes it again.
 #[test]
 fn toxiproxy_rust_drives_faultproxy() {
-    const LATENCY_MS: u32 = 300;
+    const LATENCY_MS: u32 = 500;
     let mut child = Command::new(env!("CARGO_BIN_EXE_faultproxy"))
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())

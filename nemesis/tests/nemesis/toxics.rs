@@ -25,7 +25,7 @@ async fn ping(http: &reqwest::Client, listen: &str) -> Result<Duration, reqwest:
 /// restores requests that take less than that.
 #[tokio::test]
 async fn latency_toxic_adds_the_delay() {
-    const LATENCY_MS: u64 = 300;
+    const LATENCY_MS: u64 = 600;
     let (server, client) = support::faultproxy().await;
     let backend = support::Backend::start().await;
     let listen = support::proxy(&client, "svc", backend.addr).await;
@@ -43,7 +43,7 @@ async fn latency_toxic_adds_the_delay() {
         Stream::Downstream,
     );
     client.add_toxic("svc", &t).await.expect("toxic added");
-    for _ in 0..3 {
+    for _ in 0..2 {
         let d = ping(&http, &listen).await.expect("ok with latency");
         assert!(
             d >= Duration::from_millis(LATENCY_MS),
