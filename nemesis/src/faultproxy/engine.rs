@@ -37,7 +37,12 @@ pub struct Engine {
 /// The noxious form of a toxic, or `None` for the ones the front handles.
 pub fn to_noxious(t: &Toxic) -> Option<NoxToxic> {
     let kind = match t.kind {
-        ToxicKind::Latency { latency, jitter } => NoxKind::Latency { latency, jitter },
+        // noxious computes latency + r - jitter in u64: a jitter above the latency would
+        // underflow (Toxiproxy's negative delays end at zero; clamping is the closest match).
+        ToxicKind::Latency { latency, jitter } => NoxKind::Latency {
+            latency,
+            jitter: jitter.min(latency),
+        },
         ToxicKind::Timeout { timeout } => NoxKind::Timeout { timeout },
         ToxicKind::SlowClose { delay } => NoxKind::SlowClose { delay },
         ToxicKind::LimitData { bytes } => NoxKind::LimitData { bytes },

@@ -84,6 +84,10 @@ pub enum ToxicKind {
     Noop,
 }
 
+/// Largest attribute value accepted (about 49 days in milliseconds); larger values would
+/// overflow the engine's arithmetic.
+pub const MAX_ATTRIBUTE: u64 = u32::MAX as u64;
+
 /// The toxic types and their attribute names, in wire order.
 const KINDS: &[(&str, &[&str])] = &[
     ("latency", &["latency", "jitter"]),
@@ -195,10 +199,29 @@ impl ToxicKind {
                     format!("attribute '{name}' must be a non-negative integer, got {v}")
                 })?,
             };
+            if v > MAX_ATTRIBUTE {
+                return Err(format!(
+                    "attribute '{name}' is {v}, above the limit {MAX_ATTRIBUTE}"
+                ));
+            }
             values.push(v);
         }
-        ToxicKind::build(type_name, &values)
-            .ok_or_else(|| format!("invalid toxic type '{type_name}'"))
+        let kind = ToxicKind::build(type_name, &values)
+            .ok_or_else(|| format!("invalid toxic type '{type_name}'"))?;
+        if let ToxicKind::Slicer {
+            average_size,
+            size_variation,
+            ..
+        } = kind
+        {
+            // noxious loops forever on empty slices and underflows on a larger variation.
+            if average_size == 0 || size_variation >= average_size {
+                return Err(format!(
+                    "slicer needs average_size >= 1 and size_variation < average_size, got {average_size} and {size_variation}"
+                ));
+            }
+        }
+        Ok(kind)
     }
 }
 

@@ -159,6 +159,9 @@ async fn toxic_routes_follow_toxiproxy() {
         r#"{"type":"latency","name":"l2","attributes":{"latency":-5}}"#,
         r#"{"type":"latency","name":"l3","attributes":{"latncy":5}}"#,
         r#"{"type":"latency","name":"l4","toxicity":1.5}"#,
+        r#"{"type":"latency","name":"l5","attributes":{"latency":99999999999}}"#,
+        r#"{"type":"slicer","name":"s1","attributes":{"average_size":0}}"#,
+        r#"{"type":"slicer","name":"s2","attributes":{"average_size":10,"size_variation":10}}"#,
         r#"[1,2]"#,
     ] {
         let (st, v) = call(&http, Method::POST, t.clone(), Some(bad)).await;
