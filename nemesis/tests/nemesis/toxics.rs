@@ -21,8 +21,8 @@ async fn ping(http: &reqwest::Client, listen: &str) -> Result<Duration, reqwest:
     Ok(t0.elapsed())
 }
 
-/// Proves a latency toxic delays each request by at least its latency, and that removing it
-/// restores requests that take less than that.
+/// Proves a latency toxic delays each request by at least its latency, that removing it
+/// restores requests that take less than that, and that a jitter above the latency is safe.
 #[tokio::test]
 async fn latency_toxic_adds_the_delay() {
     const LATENCY_MS: u64 = 600;
@@ -56,6 +56,20 @@ async fn latency_toxic_adds_the_delay() {
         after < Duration::from_millis(LATENCY_MS),
         "after heal {after:?}"
     );
+    // A jitter above the latency (legal in Toxiproxy) must not break the link.
+    let wild = Toxic::new(
+        ToxicKind::Latency {
+            latency: 5,
+            jitter: 50,
+        },
+        Stream::Downstream,
+    );
+    client.add_toxic("svc", &wild).await.expect("toxic added");
+    for _ in 0..3 {
+        ping(&http, &listen)
+            .await
+            .expect("jitter above latency still answers");
+    }
     server.shutdown().await;
 }
 
