@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nemesis::schedule::Kind;
 
 /// A Jepsen-style fault-injection harness for the order/payment saga pipeline.
 #[derive(Debug, Parser)]
@@ -33,14 +36,26 @@ pub enum ClusterKind {
     Local,
 }
 
-/// Which faults the nemesis may inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NemesisKind {
-    /// No faults.
-    None,
-    /// SIGSTOP then SIGCONT of a role's process.
-    Pause,
+/// Which faults the nemesis may inject (`--nemesis`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NemesisKinds(pub BTreeSet<Kind>);
+
+impl NemesisKinds {
+    /// The `--nemesis` spelling: `none` or a comma list.
+    pub fn spelling(&self) -> String {
+        if self.0.is_empty() {
+            return "none".into();
+        }
+        self.0
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+fn parse_nemesis(s: &str) -> Result<NemesisKinds, String> {
+    nemesis::schedule::parse_kinds(s).map(NemesisKinds)
 }
 
 /// `harness run`.
@@ -67,9 +82,24 @@ pub struct RunArgs {
     /// Scenario name: the run goes to <out>/<scenario>/<timestamp>/.
     #[arg(long, default_value = "smoke")]
     pub scenario: String,
-    /// Faults to inject.
-    #[arg(long, value_enum, default_value_t = NemesisKind::Pause)]
-    pub nemesis: NemesisKind,
+    /// Faults to inject: none, all, or a comma list of partition, pause, kill, latency,
+    /// lost-response, reset, bandwidth, storm. A lone pause without --nemesis-interval is one
+    /// seeded pause; anything else is a periodic seeded schedule.
+    #[arg(long, default_value = "pause", value_parser = parse_nemesis)]
+    pub nemesis: NemesisKinds,
+    /// One fault slot every this long (default 10s for periodic schedules).
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub nemesis_interval: Option<Duration>,
+    /// Run two faults of different kinds at once in each slot.
+    #[arg(long)]
+    pub nemesis_pairs: bool,
+    /// Put the link proxies on this Toxiproxy-compatible API (e.g. http://127.0.0.1:8474)
+    /// instead of starting faultproxy.
+    #[arg(long)]
+    pub toxiproxy: Option<String>,
+    /// The faultproxy binary (default: `faultproxy` next to this harness binary).
+    #[arg(long)]
+    pub faultproxy_bin: Option<PathBuf>,
     /// The role whose process the pause fault stops.
     #[arg(long, default_value = "payment")]
     pub pause_role: String,
@@ -119,6 +149,12 @@ impl RunArgs {
                 "--scenario '{}': use letters, digits, '-', '_' or '.', not starting with '.'",
                 self.scenario
             ));
+        }
+        if self
+            .nemesis_interval
+            .is_some_and(|d| d < Duration::from_secs(1))
+        {
+            return Err("--nemesis-interval must be at least 1s".into());
         }
         if !["payment", "order"].contains(&self.pause_role.as_str()) {
             return Err(format!(

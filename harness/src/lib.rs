@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod collect;
 pub mod duration;
+pub mod faults;
 pub mod heal;
 pub mod history;
 pub mod run;

@@ -6,15 +6,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use checker::rundir::files;
 use nemesis::ledger::HealLedger;
-use nemesis::schedule::{self, Planned};
-use nemesis::Nemesis;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use nemesis::{Control, Nemesis};
 use serde_json::json;
 use tokio::sync::{watch, Mutex};
 
-use crate::cli::{NemesisKind, RunArgs};
-use crate::cluster::local::{LocalCluster, LocalOptions};
+use crate::cli::RunArgs;
+use crate::cluster::local::{self, LocalCluster, LocalOptions};
+use crate::cluster::proxied::{self, ProxyLayer, WithProxy};
 use crate::cluster::Cluster;
 use crate::history::HistoryWriter;
 use crate::workload::{self, Tally, WorkloadOptions};
@@ -46,12 +44,15 @@ fn rerun_command(args: &RunArgs, seed: u64) -> String {
         args.rate,
         args.concurrency,
         args.scenario,
-        match args.nemesis {
-            NemesisKind::None => "none",
-            NemesisKind::Pause => "pause",
-        },
+        args.nemesis.spelling(),
         args.pause_role,
     );
+    if let Some(d) = args.nemesis_interval {
+        cmd.push_str(&format!(" --nemesis-interval {}s", d.as_secs_f64()));
+    }
+    if args.nemesis_pairs {
+        cmd.push_str(" --nemesis-pairs");
+    }
     if let Some(d) = args.fault_at {
         cmd.push_str(&format!(" --fault-at {}s", d.as_secs_f64()));
     }
@@ -85,7 +86,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         "time_limit_s": args.time_limit.as_secs_f64(),
         "rate": args.rate,
         "concurrency": args.concurrency,
-        "nemesis": args.nemesis,
+        "nemesis": args.nemesis.spelling(),
+        "nemesis_interval_s": args.nemesis_interval.map(|d| d.as_secs_f64()),
+        "nemesis_pairs": args.nemesis_pairs,
+        "toxiproxy": args.toxiproxy,
         "pause_role": args.pause_role,
         "client_timeout_s": args.client_timeout.as_secs_f64(),
         "no_idempotency": args.no_idempotency,
@@ -102,45 +106,61 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if args.no_idempotency {
         role_flags.insert("payment".to_owned(), vec!["--no-idempotency".to_owned()]);
     }
+    let mut opts = LocalOptions {
+        nodes: usize::from(args.nodes),
+        pipeline_bin: bin,
+        run_dir: dir.clone(),
+        role_flags,
+        ports: None,
+        peers: None,
+    };
+    let mut layer = if crate::faults::needs_proxies(&args) {
+        Some(start_proxies(&args, seed, &dir, &mut opts).await?)
+    } else {
+        None
+    };
+    let api = layer.as_ref().map(|l| l.api().to_owned());
+    write_cluster_json(&dir, usize::from(args.nodes), api.as_deref())?;
     eprintln!("harness: starting a local cluster of {} nodes", args.nodes);
-    let cluster: Arc<dyn Cluster> = Arc::new(
-        LocalCluster::start(&LocalOptions {
-            nodes: usize::from(args.nodes),
-            pipeline_bin: bin,
-            run_dir: dir.clone(),
-            role_flags,
-        })
-        .await?,
-    );
+    let cluster: Arc<dyn Cluster> = match LocalCluster::start(&opts).await {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            if let Some(l) = layer.as_mut() {
+                let _ = l.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    let ctl: Arc<dyn Control> = Arc::new(WithProxy::new(cluster.clone(), api));
     let ledger = HealLedger::in_run_dir(&dir);
     let nemesis = Arc::new(Mutex::new(Nemesis::new(ledger)));
 
     let outcome = tokio::select! {
-        r = drive(&args, seed, cluster.clone(), history.clone(), nemesis.clone()) => Some(r),
+        r = drive(&args, seed, cluster.clone(), ctl.clone(), history.clone(), nemesis.clone()) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
     // Whatever happened, heal and stop before anything else.
     let healed = nemesis
         .lock()
         .await
-        .heal_all(cluster.as_ref(), history.as_ref())
+        .heal_all(ctl.as_ref(), history.as_ref())
         .await;
     let code = match outcome {
         None => {
             eprintln!("harness: interrupted; healed faults and stopping the cluster");
-            cluster.stop().await?;
+            stop_all(cluster.as_ref(), &mut layer).await?;
             history.flush()?;
             return Ok(EXIT_INTERRUPTED);
         }
         Some(Err(e)) => {
-            cluster.stop().await?;
+            stop_all(cluster.as_ref(), &mut layer).await?;
             let _ = history.flush();
             return Err(e);
         }
         Some(Ok(())) => {
             healed.context("healing faults")?;
             quiesce_and_collect(&args, cluster.as_ref(), &dir).await?;
-            cluster.stop().await?;
+            stop_all(cluster.as_ref(), &mut layer).await?;
             history.flush()?;
             check(&dir)?
         }
@@ -148,15 +168,77 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+/// Stops the cluster, then the link proxies.
+async fn stop_all(cluster: &dyn Cluster, layer: &mut Option<ProxyLayer>) -> anyhow::Result<()> {
+    let stopped = cluster.stop().await;
+    if let Some(l) = layer.as_mut() {
+        l.stop().await?;
+    }
+    stopped
+}
+
+/// Starts the link proxies (faultproxy, or the `--toxiproxy` server) in front of ports chosen
+/// now, and points each node's peers at them.
+async fn start_proxies(
+    args: &RunArgs,
+    seed: u64,
+    dir: &std::path::Path,
+    opts: &mut LocalOptions,
+) -> anyhow::Result<ProxyLayer> {
+    let mut layer = match &args.toxiproxy {
+        Some(url) => ProxyLayer::external(url).await?,
+        None => {
+            let bin = proxied::faultproxy_bin(args.faultproxy_bin.as_ref())?;
+            ProxyLayer::start(&bin, &dir.join("nodes").join("faultproxy.log"), seed).await?
+        }
+    };
+    let ports = local::choose_ports(opts.nodes)?;
+    let addrs = ports
+        .iter()
+        .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
+        .collect();
+    match layer.link(&addrs).await {
+        Ok(peers) => {
+            opts.ports = Some(ports);
+            opts.peers = Some(peers);
+            Ok(layer)
+        }
+        Err(e) => {
+            let _ = layer.stop().await;
+            Err(e)
+        }
+    }
+}
+
+/// `cluster.json`: what `harness heal` needs to reach the cluster without this process
+/// (docs/contracts.md §7).
+fn write_cluster_json(
+    dir: &std::path::Path,
+    nodes: usize,
+    proxy_api: Option<&str>,
+) -> anyhow::Result<()> {
+    let nodes: Vec<_> = (1..=nodes)
+        .map(|i| json!({"name": format!("n{i}"), "ip": null, "netns": null}))
+        .collect();
+    let doc = json!({"kind": "local", "proxy_api": proxy_api, "nodes": nodes});
+    std::fs::write(
+        dir.join(crate::heal::CLUSTER_FILE),
+        serde_json::to_vec_pretty(&doc)?,
+    )?;
+    Ok(())
+}
+
 /// Workload and nemesis, concurrently, until the time limit.
 async fn drive(
     args: &RunArgs,
     seed: u64,
     cluster: Arc<dyn Cluster>,
+    ctl: Arc<dyn Control>,
     history: Arc<HistoryWriter>,
     nemesis: Arc<Mutex<Nemesis>>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (eager_tx, eager_rx) = watch::channel(false);
     let tally = Arc::new(std::sync::Mutex::new(Tally::default()));
     let opts = WorkloadOptions {
         concurrency: usize::from(args.concurrency),
@@ -165,6 +247,7 @@ async fn drive(
         seed,
         client_timeout: args.client_timeout,
         skus: 10,
+        eager: Some(eager_rx),
     };
     let started = Instant::now();
     let load = tokio::spawn(workload::run(
@@ -174,39 +257,16 @@ async fn drive(
         stop_rx,
         tally.clone(),
     ));
-    let plan: Vec<Planned> = match args.nemesis {
-        NemesisKind::None => Vec::new(),
-        NemesisKind::Pause => schedule::single_pause(seed, args.time_limit, &args.pause_role),
-    };
-    let plan: Vec<Planned> = plan
-        .into_iter()
-        .map(|mut p| {
-            p.at = args.fault_at.unwrap_or(p.at);
-            p.duration = args.fault_for.unwrap_or(p.duration);
-            p
-        })
-        .collect();
-    let nem = {
-        let (cluster, history) = (cluster.clone(), history.clone());
-        tokio::spawn(async move {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
-            for p in plan {
-                tokio::time::sleep_until((started + p.at).into()).await;
-                let id = nemesis
-                    .lock()
-                    .await
-                    .start(cluster.as_ref(), history.as_ref(), &p.plan, &mut rng)
-                    .await?;
-                tokio::time::sleep(p.duration).await;
-                nemesis
-                    .lock()
-                    .await
-                    .heal(cluster.as_ref(), history.as_ref(), &id)
-                    .await?;
-            }
-            anyhow::Ok(())
-        })
-    };
+    let planned = crate::faults::plan(args, seed);
+    let nem = tokio::spawn(crate::faults::drive(
+        planned,
+        seed,
+        started,
+        ctl,
+        history.clone(),
+        nemesis,
+        eager_tx,
+    ));
     let progress = {
         let (history, tally) = (history.clone(), tally.clone());
         tokio::spawn(async move {

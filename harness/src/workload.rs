@@ -30,7 +30,13 @@ pub struct WorkloadOptions {
     pub client_timeout: Duration,
     /// Number of distinct SKUs orders choose from.
     pub skus: usize,
+    /// True while a retry storm wants eager clients: an order with no definite answer is sent
+    /// again at once with the same key and body, up to [`EAGER_RETRIES_MAX`] times.
+    pub eager: Option<watch::Receiver<bool>>,
 }
+
+/// Immediate resends of one order in eager mode.
+pub const EAGER_RETRIES_MAX: u32 = 3;
 
 /// Counts the progress display and the summary use.
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,6 +86,7 @@ pub async fn run(
         };
         let ticker = ticker.clone();
         let mut stop = stop.clone();
+        let eager = opts.eager.clone();
         tasks.push(tokio::spawn(async move {
             let mut process = worker as u64;
             let mut seq = 0u64;
@@ -91,11 +98,18 @@ pub async fn run(
                 if Instant::now() >= deadline || *stop.borrow() {
                     break;
                 }
-                let retired = client.place(process, seq).await;
-                seq += 1;
-                if retired {
+                let mut unanswered = client.place(process, seq, None).await;
+                let mut resends = 0;
+                while let Some(order) = unanswered {
                     process += client.concurrency;
+                    let eager_now = eager.as_ref().is_some_and(|e| *e.borrow());
+                    if !eager_now || resends >= EAGER_RETRIES_MAX || *stop.borrow() {
+                        break;
+                    }
+                    resends += 1;
+                    unanswered = client.place(process, seq, Some(order)).await;
                 }
+                seq += 1;
             }
         }));
     }
@@ -117,17 +131,28 @@ struct Client {
 }
 
 impl Client {
-    /// Places one order; returns true if the outcome was info (the process must retire).
-    async fn place(&mut self, process: u64, seq: u64) -> bool {
+    /// Places one order (or sends `again`, an earlier one, with its key and body); returns
+    /// the order if the outcome was info (the process must retire).
+    async fn place(
+        &mut self,
+        process: u64,
+        seq: u64,
+        again: Option<(String, serde_json::Value)>,
+    ) -> Option<(String, serde_json::Value)> {
         let i = (process as usize) % self.urls.len();
         let node = self.nodes[i].clone();
-        let key = format!("k-p{process}-{seq}");
-        let rng = &mut self.rng;
-        let body = json!({
-            "customer": format!("c{}", rng.gen_range(0..100)),
-            "items": [{"sku": format!("sku-{}", rng.gen_range(0..self.skus)), "qty": rng.gen_range(1..=3)}],
-            "amount": rng.gen_range(100..=20_000),
-        });
+        let (key, body) = match again {
+            Some(order) => order,
+            None => {
+                let rng = &mut self.rng;
+                let body = json!({
+                    "customer": format!("c{}", rng.gen_range(0..100)),
+                    "items": [{"sku": format!("sku-{}", rng.gen_range(0..self.skus)), "qty": rng.gen_range(1..=3)}],
+                    "amount": rng.gen_range(100..=20_000),
+                });
+                (format!("k-p{process}-{seq}"), body)
+            }
+        };
         let mut value = body.clone();
         value["key"] = json!(key);
         let p = Process::Client(process);
@@ -181,7 +206,7 @@ impl Client {
         }
         self.history
             .record(p, op_type, f::PLACE_ORDER, value, Some(node), error);
-        op_type == OpType::Info
+        (op_type == OpType::Info).then_some((key, body))
     }
 }
 

@@ -1,6 +1,6 @@
 //! End-to-end tests of the `harness` binary on a local cluster: a run from start to verdict,
-//! cleanup after Ctrl-C and after SIGKILL + `harness heal`, `analyze` on hand-made runs, and
-//! bad arguments.
+//! cleanup after Ctrl-C and after SIGKILL + `harness heal`, `analyze` on hand-made runs, bad
+//! arguments, and (in `cli/faults.rs`) the link proxies and fault schedules.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -28,6 +28,25 @@ fn pipeline_bin() -> PathBuf {
     }
     bin
 }
+
+/// The `faultproxy` binary next to `harness`, built on demand like `pipeline`.
+fn faultproxy_bin() -> PathBuf {
+    let bin = harness_bin().with_file_name("faultproxy");
+    if !bin.is_file() {
+        let release = bin.to_string_lossy().contains("/release/");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "nemesis", "--bin", "faultproxy"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo build runs");
+        assert!(status.success(), "building faultproxy failed");
+    }
+    bin
+}
+
+#[path = "cli/faults.rs"]
+mod faults;
 
 fn harness(args: &[&str]) -> Command {
     let mut cmd = Command::new(harness_bin());
@@ -310,6 +329,8 @@ fn bad_arguments_exit_254() {
         vec!["run", "--time-limit", "ten", "--out", out_s],
         vec!["run", "--nodes", "0", "--out", out_s],
         vec!["run", "--scenario", "../x", "--out", out_s],
+        vec!["run", "--nemesis", "pause,frobnicate", "--out", out_s],
+        vec!["run", "--nemesis-interval", "0s", "--out", out_s],
         vec!["run", "--no-such-flag"],
         vec!["frobnicate"],
         vec!["analyze", "/nonexistent/run"],

@@ -25,7 +25,36 @@ impl Signal {
     }
 }
 
-/// The cluster as the nemesis sees it.
+/// What a command run on a node printed, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecOutput {
+    /// Exit status (`-1` if killed by a signal).
+    pub status: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// A cluster that cannot do what was asked (e.g. `exec` on a local cluster).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("this cluster does not support {0}")]
+pub struct Unsupported(pub &'static str);
+
+/// The target of an operation no longer exists (the node, namespace, process or proxy server
+/// is gone). Heals treat it as success: there is nothing left to restore.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0} is gone")]
+pub struct Gone(pub String);
+
+/// True when `e` says the target is gone.
+pub fn is_gone(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<Gone>().is_some())
+}
+
+/// The cluster as the nemesis sees it. Only `nodes`, `pid` and `signal` are required; every
+/// other capability has a default that reports [`Unsupported`] (or `None`), and the faults that
+/// need it fail to start with that message.
 #[async_trait]
 pub trait Control: Send + Sync {
     /// Node names, in order (`n1`, `n2`, ...).
@@ -35,6 +64,38 @@ pub trait Control: Send + Sync {
     /// Sends `signal` to `pid` on `node`. Sending to a process that no longer exists is not an
     /// error for [`Signal::Cont`] (there is nothing left to resume).
     async fn signal(&self, node: &str, pid: u32, signal: Signal) -> anyhow::Result<()>;
+
+    /// Runs the shell command `cmd` (`sh -c`) as root on `node`. `Err` only when it could not
+    /// be run ([`Gone`] if the node no longer exists); a non-zero exit is an `Ok` with that status.
+    async fn exec(&self, node: &str, cmd: &str) -> anyhow::Result<ExecOutput> {
+        let _ = (node, cmd);
+        Err(Unsupported("exec").into())
+    }
+
+    /// Base URL the harness machine uses to reach `role` on `node` (`http://host:port`).
+    fn role_url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+        let _ = (node, role);
+        Err(Unsupported("role URLs").into())
+    }
+
+    /// Starts `role` on `node` again after a kill; does nothing if it is running.
+    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
+        let _ = (node, role);
+        Err(Unsupported("restart").into())
+    }
+
+    /// The address other nodes reach `node` at, when partitions are iptables rules inside the
+    /// nodes (netns, VMs). `None` on clusters whose links go through a fault proxy.
+    fn node_ip(&self, node: &str) -> Option<String> {
+        let _ = node;
+        None
+    }
+
+    /// The Toxiproxy-compatible API in front of the links between nodes (`http://host:port`),
+    /// whose proxies are named by [`crate::links::proxy_name`].
+    fn proxy_api(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Where nemesis operations are recorded (the run's history).

@@ -29,6 +29,9 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 struct RoleProcess {
     port: u16,
     child: Mutex<Option<Child>>,
+    // What `restart` (the heal of a kill) needs to start it again.
+    args: Vec<String>,
+    log: PathBuf,
 }
 
 /// Options for starting a local cluster.
@@ -42,11 +45,28 @@ pub struct LocalOptions {
     pub run_dir: PathBuf,
     /// Extra flags per role (e.g. `payment` => `--no-idempotency`).
     pub role_flags: BTreeMap<String, Vec<String>>,
+    /// Ports per (node, role) chosen beforehand ([`choose_ports`]); free ones if `None`.
+    pub ports: Option<BTreeMap<(String, String), u16>>,
+    /// Each node's peers when links go through the proxy layer (`cluster::proxied`).
+    pub peers: Option<super::proxied::PeersByNode>,
+}
+
+/// Free loopback ports for every role of `nodes` nodes, keyed (node, role).
+pub fn choose_ports(nodes: usize) -> anyhow::Result<BTreeMap<(String, String), u16>> {
+    let keys: Vec<(String, String)> = (1..=nodes)
+        .flat_map(|i| {
+            ROLES
+                .iter()
+                .map(move |r| (format!("n{i}"), (*r).to_owned()))
+        })
+        .collect();
+    Ok(keys.iter().cloned().zip(free_ports(keys.len())?).collect())
 }
 
 /// Processes on loopback.
 pub struct LocalCluster {
     nodes: Vec<String>,
+    bin: PathBuf,
     roles: BTreeMap<(String, String), RoleProcess>,
 }
 
@@ -68,11 +88,15 @@ fn role_args(
     role: &str,
     ports: &BTreeMap<(String, String), u16>,
 ) -> Vec<String> {
-    let peers: BTreeMap<(String, String), String> = ports
-        .iter()
-        .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
-        .collect();
-    let listen = peers[&(node.to_owned(), role.to_owned())].clone();
+    let listen = format!("127.0.0.1:{}", ports[&(node.to_owned(), role.to_owned())]);
+    let peers: BTreeMap<(String, String), String> =
+        match opts.peers.as_ref().and_then(|p| p.get(node)) {
+            Some(via_proxies) => via_proxies.clone(),
+            None => ports
+                .iter()
+                .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
+                .collect(),
+        };
     let data = opts
         .run_dir
         .join("nodes")
@@ -129,8 +153,10 @@ impl LocalCluster {
             .iter()
             .flat_map(|n| ROLES.iter().map(move |r| (n.clone(), (*r).to_owned())))
             .collect();
-        let ports: BTreeMap<(String, String), u16> =
-            keys.iter().cloned().zip(free_ports(keys.len())?).collect();
+        let ports: BTreeMap<(String, String), u16> = match &opts.ports {
+            Some(p) => p.clone(),
+            None => keys.iter().cloned().zip(free_ports(keys.len())?).collect(),
+        };
         let mut roles = BTreeMap::new();
         for (node, role) in &keys {
             let args = role_args(opts, node, role, &ports);
@@ -145,10 +171,16 @@ impl LocalCluster {
                 RoleProcess {
                     port: ports[&(node.clone(), role.clone())],
                     child: Mutex::new(Some(child)),
+                    args,
+                    log,
                 },
             );
         }
-        let cluster = LocalCluster { nodes, roles };
+        let cluster = LocalCluster {
+            nodes,
+            bin: opts.pipeline_bin.clone(),
+            roles,
+        };
         if let Err(e) = cluster.wait_healthy(&opts.run_dir).await {
             let _ = cluster.stop().await;
             return Err(e);
@@ -224,6 +256,18 @@ impl nemesis::Control for LocalCluster {
                 signal.name()
             )),
         }
+    }
+
+    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
+        let proc_ = self.role(node, role)?;
+        let mut guard = proc_.child.lock().await;
+        if let Some(child) = guard.as_mut() {
+            if child.try_wait()?.is_none() {
+                return Ok(());
+            }
+        }
+        *guard = Some(spawn(&self.bin, &proc_.args, &proc_.log)?);
+        Ok(())
     }
 }
 

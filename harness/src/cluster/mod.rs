@@ -2,6 +2,7 @@
 
 pub mod local;
 pub mod pipeline;
+pub mod proxied;
 
 use async_trait::async_trait;
 

@@ -1,77 +1,18 @@
-//! Fault plans, active faults, and the nemesis that starts and heals them.
+//! The nemesis: starts and heals faults, writing the heal ledger before each start and
+//! recording both in the history.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
 use checker::history::{f, OpType};
-use rand::seq::SliceRandom;
-use rand::Rng;
-use serde::{Deserialize, Serialize};
+use rand::RngCore;
 use serde_json::json;
 
-use crate::control::{Control, Recorder, Signal};
+use crate::control::{Control, Recorder};
+use crate::fault::{resolve, ActiveFault, FaultPlan};
 use crate::ledger::HealLedger;
 
-/// What to do, before targets are resolved against the live cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "fault", rename_all = "kebab-case")]
-pub enum FaultPlan {
-    /// SIGSTOP a role's process, SIGCONT on heal.
-    Pause {
-        /// The role whose process is paused.
-        role: String,
-        /// The node; `None` picks one from the seeded RNG.
-        node: Option<String>,
-    },
-}
-
-/// A fault with a concrete target: what the heal ledger stores and what heal undoes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "fault", rename_all = "kebab-case")]
-pub enum ActiveFault {
-    /// A paused process.
-    Pause {
-        /// Node.
-        node: String,
-        /// Role.
-        role: String,
-        /// The process that was stopped.
-        pid: u32,
-    },
-}
-
-impl ActiveFault {
-    /// The fault kind, as in the history (`pause`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ActiveFault::Pause { .. } => "pause",
-        }
-    }
-
-    /// A short target description for the history and the report: `n1/payment`.
-    pub fn target(&self) -> String {
-        match self {
-            ActiveFault::Pause { node, role, .. } => format!("{node}/{role}"),
-        }
-    }
-
-    /// Applies the fault.
-    pub async fn apply(&self, ctl: &dyn Control) -> anyhow::Result<()> {
-        match self {
-            ActiveFault::Pause { node, pid, .. } => ctl.signal(node, *pid, Signal::Stop).await,
-        }
-    }
-
-    /// Undoes the fault. Healing twice is harmless.
-    pub async fn heal(&self, ctl: &dyn Control) -> anyhow::Result<()> {
-        match self {
-            ActiveFault::Pause { node, pid, .. } => ctl.signal(node, *pid, Signal::Cont).await,
-        }
-    }
-}
-
-/// Starts and heals faults, writing the ledger before each start and recording both in the
-/// history.
+/// Starts and heals faults.
 #[derive(Debug)]
 pub struct Nemesis {
     ledger: HealLedger,
@@ -94,43 +35,34 @@ impl Nemesis {
         self.active.iter()
     }
 
-    async fn resolve(
-        &self,
-        ctl: &dyn Control,
-        plan: &FaultPlan,
-        rng: &mut (dyn rand::RngCore + Send),
-    ) -> anyhow::Result<ActiveFault> {
-        match plan {
-            FaultPlan::Pause { role, node } => {
-                let node = match node {
-                    Some(n) => n.clone(),
-                    None => ctl
-                        .nodes()
-                        .choose(rng)
-                        .cloned()
-                        .context("the cluster has no nodes")?,
-                };
-                let pid = ctl.pid(&node, role).await?;
-                Ok(ActiveFault::Pause {
-                    node,
-                    role: role.clone(),
-                    pid,
-                })
-            }
-        }
-    }
-
     /// Resolves `plan`, writes it to the ledger, applies it, and records it. Returns its id.
-    pub async fn start<R: Rng + Send>(
+    /// A plan that cannot be resolved is recorded as a failed start and changes nothing.
+    pub async fn start<R: RngCore + Send>(
         &mut self,
         ctl: &dyn Control,
         rec: &dyn Recorder,
         plan: &FaultPlan,
         rng: &mut R,
     ) -> anyhow::Result<String> {
-        let fault = self.resolve(ctl, plan, rng).await?;
         let id = format!("f{}", self.next_id);
         self.next_id += 1;
+        let resolved = if matches!(plan, FaultPlan::Partition { .. })
+            && self.active.values().any(|a| a.kind() == "partition")
+        {
+            // One chain holds every partition rule; overlapping partitions would heal together.
+            Err(anyhow::anyhow!("a partition is already active"))
+        } else {
+            resolve(ctl, plan, &id, rng).await
+        };
+        let fault = match resolved {
+            Ok(f) => f,
+            Err(e) => {
+                let value = json!({"id": id, "fault": plan.kind(), "target": null, "detail": plan});
+                rec.nemesis(OpType::Invoke, f::FAULT_START, value.clone(), None);
+                rec.nemesis(OpType::Info, f::FAULT_START, value, Some(format!("{e:#}")));
+                return Err(e.context(format!("starting {} ({id})", plan.kind())));
+            }
+        };
         let value =
             json!({"id": id, "fault": fault.kind(), "target": fault.target(), "detail": fault});
         rec.nemesis(OpType::Invoke, f::FAULT_START, value.clone(), None);
@@ -199,17 +131,28 @@ impl Nemesis {
     }
 }
 
-/// Heals every fault a ledger lists as pending (after a crash). Returns how many were healed.
+/// Heals every fault a ledger lists as pending (after a crash), newest first. Tries them all;
+/// returns how many were healed, or the first error.
 pub async fn heal_ledger(ledger: &HealLedger, ctl: &dyn Control) -> anyhow::Result<usize> {
     let pending = ledger.pending()?;
     let mut healed = 0;
-    for (id, fault) in pending {
-        fault
-            .heal(ctl)
-            .await
-            .with_context(|| format!("healing {id} ({} {})", fault.kind(), fault.target()))?;
-        ledger.healed(&id)?;
-        healed += 1;
+    let mut first_err = None;
+    for (id, fault) in pending.into_iter().rev() {
+        match fault.heal(ctl).await {
+            Ok(()) => {
+                ledger.healed(&id)?;
+                healed += 1;
+            }
+            Err(e) => {
+                let e = e.context(format!(
+                    "healing {id} ({} {})",
+                    fault.kind(),
+                    fault.target()
+                ));
+                tracing::error!(error = format!("{e:#}"), "heal failed");
+                first_err.get_or_insert(e);
+            }
+        }
     }
-    Ok(healed)
+    first_err.map_or(Ok(healed), Err)
 }

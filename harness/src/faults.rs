@@ -1,0 +1,130 @@
+//! The run's nemesis: builds the seeded schedule from `--nemesis` and drives it (starts and heals
+//! at their times, two at once in pairs mode), telling the workload when a retry storm wants
+//! eager clients.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nemesis::schedule::{self, Kind, Planned};
+use nemesis::{Control, Nemesis, Recorder};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{watch, Mutex};
+
+use crate::cli::RunArgs;
+use crate::cluster::pipeline::ROLES;
+
+/// Slot length of periodic schedules when `--nemesis-interval` is not given.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// The role whose leader "leader" targets mean.
+pub const LEADER_ROLE: &str = "order";
+
+/// Whether the run needs link proxies (network faults, local partitions, or `--toxiproxy`).
+pub fn needs_proxies(args: &RunArgs) -> bool {
+    args.toxiproxy.is_some()
+        || args
+            .nemesis
+            .0
+            .iter()
+            .any(|k| k.needs_proxy() || *k == Kind::Partition)
+}
+
+/// The run's schedule: one seeded pause for a lone `pause` without an interval (the walking
+/// skeleton's behaviour), a periodic schedule otherwise; `--fault-at` moves the first slot
+/// (and the rest with it), `--fault-for` sets every duration.
+pub fn plan(args: &RunArgs, seed: u64) -> Vec<Planned> {
+    let kinds = &args.nemesis.0;
+    let mut planned = if kinds.is_empty() {
+        Vec::new()
+    } else if kinds.len() == 1 && kinds.contains(&Kind::Pause) && args.nemesis_interval.is_none() {
+        schedule::single_pause(seed, args.time_limit, &args.pause_role)
+    } else {
+        let roles: Vec<String> = ROLES.iter().map(|r| (*r).to_owned()).collect();
+        let services = roles
+            .iter()
+            .filter(|r| *r != LEADER_ROLE)
+            .cloned()
+            .collect();
+        schedule::periodic(
+            seed,
+            &schedule::Options {
+                kinds: kinds.clone(),
+                interval: args.nemesis_interval.unwrap_or(DEFAULT_INTERVAL),
+                time_limit: args.time_limit,
+                pairs: args.nemesis_pairs,
+                roles,
+                services,
+                leader_role: LEADER_ROLE.to_owned(),
+                nodes: usize::from(args.nodes),
+            },
+        )
+    };
+    if let (Some(at), Some(first)) = (args.fault_at, planned.first().map(|p| p.at)) {
+        for p in &mut planned {
+            p.at = p.at - first + at;
+        }
+    }
+    if let Some(d) = args.fault_for {
+        for p in &mut planned {
+            p.duration = d;
+        }
+    }
+    planned
+}
+
+/// Starts and heals the planned faults at their offsets from `started`. A fault that cannot
+/// start is recorded (by the nemesis) and skipped; a heal that fails ends the run with that
+/// error (the caller heals what stands). `eager` is true while a retry storm stands.
+pub async fn drive(
+    planned: Vec<Planned>,
+    seed: u64,
+    started: Instant,
+    ctl: Arc<dyn Control>,
+    rec: Arc<dyn Recorder>,
+    nemesis: Arc<Mutex<Nemesis>>,
+    eager: watch::Sender<bool>,
+) -> anyhow::Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
+    // (time, heal before start at the same time, index)
+    let mut events: Vec<(Duration, bool, usize)> = Vec::with_capacity(planned.len() * 2);
+    for (i, p) in planned.iter().enumerate() {
+        events.push((p.at, true, i));
+        events.push((p.at + p.duration, false, i));
+    }
+    events.sort_by_key(|(t, is_start, i)| (*t, *is_start, *i));
+    let mut ids: BTreeMap<usize, String> = BTreeMap::new();
+    let mut storms = 0usize;
+    for (t, is_start, i) in events {
+        tokio::time::sleep_until((started + t).into()).await;
+        let plan = &planned[i].plan;
+        if is_start {
+            let started = nemesis
+                .lock()
+                .await
+                .start(ctl.as_ref(), rec.as_ref(), plan, &mut rng)
+                .await;
+            match started {
+                Ok(id) => {
+                    ids.insert(i, id);
+                    if plan.eager_clients() {
+                        storms += 1;
+                        let _ = eager.send(true);
+                    }
+                }
+                Err(e) => eprintln!("harness: {} not started: {e:#}", plan.kind()),
+            }
+        } else if let Some(id) = ids.remove(&i) {
+            nemesis
+                .lock()
+                .await
+                .heal(ctl.as_ref(), rec.as_ref(), &id)
+                .await?;
+            if plan.eager_clients() {
+                storms = storms.saturating_sub(1);
+                let _ = eager.send(storms > 0);
+            }
+        }
+    }
+    Ok(())
+}
