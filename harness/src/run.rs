@@ -10,17 +10,19 @@ use nemesis::schedule::{self, Planned};
 use nemesis::Nemesis;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 use tokio::sync::{watch, Mutex};
 
 use crate::cli::{NemesisKind, RunArgs};
-use crate::cluster::local::{LocalCluster, LocalOptions};
-use crate::cluster::Cluster;
+use crate::cluster::{open, Cluster};
 use crate::history::HistoryWriter;
+use crate::metrics::Scraper;
+use crate::progress::{Counts, Progress};
 use crate::workload::{self, Tally, WorkloadOptions};
 
 /// Exit code when the run was interrupted by Ctrl-C (after healing and stopping everything).
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// Longest time clients keep polling acknowledged orders after the time limit.
+const READ_DRAIN: Duration = Duration::from_secs(10);
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -38,59 +40,32 @@ fn pipeline_bin(args: &RunArgs) -> anyhow::Result<std::path::PathBuf> {
     Ok(exe.with_file_name("pipeline"))
 }
 
-fn rerun_command(args: &RunArgs, seed: u64) -> String {
-    let mut cmd = format!(
-        "harness run --cluster local --nodes {} --time-limit {}s --rate {} --concurrency {} --seed {seed} --scenario {} --nemesis {} --pause-role {}",
-        args.nodes,
-        args.time_limit.as_secs_f64(),
-        args.rate,
-        args.concurrency,
-        args.scenario,
-        match args.nemesis {
-            NemesisKind::None => "none",
-            NemesisKind::Pause => "pause",
-        },
-        args.pause_role,
-    );
-    if let Some(d) = args.fault_at {
-        cmd.push_str(&format!(" --fault-at {}s", d.as_secs_f64()));
-    }
-    if let Some(d) = args.fault_for {
-        cmd.push_str(&format!(" --fault-for {}s", d.as_secs_f64()));
-    }
-    if args.no_idempotency {
-        cmd.push_str(" --no-idempotency");
-    }
-    cmd
-}
-
 /// Runs one test end to end and returns the process exit code (0 valid, 1 invalid, 2 unknown,
 /// 130 interrupted). Errors are crashes (exit 255) after best-effort cleanup.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let bin = pipeline_bin(&args)?;
+    let mut prepared = open::prepare(&args).await?;
+    let result = run_prepared(&args, seed, bin, &prepared).await;
+    let finished = open::finish(&mut prepared).await;
+    let code = result?;
+    finished.context("taking down the netns cluster")?;
+    Ok(code)
+}
+
+async fn run_prepared(
+    args: &RunArgs,
+    seed: u64,
+    bin: std::path::PathBuf,
+    prepared: &open::Prepared,
+) -> anyhow::Result<i32> {
     let dir = crate::rundir::create(&args.out, &args.scenario)?;
-    let run_id = format!(
-        "{}/{}",
-        args.scenario,
-        dir.file_name().and_then(|n| n.to_str()).unwrap_or("run")
-    );
-    eprintln!("harness: run {run_id} seed {seed}");
-    eprintln!("harness: writing {}", dir.display());
-    let spec = json!({
-        "scenario": args.scenario,
-        "seed": seed,
-        "cluster": args.cluster,
-        "nodes": args.nodes,
-        "time_limit_s": args.time_limit.as_secs_f64(),
-        "rate": args.rate,
-        "concurrency": args.concurrency,
-        "nemesis": args.nemesis,
-        "pause_role": args.pause_role,
-        "client_timeout_s": args.client_timeout.as_secs_f64(),
-        "no_idempotency": args.no_idempotency,
-        "rerun": rerun_command(&args, seed),
-    });
+    let stamp = dir.file_name().and_then(|n| n.to_str()).unwrap_or("run");
+    let run_id = format!("{}/{stamp}", args.scenario);
+    let progress = Arc::new(Progress::new());
+    progress.line(&format!("run {run_id} seed {seed}"));
+    progress.line(&format!("writing {}", dir.display()));
+    let spec = crate::spec::spec(args, seed, prepared, &bin);
     std::fs::write(dir.join(files::SPEC), serde_json::to_vec_pretty(&spec)?)?;
     let history = Arc::new(HistoryWriter::create(
         &dir.join(files::HISTORY),
@@ -102,21 +77,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if args.no_idempotency {
         role_flags.insert("payment".to_owned(), vec!["--no-idempotency".to_owned()]);
     }
-    eprintln!("harness: starting a local cluster of {} nodes", args.nodes);
-    let cluster: Arc<dyn Cluster> = Arc::new(
-        LocalCluster::start(&LocalOptions {
-            nodes: usize::from(args.nodes),
-            pipeline_bin: bin,
-            run_dir: dir.clone(),
-            role_flags,
-        })
-        .await?,
+    progress.phase(
+        "deploy",
+        &format!(
+            "starting a {} cluster of {} nodes",
+            args.cluster.name(),
+            prepared.node_names.len()
+        ),
     );
+    let start = open::StartOptions {
+        pipeline_bin: bin,
+        run_dir: dir.clone(),
+        run_name: format!("{}-{stamp}", args.scenario),
+        role_flags,
+    };
+    let cluster: Arc<dyn Cluster> = open::start(prepared, &start).await?;
+    let scraper = match Scraper::start(cluster.clone(), history.clone(), &dir.join(files::METRICS))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            cluster.stop().await?;
+            return Err(e);
+        }
+    };
     let ledger = HealLedger::in_run_dir(&dir);
     let nemesis = Arc::new(Mutex::new(Nemesis::new(ledger)));
 
     let outcome = tokio::select! {
-        r = drive(&args, seed, cluster.clone(), history.clone(), nemesis.clone()) => Some(r),
+        r = drive(args, seed, cluster.clone(), history.clone(), nemesis.clone(), progress.clone()) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
     // Whatever happened, heal and stop before anything else.
@@ -127,25 +115,48 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         .await;
     let code = match outcome {
         None => {
-            eprintln!("harness: interrupted; healed faults and stopping the cluster");
-            cluster.stop().await?;
+            progress.line("interrupted; healed faults and stopping the cluster");
+            stop_all(scraper, cluster.as_ref()).await?;
             history.flush()?;
+            progress.finish();
             return Ok(EXIT_INTERRUPTED);
         }
         Some(Err(e)) => {
-            cluster.stop().await?;
+            stop_all(scraper, cluster.as_ref()).await?;
             let _ = history.flush();
+            progress.finish();
             return Err(e);
         }
         Some(Ok(())) => {
             healed.context("healing faults")?;
-            quiesce_and_collect(&args, cluster.as_ref(), &dir).await?;
-            cluster.stop().await?;
+            progress.phase(
+                "quiesce",
+                &format!("quiescing (up to {:?})", args.quiesce_timeout),
+            );
+            let collected = quiesce_and_collect(args, cluster.as_ref(), &dir, &progress).await;
+            progress.phase("stop", "stopping the cluster");
+            stop_all(scraper, cluster.as_ref()).await?;
+            collected?;
             history.flush()?;
+            progress.finish();
             check(&dir)?
         }
     };
     Ok(code)
+}
+
+/// Stops the metrics scraper, then the cluster.
+async fn stop_all(scraper: Scraper, cluster: &dyn Cluster) -> anyhow::Result<()> {
+    match scraper.stop().await {
+        Ok(t) => tracing::info!(
+            rounds = t.rounds,
+            rows = t.rows,
+            failures = t.failures,
+            "metrics"
+        ),
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "metrics scraper"),
+    }
+    cluster.stop().await
 }
 
 /// Workload and nemesis, concurrently, until the time limit.
@@ -155,6 +166,7 @@ async fn drive(
     cluster: Arc<dyn Cluster>,
     history: Arc<HistoryWriter>,
     nemesis: Arc<Mutex<Nemesis>>,
+    progress: Arc<Progress>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let tally = Arc::new(std::sync::Mutex::new(Tally::default()));
@@ -165,7 +177,15 @@ async fn drive(
         seed,
         client_timeout: args.client_timeout,
         skus: 10,
+        read_drain: READ_DRAIN.min(args.quiesce_timeout),
     };
+    progress.phase(
+        "workload",
+        &format!(
+            "workload for {:?} at {} orders/s",
+            args.time_limit, args.rate
+        ),
+    );
     let started = Instant::now();
     let load = tokio::spawn(workload::run(
         cluster.clone(),
@@ -207,8 +227,8 @@ async fn drive(
             anyhow::Ok(())
         })
     };
-    let progress = {
-        let (history, tally) = (history.clone(), tally.clone());
+    let ticker = {
+        let (history, tally, progress) = (history.clone(), tally.clone(), progress.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -217,24 +237,30 @@ async fn drive(
                     tracing::error!(error = format!("{e:#}"), "history flush failed");
                 }
                 let t = tally.lock().map(|t| *t).unwrap_or_default();
-                tracing::debug!(ok = t.ok, fail = t.fail, info = t.info, "progress");
+                progress.update(Counts {
+                    ops: t.ops(),
+                    errors: t.errors(),
+                });
             }
         })
     };
     let load_result = load.await.context("workload task")?;
     let _ = stop_tx.send(true);
     let nem_result = nem.await.context("nemesis task")?;
-    progress.abort();
+    ticker.abort();
     load_result?;
     nem_result?;
     let t = tally.lock().map(|t| *t).unwrap_or_default();
-    eprintln!(
-        "harness: workload done in {:.1}s: {} ok, {} fail, {} info",
+    progress.line(&format!(
+        "workload done in {:.1}s: orders {} ok, {} fail, {} info; reads {} ok, {} fail; {} orders not seen terminal",
         started.elapsed().as_secs_f64(),
         t.ok,
         t.fail,
-        t.info
-    );
+        t.info,
+        t.reads_ok,
+        t.reads_fail,
+        t.reads_abandoned,
+    ));
     Ok(())
 }
 
@@ -242,11 +268,11 @@ async fn quiesce_and_collect(
     args: &RunArgs,
     cluster: &dyn Cluster,
     dir: &std::path::Path,
+    progress: &Progress,
 ) -> anyhow::Result<()> {
-    eprintln!("harness: quiescing (up to {:?})", args.quiesce_timeout);
     let open = crate::collect::quiesce(cluster, args.quiesce_timeout).await;
     if open > 0 {
-        eprintln!("harness: {open} orders or reads still open after quiesce");
+        progress.line(&format!("{open} orders or reads still open after quiesce"));
     }
     let state = crate::collect::final_state(cluster).await;
     std::fs::write(

@@ -1,6 +1,14 @@
 //! End-to-end tests of the `harness` binary on a local cluster: a run from start to verdict,
 //! cleanup after Ctrl-C and after SIGKILL + `harness heal`, `analyze` on hand-made runs, and
-//! bad arguments.
+//! bad arguments. Submodules: `remote` (local and SSH remotes against a real sshd, SSH cluster
+//! input errors) and `netns` (the namespace cluster, root only).
+
+#[path = "cli/netns.rs"]
+mod netns;
+#[path = "cli/remote.rs"]
+mod remote;
+#[path = "cli/sshd.rs"]
+mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
