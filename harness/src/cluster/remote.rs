@@ -284,6 +284,24 @@ impl RemoteCluster {
     }
 }
 
+/// Sends `signal` to `pid` on the remote with `kill -s`. Resuming a process that is gone is not
+/// an error (there is nothing left to resume).
+pub async fn remote_signal(remote: &dyn Remote, pid: u32, signal: Signal) -> anyhow::Result<()> {
+    let out = remote
+        .exec(&format!("kill -s {} {pid}", signal.name()), SIGNAL_TIMEOUT)
+        .await?;
+    let gone = out.stderr_text().to_lowercase().contains("no such process");
+    if out.success() || (gone && signal == Signal::Cont) {
+        return Ok(());
+    }
+    bail!(
+        "{}: kill -s {} {pid}: {}",
+        remote.node(),
+        signal.name(),
+        out.stderr_last_line()
+    )
+}
+
 #[async_trait]
 impl nemesis::Control for RemoteCluster {
     fn nodes(&self) -> Vec<String> {
@@ -299,19 +317,7 @@ impl nemesis::Control for RemoteCluster {
 
     async fn signal(&self, node: &str, pid: u32, signal: Signal) -> anyhow::Result<()> {
         let (n, _) = self.node(node)?;
-        let out = n
-            .remote
-            .exec(&format!("kill -s {} {pid}", signal.name()), SIGNAL_TIMEOUT)
-            .await?;
-        let gone = out.stderr_text().to_lowercase().contains("no such process");
-        if out.success() || (gone && signal == Signal::Cont) {
-            return Ok(());
-        }
-        bail!(
-            "{node}: kill -s {} {pid}: {}",
-            signal.name(),
-            out.stderr_last_line()
-        )
+        remote_signal(n.remote.as_ref(), pid, signal).await
     }
 }
 

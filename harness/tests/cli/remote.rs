@@ -299,3 +299,67 @@ fn ssh_cluster_input_errors() {
     }
     assert!(!out.exists(), "nothing written");
 }
+
+/// Proves `harness heal` on a run made on an SSH cluster resumes the paused process over SSH
+/// (using the nodes file that the run's spec.json names) rather than signalling locally: a
+/// stopped process listed in the ledger runs again afterwards and the ledger is settled.
+#[test]
+fn heal_over_ssh_resumes_a_paused_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(sshd) = TestSshd::start("heal_over_ssh_resumes_a_paused_process", dir.path()) else {
+        return;
+    };
+    let nodes = sshd.nodes_file("nodes.toml", &sshd.known_hosts);
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).expect("run dir");
+    std::fs::write(
+        run.join("spec.json"),
+        serde_json::json!({
+            "cluster": "ssh",
+            "cluster_spec": {"kind": "ssh", "file": {"path": nodes}},
+            "insecure_ignore_host_keys": false,
+        })
+        .to_string(),
+    )
+    .expect("spec");
+    let mut victim = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep");
+    let pid = victim.id();
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().and_then(|r| r.trim().chars().next()))
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .expect("stop");
+    assert!(super::wait_until(Duration::from_secs(5), || state() == Some('T')));
+    let ledger = nemesis::ledger::HealLedger::in_run_dir(&run);
+    let fault = nemesis::ActiveFault::Pause {
+        node: "n1".into(),
+        role: "payment".into(),
+        pid,
+    };
+    ledger.started("f1", &fault).expect("ledger");
+    let o = harness(&["heal"]).arg(&run).output().expect("heal runs");
+    let resumed = super::wait_until(Duration::from_secs(5), || state() == Some('S'));
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("healed 1"),
+        "{}",
+        text(&o)
+    );
+    assert!(resumed, "the paused process was not resumed");
+    assert!(ledger.pending().expect("ledger").is_empty());
+    let auth_log = std::fs::read_to_string(sshd.dir.join("sshd.log")).unwrap_or_default();
+    assert!(
+        auth_log.contains("Accepted publickey"),
+        "heal went over ssh: {auth_log}"
+    );
+}
