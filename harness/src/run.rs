@@ -53,26 +53,51 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-async fn run_prepared(
+/// The run directory with its spec and the history file open.
+struct RunDir {
+    dir: std::path::PathBuf,
+    stamp: String,
+    history: Arc<HistoryWriter>,
+}
+
+fn open_run_dir(
     args: &RunArgs,
     seed: u64,
-    bin: std::path::PathBuf,
     prepared: &open::Prepared,
-) -> anyhow::Result<i32> {
+    bin: &std::path::Path,
+    progress: &Progress,
+) -> anyhow::Result<RunDir> {
     let dir = crate::rundir::create(&args.out, &args.scenario)?;
-    let stamp = dir.file_name().and_then(|n| n.to_str()).unwrap_or("run");
+    let stamp = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("run")
+        .to_owned();
     let run_id = format!("{}/{stamp}", args.scenario);
-    let progress = Arc::new(Progress::new());
     progress.line(&format!("run {run_id} seed {seed}"));
     progress.line(&format!("writing {}", dir.display()));
-    let spec = crate::spec::spec(args, seed, prepared, &bin);
+    let spec = crate::spec::spec(args, seed, prepared, bin);
     std::fs::write(dir.join(files::SPEC), serde_json::to_vec_pretty(&spec)?)?;
     let history = Arc::new(HistoryWriter::create(
         &dir.join(files::HISTORY),
         &run_id,
         unix_ms(),
     )?);
+    Ok(RunDir {
+        dir,
+        stamp,
+        history,
+    })
+}
 
+/// Deploys and starts the pipeline, then the metrics scraper.
+async fn deploy(
+    args: &RunArgs,
+    prepared: &open::Prepared,
+    bin: std::path::PathBuf,
+    run: &RunDir,
+    progress: &Progress,
+) -> anyhow::Result<(Arc<dyn Cluster>, Scraper)> {
     let mut role_flags = std::collections::BTreeMap::new();
     if args.no_idempotency {
         role_flags.insert("payment".to_owned(), vec!["--no-idempotency".to_owned()]);
@@ -87,19 +112,31 @@ async fn run_prepared(
     );
     let start = open::StartOptions {
         pipeline_bin: bin,
-        run_dir: dir.clone(),
-        run_name: format!("{}-{stamp}", args.scenario),
+        run_dir: run.dir.clone(),
+        run_name: format!("{}-{}", args.scenario, run.stamp),
         role_flags,
     };
     let cluster: Arc<dyn Cluster> = open::start(prepared, &start).await?;
-    let scraper = match Scraper::start(cluster.clone(), history.clone(), &dir.join(files::METRICS))
-    {
-        Ok(s) => s,
+    let metrics = run.dir.join(files::METRICS);
+    match Scraper::start(cluster.clone(), run.history.clone(), &metrics) {
+        Ok(s) => Ok((cluster, s)),
         Err(e) => {
             cluster.stop().await?;
-            return Err(e);
+            Err(e)
         }
-    };
+    }
+}
+
+async fn run_prepared(
+    args: &RunArgs,
+    seed: u64,
+    bin: std::path::PathBuf,
+    prepared: &open::Prepared,
+) -> anyhow::Result<i32> {
+    let progress = Arc::new(Progress::new());
+    let run = open_run_dir(args, seed, prepared, &bin, &progress)?;
+    let (dir, history) = (run.dir.clone(), run.history.clone());
+    let (cluster, scraper) = deploy(args, prepared, bin, &run, &progress).await?;
     let ledger = HealLedger::in_run_dir(&dir);
     let nemesis = Arc::new(Mutex::new(Nemesis::new(ledger)));
 
@@ -113,22 +150,28 @@ async fn run_prepared(
         .await
         .heal_all(cluster.as_ref(), history.as_ref())
         .await;
-    let code = match outcome {
-        None => {
+    let code = match (outcome, healed) {
+        (None, healed) => {
             progress.line("interrupted; healed faults and stopping the cluster");
             stop_all(scraper, cluster.as_ref()).await?;
             history.flush()?;
             progress.finish();
+            healed.context("healing faults")?;
             return Ok(EXIT_INTERRUPTED);
         }
-        Some(Err(e)) => {
+        (Some(Err(e)), _) => {
             stop_all(scraper, cluster.as_ref()).await?;
             let _ = history.flush();
             progress.finish();
             return Err(e);
         }
-        Some(Ok(())) => {
-            healed.context("healing faults")?;
+        (Some(Ok(())), Err(e)) => {
+            stop_all(scraper, cluster.as_ref()).await?;
+            let _ = history.flush();
+            progress.finish();
+            return Err(e.context("healing faults"));
+        }
+        (Some(Ok(())), Ok(_)) => {
             progress.phase(
                 "quiesce",
                 &format!("quiescing (up to {:?})", args.quiesce_timeout),

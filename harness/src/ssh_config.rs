@@ -26,20 +26,10 @@ fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
-/// Converts `text` to a nodes file naming `known_hosts`. `addrs` are `NAME=ADDR` overrides of
-/// each node's service address (Vagrant's SSH goes through a forwarded port on 127.0.0.1, while
-/// the services are reached on the private network). Errors are one line naming the culprit.
-pub fn to_nodes_toml(text: &str, known_hosts: &str, addrs: &[String]) -> Result<String, String> {
+/// Reads the `Host` blocks of an OpenSSH client config.
+fn parse_blocks(text: &str) -> Result<Vec<HostBlock>, String> {
     /// Most `Host` blocks read (the nodes file holds at most this many nodes).
     const MAX_HOSTS: usize = crate::nodes_file::MAX_NODES;
-    let mut overrides = BTreeMap::new();
-    for a in addrs {
-        let (name, addr) = a
-            .split_once('=')
-            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
-            .ok_or_else(|| format!("--addr '{a}': expected NAME=ADDR"))?;
-        overrides.insert(name.to_owned(), addr.to_owned());
-    }
     let mut blocks: Vec<HostBlock> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -74,6 +64,50 @@ pub fn to_nodes_toml(text: &str, known_hosts: &str, addrs: &[String]) -> Result<
     if blocks.is_empty() {
         return Err("no Host blocks found (is this `vagrant ssh-config` output?)".into());
     }
+    Ok(blocks)
+}
+
+/// One `[[node]]` table for `b`, with its service address if given.
+fn render_node(b: &HostBlock, addr: Option<&String>) -> Result<String, String> {
+    let need = |v: &Option<String>, what: &str| {
+        v.clone()
+            .ok_or_else(|| format!("Host '{}': no {what}", b.name))
+    };
+    let host = need(&b.host, "HostName")?;
+    let port: u16 = b
+        .port
+        .clone()
+        .unwrap_or_else(|| "22".into())
+        .parse()
+        .map_err(|_| format!("Host '{}': Port is not a port number", b.name))?;
+    let user = need(&b.user, "User")?;
+    let key = need(&b.key, "IdentityFile")?;
+    let mut out = format!(
+        "\n[[node]]\nname = {}\nhost = {}\nport = {port}\nuser = {}\nkey = {}\n",
+        toml_str(&b.name),
+        toml_str(&host),
+        toml_str(&user),
+        toml_str(&key)
+    );
+    if let Some(addr) = addr {
+        let _ = writeln!(out, "addr = {}", toml_str(addr));
+    }
+    Ok(out)
+}
+
+/// Converts `text` to a nodes file naming `known_hosts`. `addrs` are `NAME=ADDR` overrides of
+/// each node's service address (Vagrant's SSH goes through a forwarded port on 127.0.0.1, while
+/// the services are reached on the private network). Errors are one line naming the culprit.
+pub fn to_nodes_toml(text: &str, known_hosts: &str, addrs: &[String]) -> Result<String, String> {
+    let mut overrides = BTreeMap::new();
+    for a in addrs {
+        let (name, addr) = a
+            .split_once('=')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+            .ok_or_else(|| format!("--addr '{a}': expected NAME=ADDR"))?;
+        overrides.insert(name.to_owned(), addr.to_owned());
+    }
+    let blocks = parse_blocks(text)?;
     for name in overrides.keys() {
         if !blocks.iter().any(|b| &b.name == name) {
             return Err(format!(
@@ -85,30 +119,8 @@ pub fn to_nodes_toml(text: &str, known_hosts: &str, addrs: &[String]) -> Result<
         "# written by harness nodes-from-ssh-config\nknown_hosts = {}\n",
         toml_str(known_hosts)
     );
-    for b in blocks {
-        let need = |v: Option<String>, what: &str| {
-            v.ok_or_else(|| format!("Host '{}': no {what}", b.name))
-        };
-        let host = need(b.host.clone(), "HostName")?;
-        let port: u16 = b
-            .port
-            .clone()
-            .unwrap_or_else(|| "22".into())
-            .parse()
-            .map_err(|_| format!("Host '{}': Port is not a port number", b.name))?;
-        let user = need(b.user.clone(), "User")?;
-        let key = need(b.key.clone(), "IdentityFile")?;
-        let _ = write!(
-            out,
-            "\n[[node]]\nname = {}\nhost = {}\nport = {port}\nuser = {}\nkey = {}\n",
-            toml_str(&b.name),
-            toml_str(&host),
-            toml_str(&user),
-            toml_str(&key)
-        );
-        if let Some(addr) = overrides.get(&b.name) {
-            let _ = writeln!(out, "addr = {}", toml_str(addr));
-        }
+    for b in &blocks {
+        out.push_str(&render_node(b, overrides.get(&b.name))?);
     }
     Ok(out)
 }

@@ -167,9 +167,15 @@ pub struct StartOptions {
     pub role_flags: BTreeMap<String, Vec<String>>,
 }
 
-/// The fault proxy binary next to `pipeline`, if it was built.
+/// The fault proxy binary next to this harness (or else next to `pipeline`), if it was built.
 fn faultproxy_next_to(pipeline: &Path) -> Option<PathBuf> {
-    Some(pipeline.with_file_name("faultproxy")).filter(|p| p.is_file())
+    let next_to_harness = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("faultproxy"));
+    next_to_harness
+        .into_iter()
+        .chain(Some(pipeline.with_file_name("faultproxy")))
+        .find(|p| p.is_file())
 }
 
 /// Starts the pipeline on the prepared cluster and waits until every role is healthy.
