@@ -1,8 +1,10 @@
 //! End-to-end tests of the `harness` binary on a local cluster: a run from start to verdict,
 //! cleanup after Ctrl-C and after SIGKILL + `harness heal`, `analyze` on hand-made runs, and
-//! bad arguments. Submodules: `remote` (local and SSH remotes against a real sshd, SSH cluster
+//! bad arguments. Submodules: `deploy` (deploy over local remotes), `remote` (local and SSH remotes against a real sshd, SSH cluster
 //! input errors) and `netns` (the namespace cluster, root only).
 
+#[path = "cli/deploy.rs"]
+mod deploy;
 #[path = "cli/netns.rs"]
 mod netns;
 #[path = "cli/remote.rs"]

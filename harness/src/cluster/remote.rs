@@ -222,6 +222,12 @@ impl RemoteCluster {
         Ok(pid)
     }
 
+    /// Base URL of `role` on `node`: `http://<addr>:<port>`.
+    pub fn role_url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+        let (n, _) = self.node(node)?;
+        Ok(format!("http://{}", host_port(&n.addr, role_port(role)?)))
+    }
+
     /// Runs a shell command on `node` (for iptables faults and the like).
     pub async fn exec(
         &self,
@@ -237,7 +243,7 @@ impl RemoteCluster {
         /// Every this many polls, check that the process is still alive.
         const ALIVE_EVERY_POLLS: u32 = 10;
         let (n, dir) = self.node(node)?;
-        let url = format!("{}/health", self.url(node, role)?);
+        let url = format!("{}/health", self.role_url(node, role)?);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(500))
             .build()?;
@@ -328,8 +334,7 @@ impl Cluster for RemoteCluster {
     }
 
     fn url(&self, node: &str, role: &str) -> anyhow::Result<String> {
-        let (n, _) = self.node(node)?;
-        Ok(format!("http://{}", host_port(&n.addr, role_port(role)?)))
+        self.role_url(node, role)
     }
 
     /// Stops every role (resuming paused ones), fetches the logs into the run directory and
