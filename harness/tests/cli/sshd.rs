@@ -64,10 +64,14 @@ impl TestSshd {
             );
             return None;
         };
-        if is_root() {
-            // Debian's package makes /run/sshd only when its service starts.
-            std::fs::create_dir_all("/run/sshd").expect("privsep dir");
+        if !is_root() {
+            // Without root, sshd can log in only its own user, and with UsePAM no it refuses
+            // accounts whose password is locked (most accounts without one).
+            skip(test, "needs root to run a private sshd that accepts logins");
+            return None;
         }
+        // Debian's package makes /run/sshd only when its service starts.
+        std::fs::create_dir_all("/run/sshd").expect("privsep dir");
         let hostkey = dir.join("host_key");
         let client_key = dir.join("client_key");
         keygen(&hostkey);
