@@ -26,6 +26,10 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Heal every fault a run's heal ledger lists as still standing.
     Heal(HealArgs),
+    /// Manage the netns cluster (root): namespaces with their own sshd, reached over SSH.
+    Cluster(ClusterArgs),
+    /// Turn `vagrant ssh-config` output into a nodes file for `--cluster ssh`.
+    NodesFromSshConfig(NodesFromSshConfigArgs),
 }
 
 /// Where the cluster runs.
@@ -34,6 +38,21 @@ pub enum Command {
 pub enum ClusterKind {
     /// Child processes on 127.0.0.1 (no root needed).
     Local,
+    /// Network namespaces with their own sshd (root; see `harness cluster up`).
+    Netns,
+    /// Hosts listed in a nodes file (`--nodes-file`), e.g. Vagrant VMs.
+    Ssh,
+}
+
+impl ClusterKind {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusterKind::Local => "local",
+            ClusterKind::Netns => "netns",
+            ClusterKind::Ssh => "ssh",
+        }
+    }
 }
 
 /// Which faults the nemesis may inject (`--nemesis`).
@@ -64,9 +83,18 @@ pub struct RunArgs {
     /// Where the cluster runs.
     #[arg(long, value_enum, default_value_t = ClusterKind::Local)]
     pub cluster: ClusterKind,
-    /// Number of nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
-    pub nodes: u16,
+    /// Number of nodes (default 3 local, 5 netns; an ssh cluster takes its nodes file's).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=9))]
+    pub nodes: Option<u16>,
+    /// The nodes of an ssh cluster (TOML: name, host, port, user, key per node; known_hosts).
+    #[arg(long)]
+    pub nodes_file: Option<PathBuf>,
+    /// Accept any SSH host key instead of checking known_hosts (insecure).
+    #[arg(long)]
+    pub insecure_ignore_host_keys: bool,
+    /// State directory of the netns cluster.
+    #[arg(long, default_value = crate::cluster::netns::DEFAULT_STATE_DIR)]
+    pub netns_state_dir: PathBuf,
     /// How long the workload runs: 10s, 2m, 500ms.
     #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
     pub time_limit: Duration,
@@ -127,8 +155,34 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The node count for local and netns clusters.
+    pub fn node_count(&self) -> usize {
+        let default = match self.cluster {
+            ClusterKind::Netns => crate::cluster::netns::DEFAULT_NODES,
+            _ => 3,
+        };
+        self.nodes.map_or(default, usize::from)
+    }
+
     /// Checks what clap cannot: returns the message for a bad-arguments exit.
     pub fn validate(&self) -> Result<(), String> {
+        match (self.cluster, &self.nodes_file, self.nodes) {
+            (ClusterKind::Ssh, None, _) => {
+                return Err("--cluster ssh needs --nodes-file FILE".into())
+            }
+            (ClusterKind::Ssh, Some(_), Some(_)) => {
+                return Err(
+                    "--nodes does not apply to --cluster ssh: the nodes file lists them".into(),
+                )
+            }
+            (ClusterKind::Local | ClusterKind::Netns, Some(f), _) => {
+                return Err(format!(
+                    "--nodes-file '{}' applies only to --cluster ssh",
+                    f.display()
+                ))
+            }
+            _ => {}
+        }
         if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 10_000.0) {
             return Err(format!(
                 "--rate {}: must be between 0 and 10000 ops/s",
@@ -171,6 +225,53 @@ impl RunArgs {
 pub struct AnalyzeArgs {
     /// The run directory (e.g. reports/latest).
     pub run_dir: PathBuf,
+}
+
+/// `harness cluster`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// up, down or status.
+    #[command(subcommand)]
+    pub action: ClusterAction,
+}
+
+/// What `harness cluster` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClusterAction {
+    /// Create the namespaces, the bridge and one sshd per node (already up: nothing to do).
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=9))]
+        nodes: u16,
+        /// Keys, sshd configs and the nodes file go here.
+        #[arg(long, default_value = crate::cluster::netns::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Remove every namespace, link and iptables rule the netns cluster made (idempotent).
+    Down {
+        /// The state directory to remove.
+        #[arg(long, default_value = crate::cluster::netns::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Show what exists; exit 0 when the cluster is up, 1 when it is not.
+    Status {
+        /// The state directory.
+        #[arg(long, default_value = crate::cluster::netns::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+}
+
+/// `harness nodes-from-ssh-config`.
+#[derive(Debug, Clone, Args)]
+pub struct NodesFromSshConfigArgs {
+    /// The output of `vagrant ssh-config` (`-` for stdin).
+    pub ssh_config: PathBuf,
+    /// The known-hosts file the nodes file should name.
+    #[arg(long, default_value = "known_hosts")]
+    pub known_hosts: String,
+    /// Service address of a node, `NAME=ADDR` (repeat; default: the SSH host).
+    #[arg(long = "addr", value_name = "NAME=ADDR")]
+    pub addrs: Vec<String>,
 }
 
 /// `harness heal`.

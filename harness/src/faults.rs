@@ -33,7 +33,7 @@ pub fn needs_proxies(args: &RunArgs) -> bool {
 /// The run's schedule: one seeded pause for a lone `pause` without an interval (the walking
 /// skeleton's behaviour), a periodic schedule otherwise; `--fault-at` moves the first slot
 /// (and the rest with it), `--fault-for` sets every duration.
-pub fn plan(args: &RunArgs, seed: u64) -> Vec<Planned> {
+pub fn plan(args: &RunArgs, seed: u64, nodes: usize) -> Vec<Planned> {
     let kinds = &args.nemesis.0;
     let mut planned = if kinds.is_empty() {
         Vec::new()
@@ -56,7 +56,7 @@ pub fn plan(args: &RunArgs, seed: u64) -> Vec<Planned> {
                 roles,
                 services,
                 leader_role: LEADER_ROLE.to_owned(),
-                nodes: usize::from(args.nodes),
+                nodes,
             },
         )
     };

@@ -1,10 +1,14 @@
 //! `harness heal RUN_DIR`: heals every fault the run's ledger lists as standing, without the
-//! harness process that started them. Pauses are healed by pid, proxy faults through the proxy
-//! API stored in each ledger entry, iptables partitions by running the heal script in each node
-//! as `cluster.json` describes it (network namespaces: `ip netns exec`).
+//! harness process that started them. Proxy faults are healed through the proxy API stored in
+//! each ledger entry. Process signals and iptables heal scripts go over SSH when the run's
+//! `spec.json` names a nodes file (ssh and netns clusters), else to local pids and through
+//! `ip netns exec` as `cluster.json` describes the nodes.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::future::join_all;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -13,6 +17,14 @@ use nemesis::{Control, ExecOutput, Gone, Signal, Unsupported};
 use nix::sys::signal::{kill, Signal as NixSignal};
 use nix::unistd::Pid;
 use serde::Deserialize;
+
+use crate::cluster::remote::remote_signal;
+use crate::nodes_file::NodesFile;
+use crate::remote::ssh::SshRemote;
+use crate::remote::Remote;
+
+/// How long one heal command may take on a remote node.
+const REMOTE_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// File name of the cluster description in a run directory (docs/contracts.md §7).
 pub const CLUSTER_FILE: &str = "cluster.json";
@@ -47,12 +59,21 @@ pub struct NodeEntry {
 struct Remains {
     nodes: BTreeMap<String, NodeEntry>,
     proxy_api: Option<String>,
+    /// SSH sessions to the nodes of an ssh or netns run, by node name.
+    remotes: BTreeMap<String, SshRemote>,
 }
 
 #[async_trait]
 impl Control for Remains {
     fn nodes(&self) -> Vec<String> {
-        self.nodes.keys().cloned().collect()
+        let mut nodes: Vec<String> = self.nodes.keys().cloned().collect();
+        nodes.extend(
+            self.remotes
+                .keys()
+                .filter(|n| !self.nodes.contains_key(*n))
+                .cloned(),
+        );
+        nodes
     }
 
     async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
@@ -60,6 +81,9 @@ impl Control for Remains {
     }
 
     async fn signal(&self, node: &str, pid: u32, signal: Signal) -> anyhow::Result<()> {
+        if let Some(remote) = self.remotes.get(node) {
+            return remote_signal(remote, pid, signal).await;
+        }
         let sig = match signal {
             Signal::Stop => NixSignal::SIGSTOP,
             Signal::Cont => NixSignal::SIGCONT,
@@ -77,6 +101,14 @@ impl Control for Remains {
     }
 
     async fn exec(&self, node: &str, cmd: &str) -> anyhow::Result<ExecOutput> {
+        if let Some(remote) = self.remotes.get(node) {
+            let out = remote.exec(cmd, REMOTE_EXEC_TIMEOUT).await?;
+            return Ok(ExecOutput {
+                status: out.code.unwrap_or(-1),
+                stdout: out.stdout_text(),
+                stderr: out.stderr_text(),
+            });
+        }
         let entry = self
             .nodes
             .get(node)
@@ -130,12 +162,43 @@ pub fn read_cluster(run_dir: &Path) -> anyhow::Result<ClusterFile> {
     }
 }
 
+/// The nodes file of an SSH or netns run, from its spec, with the run's host-key choice.
+fn remote_nodes(run_dir: &Path) -> anyhow::Result<Option<(PathBuf, bool)>> {
+    let path = run_dir.join(checker::rundir::files::SPEC);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let spec: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    if !matches!(spec["cluster"].as_str(), Some("ssh" | "netns")) {
+        return Ok(None);
+    }
+    let file = spec["cluster_spec"]["file"]["path"]
+        .as_str()
+        .with_context(|| format!("{}: no cluster_spec.file.path", path.display()))?;
+    let insecure = spec["insecure_ignore_host_keys"].as_bool().unwrap_or(false);
+    Ok(Some((PathBuf::from(file), insecure)))
+}
+
 /// Heals what the ledger in `run_dir` lists; returns how many faults were healed.
 pub async fn heal(run_dir: &Path) -> anyhow::Result<usize> {
     if !run_dir.is_dir() {
         anyhow::bail!("run directory '{}' does not exist", run_dir.display());
     }
+    let ledger = HealLedger::in_run_dir(run_dir);
+    if ledger.pending()?.is_empty() {
+        return Ok(0);
+    }
     let cluster = read_cluster(run_dir)?;
+    let mut remotes = BTreeMap::new();
+    if let Some((file, insecure)) = remote_nodes(run_dir)? {
+        let nodes = NodesFile::load(&file, insecure)?;
+        let sessions = join_all(nodes.targets(insecure).iter().map(SshRemote::connect)).await;
+        for session in sessions {
+            let remote = session?;
+            remotes.insert(remote.node().to_owned(), remote);
+        }
+    }
     let remains = Remains {
         nodes: cluster
             .nodes
@@ -143,7 +206,7 @@ pub async fn heal(run_dir: &Path) -> anyhow::Result<usize> {
             .map(|n| (n.name.clone(), n))
             .collect(),
         proxy_api: cluster.proxy_api,
+        remotes,
     };
-    let ledger = HealLedger::in_run_dir(run_dir);
     nemesis::heal_ledger(&ledger, &remains).await
 }

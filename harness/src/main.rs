@@ -47,7 +47,11 @@ async fn dispatch(command: Command) -> i32 {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("harness: {e:#}");
-                    EXIT_CRASH
+                    if e.downcast_ref::<harness::BadInput>().is_some() {
+                        EXIT_BAD_ARGS
+                    } else {
+                        EXIT_CRASH
+                    }
                 }
             }
         }
@@ -80,5 +84,7 @@ async fn dispatch(command: Command) -> i32 {
                 EXIT_CRASH
             }
         },
+        Command::Cluster(args) => harness::cluster_cmd::cluster(args.action).await,
+        Command::NodesFromSshConfig(args) => harness::cluster_cmd::nodes_from_ssh_config(&args),
     }
 }

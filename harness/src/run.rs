@@ -10,15 +10,18 @@ use nemesis::{Control, Nemesis};
 use serde_json::json;
 use tokio::sync::{watch, Mutex};
 
-use crate::cli::RunArgs;
-use crate::cluster::local::{self, LocalCluster, LocalOptions};
+use crate::cli::{ClusterKind, RunArgs};
 use crate::cluster::proxied::{self, ProxyLayer, WithProxy};
-use crate::cluster::Cluster;
+use crate::cluster::{local, open, Cluster};
 use crate::history::HistoryWriter;
+use crate::metrics::Scraper;
+use crate::progress::{Counts, Progress};
 use crate::workload::{self, Tally, WorkloadOptions};
 
 /// Exit code when the run was interrupted by Ctrl-C (after healing and stopping everything).
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// Longest time clients keep polling acknowledged orders after the time limit.
+const READ_DRAIN: Duration = Duration::from_secs(10);
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -36,94 +39,103 @@ fn pipeline_bin(args: &RunArgs) -> anyhow::Result<std::path::PathBuf> {
     Ok(exe.with_file_name("pipeline"))
 }
 
-fn rerun_command(args: &RunArgs, seed: u64) -> String {
-    let mut cmd = format!(
-        "harness run --cluster local --nodes {} --time-limit {}s --rate {} --concurrency {} --seed {seed} --scenario {} --nemesis {} --pause-role {}",
-        args.nodes,
-        args.time_limit.as_secs_f64(),
-        args.rate,
-        args.concurrency,
-        args.scenario,
-        args.nemesis.spelling(),
-        args.pause_role,
-    );
-    if let Some(d) = args.nemesis_interval {
-        cmd.push_str(&format!(" --nemesis-interval {}s", d.as_secs_f64()));
-    }
-    if args.nemesis_pairs {
-        cmd.push_str(" --nemesis-pairs");
-    }
-    if let Some(d) = args.fault_at {
-        cmd.push_str(&format!(" --fault-at {}s", d.as_secs_f64()));
-    }
-    if let Some(d) = args.fault_for {
-        cmd.push_str(&format!(" --fault-for {}s", d.as_secs_f64()));
-    }
-    if args.no_idempotency {
-        cmd.push_str(" --no-idempotency");
-    }
-    cmd
-}
-
 /// Runs one test end to end and returns the process exit code (0 valid, 1 invalid, 2 unknown,
 /// 130 interrupted). Errors are crashes (exit 255) after best-effort cleanup.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let bin = pipeline_bin(&args)?;
+    let mut prepared = open::prepare(&args).await?;
+    let result = run_prepared(&args, seed, bin, &prepared).await;
+    let finished = open::finish(&mut prepared).await;
+    let code = result?;
+    finished.context("taking down the netns cluster")?;
+    Ok(code)
+}
+
+/// The run directory with its spec and the history file open.
+struct RunDir {
+    dir: std::path::PathBuf,
+    stamp: String,
+    history: Arc<HistoryWriter>,
+}
+
+fn open_run_dir(
+    args: &RunArgs,
+    seed: u64,
+    prepared: &open::Prepared,
+    bin: &std::path::Path,
+    progress: &Progress,
+) -> anyhow::Result<RunDir> {
     let dir = crate::rundir::create(&args.out, &args.scenario)?;
-    let run_id = format!(
-        "{}/{}",
-        args.scenario,
-        dir.file_name().and_then(|n| n.to_str()).unwrap_or("run")
-    );
-    eprintln!("harness: run {run_id} seed {seed}");
-    eprintln!("harness: writing {}", dir.display());
-    let spec = json!({
-        "scenario": args.scenario,
-        "seed": seed,
-        "cluster": args.cluster,
-        "nodes": args.nodes,
-        "time_limit_s": args.time_limit.as_secs_f64(),
-        "rate": args.rate,
-        "concurrency": args.concurrency,
-        "nemesis": args.nemesis.spelling(),
-        "nemesis_interval_s": args.nemesis_interval.map(|d| d.as_secs_f64()),
-        "nemesis_pairs": args.nemesis_pairs,
-        "toxiproxy": args.toxiproxy,
-        "pause_role": args.pause_role,
-        "client_timeout_s": args.client_timeout.as_secs_f64(),
-        "no_idempotency": args.no_idempotency,
-        "rerun": rerun_command(&args, seed),
-    });
+    let stamp = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("run")
+        .to_owned();
+    let run_id = format!("{}/{stamp}", args.scenario);
+    progress.line(&format!("run {run_id} seed {seed}"));
+    progress.line(&format!("writing {}", dir.display()));
+    let spec = crate::spec::spec(args, seed, prepared, bin);
     std::fs::write(dir.join(files::SPEC), serde_json::to_vec_pretty(&spec)?)?;
     let history = Arc::new(HistoryWriter::create(
         &dir.join(files::HISTORY),
         &run_id,
         unix_ms(),
     )?);
+    Ok(RunDir {
+        dir,
+        stamp,
+        history,
+    })
+}
 
+/// What a started run holds: the cluster, the nemesis's view of it, the metrics scraper and
+/// the link proxies (local clusters with network faults).
+struct Deployed {
+    cluster: Arc<dyn Cluster>,
+    ctl: Arc<dyn Control>,
+    scraper: Scraper,
+    layer: Option<ProxyLayer>,
+}
+
+/// Starts the link proxies if the run needs them, deploys and starts the pipeline, writes
+/// `cluster.json`, then starts the metrics scraper.
+async fn deploy(
+    args: &RunArgs,
+    seed: u64,
+    prepared: &open::Prepared,
+    bin: std::path::PathBuf,
+    run: &RunDir,
+    progress: &Progress,
+) -> anyhow::Result<Deployed> {
     let mut role_flags = std::collections::BTreeMap::new();
     if args.no_idempotency {
         role_flags.insert("payment".to_owned(), vec!["--no-idempotency".to_owned()]);
     }
-    let mut opts = LocalOptions {
-        nodes: usize::from(args.nodes),
+    let mut start = open::StartOptions {
         pipeline_bin: bin,
-        run_dir: dir.clone(),
+        run_dir: run.dir.clone(),
+        run_name: format!("{}-{}", args.scenario, run.stamp),
         role_flags,
-        ports: None,
-        peers: None,
+        local_ports: None,
+        local_peers: None,
     };
-    let mut layer = if crate::faults::needs_proxies(&args) {
-        Some(start_proxies(&args, seed, &dir, &mut opts).await?)
-    } else {
-        None
-    };
+    let mut layer = None;
+    if prepared.kind == ClusterKind::Local && crate::faults::needs_proxies(args) {
+        progress.phase("deploy", "starting the link proxies");
+        layer = Some(start_proxies(args, seed, &run.dir, prepared, &mut start).await?);
+    }
     let api = layer.as_ref().map(|l| l.api().to_owned());
-    write_cluster_json(&dir, usize::from(args.nodes), api.as_deref())?;
-    eprintln!("harness: starting a local cluster of {} nodes", args.nodes);
-    let cluster: Arc<dyn Cluster> = match LocalCluster::start(&opts).await {
-        Ok(c) => Arc::new(c),
+    progress.phase(
+        "deploy",
+        &format!(
+            "starting a {} cluster of {} nodes",
+            args.cluster.name(),
+            prepared.node_names.len()
+        ),
+    );
+    let cluster: Arc<dyn Cluster> = match open::start(prepared, &start).await {
+        Ok(c) => c,
         Err(e) => {
             if let Some(l) = layer.as_mut() {
                 let _ = l.stop().await;
@@ -131,59 +143,36 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Err(e);
         }
     };
-    let ctl: Arc<dyn Control> = Arc::new(WithProxy::new(cluster.clone(), api));
-    let ledger = HealLedger::in_run_dir(&dir);
-    let nemesis = Arc::new(Mutex::new(Nemesis::new(ledger)));
-
-    let outcome = tokio::select! {
-        r = drive(&args, seed, cluster.clone(), ctl.clone(), history.clone(), nemesis.clone()) => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
-    };
-    // Whatever happened, heal and stop before anything else.
-    let healed = nemesis
-        .lock()
-        .await
-        .heal_all(ctl.as_ref(), history.as_ref())
-        .await;
-    let code = match outcome {
-        None => {
-            eprintln!("harness: interrupted; healed faults and stopping the cluster");
-            stop_all(cluster.as_ref(), &mut layer).await?;
-            history.flush()?;
-            return Ok(EXIT_INTERRUPTED);
+    let ctl: Arc<dyn Control> = Arc::new(WithProxy::new(cluster.clone(), api.clone()));
+    let written = write_cluster_json(&run.dir, prepared, ctl.as_ref(), api.as_deref());
+    let metrics = run.dir.join(files::METRICS);
+    let scraper =
+        written.and_then(|()| Scraper::start(cluster.clone(), run.history.clone(), &metrics));
+    match scraper {
+        Ok(scraper) => Ok(Deployed {
+            cluster,
+            ctl,
+            scraper,
+            layer,
+        }),
+        Err(e) => {
+            cluster.stop().await?;
+            if let Some(l) = layer.as_mut() {
+                l.stop().await?;
+            }
+            Err(e)
         }
-        Some(Err(e)) => {
-            stop_all(cluster.as_ref(), &mut layer).await?;
-            let _ = history.flush();
-            return Err(e);
-        }
-        Some(Ok(())) => {
-            healed.context("healing faults")?;
-            quiesce_and_collect(&args, cluster.as_ref(), &dir).await?;
-            stop_all(cluster.as_ref(), &mut layer).await?;
-            history.flush()?;
-            check(&dir)?
-        }
-    };
-    Ok(code)
-}
-
-/// Stops the cluster, then the link proxies.
-async fn stop_all(cluster: &dyn Cluster, layer: &mut Option<ProxyLayer>) -> anyhow::Result<()> {
-    let stopped = cluster.stop().await;
-    if let Some(l) = layer.as_mut() {
-        l.stop().await?;
     }
-    stopped
 }
 
 /// Starts the link proxies (faultproxy, or the `--toxiproxy` server) in front of ports chosen
-/// now, and points each node's peers at them.
+/// now, and points each local node's peers at them.
 async fn start_proxies(
     args: &RunArgs,
     seed: u64,
     dir: &std::path::Path,
-    opts: &mut LocalOptions,
+    prepared: &open::Prepared,
+    start: &mut open::StartOptions,
 ) -> anyhow::Result<ProxyLayer> {
     let mut layer = match &args.toxiproxy {
         Some(url) => ProxyLayer::external(url).await?,
@@ -192,15 +181,15 @@ async fn start_proxies(
             ProxyLayer::start(&bin, &dir.join("nodes").join("faultproxy.log"), seed).await?
         }
     };
-    let ports = local::choose_ports(opts.nodes)?;
+    let ports = local::choose_ports(prepared.node_names.len())?;
     let addrs = ports
         .iter()
         .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
         .collect();
     match layer.link(&addrs).await {
         Ok(peers) => {
-            opts.ports = Some(ports);
-            opts.peers = Some(peers);
+            start.local_ports = Some(ports);
+            start.local_peers = Some(peers);
             Ok(layer)
         }
         Err(e) => {
@@ -214,18 +203,113 @@ async fn start_proxies(
 /// (docs/contracts.md §7).
 fn write_cluster_json(
     dir: &std::path::Path,
-    nodes: usize,
+    prepared: &open::Prepared,
+    ctl: &dyn Control,
     proxy_api: Option<&str>,
 ) -> anyhow::Result<()> {
-    let nodes: Vec<_> = (1..=nodes)
-        .map(|i| json!({"name": format!("n{i}"), "ip": null, "netns": null}))
+    let nodes: Vec<_> = prepared
+        .node_names
+        .iter()
+        .map(|n| {
+            let netns =
+                (prepared.kind == ClusterKind::Netns).then(|| crate::cluster::netns::ns_name(n));
+            json!({"name": n, "ip": ctl.node_ip(n), "netns": netns})
+        })
         .collect();
-    let doc = json!({"kind": "local", "proxy_api": proxy_api, "nodes": nodes});
+    let doc = json!({"kind": prepared.kind.name(), "proxy_api": proxy_api, "nodes": nodes});
     std::fs::write(
         dir.join(crate::heal::CLUSTER_FILE),
         serde_json::to_vec_pretty(&doc)?,
     )?;
     Ok(())
+}
+
+async fn run_prepared(
+    args: &RunArgs,
+    seed: u64,
+    bin: std::path::PathBuf,
+    prepared: &open::Prepared,
+) -> anyhow::Result<i32> {
+    let progress = Arc::new(Progress::new());
+    let run = open_run_dir(args, seed, prepared, &bin, &progress)?;
+    let (dir, history) = (run.dir.clone(), run.history.clone());
+    let Deployed {
+        cluster,
+        ctl,
+        scraper,
+        mut layer,
+    } = deploy(args, seed, prepared, bin, &run, &progress).await?;
+    let ledger = HealLedger::in_run_dir(&dir);
+    let nemesis = Arc::new(Mutex::new(Nemesis::new(ledger)));
+
+    let outcome = tokio::select! {
+        r = drive(args, seed, cluster.clone(), ctl.clone(), history.clone(), nemesis.clone(), progress.clone()) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    // Whatever happened, heal and stop before anything else.
+    let healed = nemesis
+        .lock()
+        .await
+        .heal_all(ctl.as_ref(), history.as_ref())
+        .await;
+    let code = match (outcome, healed) {
+        (None, healed) => {
+            progress.line("interrupted; healed faults and stopping the cluster");
+            stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+            history.flush()?;
+            progress.finish();
+            healed.context("healing faults")?;
+            return Ok(EXIT_INTERRUPTED);
+        }
+        (Some(Err(e)), _) => {
+            stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+            let _ = history.flush();
+            progress.finish();
+            return Err(e);
+        }
+        (Some(Ok(())), Err(e)) => {
+            stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+            let _ = history.flush();
+            progress.finish();
+            return Err(e.context("healing faults"));
+        }
+        (Some(Ok(())), Ok(_)) => {
+            progress.phase(
+                "quiesce",
+                &format!("quiescing (up to {:?})", args.quiesce_timeout),
+            );
+            let collected = quiesce_and_collect(args, cluster.as_ref(), &dir, &progress).await;
+            progress.phase("stop", "stopping the cluster");
+            stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+            collected?;
+            history.flush()?;
+            progress.finish();
+            check(&dir)?
+        }
+    };
+    Ok(code)
+}
+
+/// Stops the metrics scraper, then the cluster, then the link proxies.
+async fn stop_all(
+    scraper: Scraper,
+    cluster: &dyn Cluster,
+    layer: &mut Option<ProxyLayer>,
+) -> anyhow::Result<()> {
+    match scraper.stop().await {
+        Ok(t) => tracing::info!(
+            rounds = t.rounds,
+            rows = t.rows,
+            failures = t.failures,
+            "metrics"
+        ),
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "metrics scraper"),
+    }
+    let stopped = cluster.stop().await;
+    if let Some(l) = layer.as_mut() {
+        l.stop().await?;
+    }
+    stopped
 }
 
 /// Workload and nemesis, concurrently, until the time limit.
@@ -236,6 +320,7 @@ async fn drive(
     ctl: Arc<dyn Control>,
     history: Arc<HistoryWriter>,
     nemesis: Arc<Mutex<Nemesis>>,
+    progress: Arc<Progress>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (eager_tx, eager_rx) = watch::channel(false);
@@ -247,8 +332,16 @@ async fn drive(
         seed,
         client_timeout: args.client_timeout,
         skus: 10,
+        read_drain: READ_DRAIN.min(args.quiesce_timeout),
         eager: Some(eager_rx),
     };
+    progress.phase(
+        "workload",
+        &format!(
+            "workload for {:?} at {} orders/s",
+            args.time_limit, args.rate
+        ),
+    );
     let started = Instant::now();
     let load = tokio::spawn(workload::run(
         cluster.clone(),
@@ -257,7 +350,7 @@ async fn drive(
         stop_rx,
         tally.clone(),
     ));
-    let planned = crate::faults::plan(args, seed);
+    let planned = crate::faults::plan(args, seed, cluster.nodes().len());
     let nem = tokio::spawn(crate::faults::drive(
         planned,
         seed,
@@ -267,8 +360,8 @@ async fn drive(
         nemesis,
         eager_tx,
     ));
-    let progress = {
-        let (history, tally) = (history.clone(), tally.clone());
+    let ticker = {
+        let (history, tally, progress) = (history.clone(), tally.clone(), progress.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -277,24 +370,30 @@ async fn drive(
                     tracing::error!(error = format!("{e:#}"), "history flush failed");
                 }
                 let t = tally.lock().map(|t| *t).unwrap_or_default();
-                tracing::debug!(ok = t.ok, fail = t.fail, info = t.info, "progress");
+                progress.update(Counts {
+                    ops: t.ops(),
+                    errors: t.errors(),
+                });
             }
         })
     };
     let load_result = load.await.context("workload task")?;
     let _ = stop_tx.send(true);
     let nem_result = nem.await.context("nemesis task")?;
-    progress.abort();
+    ticker.abort();
     load_result?;
     nem_result?;
     let t = tally.lock().map(|t| *t).unwrap_or_default();
-    eprintln!(
-        "harness: workload done in {:.1}s: {} ok, {} fail, {} info",
+    progress.line(&format!(
+        "workload done in {:.1}s: orders {} ok, {} fail, {} info; reads {} ok, {} fail; {} orders not seen terminal",
         started.elapsed().as_secs_f64(),
         t.ok,
         t.fail,
-        t.info
-    );
+        t.info,
+        t.reads_ok,
+        t.reads_fail,
+        t.reads_abandoned,
+    ));
     Ok(())
 }
 
@@ -302,11 +401,11 @@ async fn quiesce_and_collect(
     args: &RunArgs,
     cluster: &dyn Cluster,
     dir: &std::path::Path,
+    progress: &Progress,
 ) -> anyhow::Result<()> {
-    eprintln!("harness: quiescing (up to {:?})", args.quiesce_timeout);
     let open = crate::collect::quiesce(cluster, args.quiesce_timeout).await;
     if open > 0 {
-        eprintln!("harness: {open} orders or reads still open after quiesce");
+        progress.line(&format!("{open} orders or reads still open after quiesce"));
     }
     let state = crate::collect::final_state(cluster).await;
     std::fs::write(

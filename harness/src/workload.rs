@@ -1,11 +1,21 @@
 //! The order workload: concurrent client processes place orders at a set total rate, each with a
-//! fresh idempotency key. Every request is recorded as an invoke and then ok (202), fail (a
-//! definite 4xx refusal) or info (no definite answer: the order may or may not exist). A process
-//! whose operation ended in info is retired and replaced by a fresh process number, Jepsen style.
+//! fresh idempotency key, and poll each acknowledged order to a terminal state. Every request is
+//! recorded as an invoke and then its completion, Jepsen style:
+//!
+//! - `place-order`: ok (202), fail (a definite 4xx refusal) or info (no definite answer: the
+//!   order may or may not exist). A process whose placement ended in info is retired and
+//!   replaced by a fresh process number (`process + concurrency`).
+//! - `read-order`: ok with the order's status, or fail. A read changes nothing, so a read
+//!   without an answer is a fail (with the error), not an info, and retires nobody.
+//!
+//! Placements are paced by one shared ticker: a client busy reading leaves the tick to an idle
+//! one, so polling does not lower the placement rate. After the time limit the clients stop
+//! placing and finish polling what they hold, for at most [`WorkloadOptions::read_drain`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use checker::final_state::status;
 use checker::history::{f, OpType, Process};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,6 +24,15 @@ use tokio::sync::{watch, Mutex};
 
 use crate::cluster::Cluster;
 use crate::history::HistoryWriter;
+
+/// Most acknowledged orders one client polls at a time; beyond it the oldest is abandoned.
+pub const MAX_PENDING_READS: usize = 1024;
+/// Most reads of one order before the client gives up on seeing it terminal.
+pub const MAX_READS_PER_ORDER: u32 = 40;
+/// Delay before the first read of an acknowledged order.
+const FIRST_READ_DELAY: Duration = Duration::from_millis(100);
+/// Longest delay between two reads of one order (the delay doubles up to it).
+const MAX_READ_DELAY: Duration = Duration::from_secs(1);
 
 /// Workload settings.
 #[derive(Debug, Clone)]
@@ -30,6 +49,8 @@ pub struct WorkloadOptions {
     pub client_timeout: Duration,
     /// Number of distinct SKUs orders choose from.
     pub skus: usize,
+    /// After the time limit, how long clients keep polling orders that are not terminal yet.
+    pub read_drain: Duration,
     /// True while a retry storm wants eager clients: an order with no definite answer is sent
     /// again at once with the same key and body, up to [`EAGER_RETRIES_MAX`] times.
     pub eager: Option<watch::Receiver<bool>>,
@@ -47,6 +68,25 @@ pub struct Tally {
     pub fail: u64,
     /// Orders with no definite answer.
     pub info: u64,
+    /// Order reads answered.
+    pub reads_ok: u64,
+    /// Order reads not answered.
+    pub reads_fail: u64,
+    /// Acknowledged orders given up on before they were seen terminal (read bound reached,
+    /// drain over, or too many pending).
+    pub reads_abandoned: u64,
+}
+
+impl Tally {
+    /// Completed client operations.
+    pub fn ops(&self) -> u64 {
+        self.ok + self.fail + self.info + self.reads_ok + self.reads_fail
+    }
+
+    /// Completed client operations that did not end ok.
+    pub fn errors(&self) -> u64 {
+        self.fail + self.info + self.reads_fail
+    }
 }
 
 /// Runs the workload until the time limit or until `stop` turns true.
@@ -72,7 +112,7 @@ pub async fn run(
         .collect::<anyhow::Result<_>>()?;
     let mut tasks = Vec::new();
     for worker in 0..opts.concurrency {
-        let mut client = Client {
+        let client = Client {
             http: http.clone(),
             history: history.clone(),
             urls: urls.clone(),
@@ -83,40 +123,39 @@ pub async fn run(
                 opts.seed ^ (worker as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             ),
             tally: tally.clone(),
+            eager: opts.eager.clone(),
         };
         let ticker = ticker.clone();
-        let mut stop = stop.clone();
-        let eager = opts.eager.clone();
+        let stop = stop.clone();
+        let drain_until = deadline + opts.read_drain;
         tasks.push(tokio::spawn(async move {
-            let mut process = worker as u64;
-            let mut seq = 0u64;
-            loop {
-                tokio::select! {
-                    _ = async { ticker.lock().await.tick().await; } => {}
-                    _ = stop.changed() => break,
-                }
-                if Instant::now() >= deadline || *stop.borrow() {
-                    break;
-                }
-                let mut unanswered = client.place(process, seq, None).await;
-                let mut resends = 0;
-                while let Some(order) = unanswered {
-                    process += client.concurrency;
-                    let eager_now = eager.as_ref().is_some_and(|e| *e.borrow());
-                    if !eager_now || resends >= EAGER_RETRIES_MAX || *stop.borrow() {
-                        break;
-                    }
-                    resends += 1;
-                    unanswered = client.place(process, seq, Some(order)).await;
-                }
-                seq += 1;
-            }
+            client
+                .work(worker, ticker, stop, deadline, drain_until)
+                .await;
         }));
     }
     for t in tasks {
         t.await?;
     }
     Ok(())
+}
+
+/// An acknowledged order the client polls.
+#[derive(Debug, Clone)]
+struct PendingRead {
+    order_id: String,
+    node: usize,
+    due: Instant,
+    delay: Duration,
+    reads: u32,
+}
+
+/// What a placement left behind.
+struct Placed {
+    /// The outcome was info: the process must retire. Holds the key and body for a resend.
+    retired: Option<(String, serde_json::Value)>,
+    /// The acknowledged order to poll.
+    read: Option<PendingRead>,
 }
 
 struct Client {
@@ -128,17 +167,96 @@ struct Client {
     skus: usize,
     rng: ChaCha8Rng,
     tally: Arc<std::sync::Mutex<Tally>>,
+    eager: Option<watch::Receiver<bool>>,
 }
 
 impl Client {
-    /// Places one order (or sends `again`, an earlier one, with its key and body); returns
-    /// the order if the outcome was info (the process must retire).
+    fn count(&self, bump: impl FnOnce(&mut Tally)) {
+        if let Ok(mut t) = self.tally.lock() {
+            bump(&mut t);
+        }
+    }
+
+    /// The client's life: place on ticks until `deadline`, poll acknowledged orders in between,
+    /// then poll what is left until `drain_until`. `stop` ends everything at once.
+    async fn work(
+        mut self,
+        worker: usize,
+        ticker: Arc<Mutex<tokio::time::Interval>>,
+        mut stop: watch::Receiver<bool>,
+        deadline: Instant,
+        drain_until: Instant,
+    ) {
+        let mut process = worker as u64;
+        let mut seq = 0u64;
+        let mut pending: Vec<PendingRead> = Vec::new();
+        let mut placing = true;
+        loop {
+            let next = pending
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, p)| p.due)
+                .map(|(i, p)| (i, p.due));
+            if !placing && (next.is_none() || Instant::now() >= drain_until) {
+                break;
+            }
+            let next_due = next.map_or(drain_until, |(_, due)| due);
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = async { ticker.lock().await.tick().await; }, if placing => {
+                    if Instant::now() >= deadline {
+                        placing = false;
+                        continue;
+                    }
+                    let mut placed = self.place(process, seq, None).await;
+                    let mut resends = 0;
+                    while let Some(order) = placed.retired.take() {
+                        process += self.concurrency;
+                        let eager_now = self.eager.as_ref().is_some_and(|e| *e.borrow());
+                        if !eager_now || resends >= EAGER_RETRIES_MAX || *stop.borrow() {
+                            break;
+                        }
+                        resends += 1;
+                        placed = self.place(process, seq, Some(order)).await;
+                    }
+                    seq += 1;
+                    if let Some(read) = placed.read {
+                        if pending.len() >= MAX_PENDING_READS {
+                            pending.remove(0);
+                            self.count(|t| t.reads_abandoned += 1);
+                        }
+                        pending.push(read);
+                    }
+                }
+                _ = tokio::time::sleep_until(next_due.into()), if next.is_some() => {
+                    let Some((i, _)) = next else { continue };
+                    let mut read = pending.swap_remove(i);
+                    if !self.read(process, &read).await {
+                        read.reads += 1;
+                        if read.reads >= MAX_READS_PER_ORDER {
+                            self.count(|t| t.reads_abandoned += 1);
+                        } else {
+                            read.delay = (read.delay * 2).min(MAX_READ_DELAY);
+                            read.due = Instant::now() + read.delay;
+                            pending.push(read);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()), if placing => placing = false,
+            }
+        }
+        let left = pending.len() as u64;
+        self.count(|t| t.reads_abandoned += left);
+    }
+
+    /// Places one order.
+    /// Places one order, or sends `again` (an earlier order's key and body) once more.
     async fn place(
         &mut self,
         process: u64,
         seq: u64,
         again: Option<(String, serde_json::Value)>,
-    ) -> Option<(String, serde_json::Value)> {
+    ) -> Placed {
         let i = (process as usize) % self.urls.len();
         let node = self.nodes[i].clone();
         let (key, body) = match again {
@@ -171,11 +289,16 @@ impl Client {
             .json(&body)
             .send()
             .await;
+        let mut order_id = None;
         let (op_type, value, error) = match sent {
             Ok(resp) => {
                 let status = resp.status();
                 let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
                 if status.as_u16() == 202 {
+                    order_id = body
+                        .get("order_id")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned);
                     (
                         OpType::Ok,
                         json!({"key": key, "order_id": body.get("order_id")}),
@@ -197,17 +320,86 @@ impl Client {
             }
             Err(e) => (OpType::Info, json!({"key": key}), Some(error_text(&e))),
         };
-        if let Ok(mut t) = self.tally.lock() {
-            match op_type {
-                OpType::Ok => t.ok += 1,
-                OpType::Fail => t.fail += 1,
-                _ => t.info += 1,
-            }
-        }
+        self.count(|t| match op_type {
+            OpType::Ok => t.ok += 1,
+            OpType::Fail => t.fail += 1,
+            _ => t.info += 1,
+        });
         self.history
             .record(p, op_type, f::PLACE_ORDER, value, Some(node), error);
-        (op_type == OpType::Info).then_some((key, body))
+        Placed {
+            retired: (op_type == OpType::Info).then_some((key, body)),
+            read: order_id.map(|order_id| PendingRead {
+                order_id,
+                node: i,
+                due: Instant::now() + FIRST_READ_DELAY,
+                delay: FIRST_READ_DELAY,
+                reads: 0,
+            }),
+        }
     }
+
+    /// Reads one order from the node that accepted it; returns true once it is terminal (or the
+    /// node says it does not exist, which no further read will change).
+    async fn read(&mut self, process: u64, read: &PendingRead) -> bool {
+        let node = self.nodes[read.node].clone();
+        let p = Process::Client(process);
+        self.history.record(
+            p,
+            OpType::Invoke,
+            f::READ_ORDER,
+            json!({"order_id": read.order_id}),
+            Some(node.clone()),
+            None,
+        );
+        let url = order_url(&self.urls[read.node], &read.order_id);
+        let answer = match url {
+            Ok(url) => match self.http.get(url).send().await {
+                Ok(resp) => {
+                    let code = resp.status();
+                    let body: serde_json::Value =
+                        resp.json().await.unwrap_or(serde_json::Value::Null);
+                    match body.get("status").and_then(|s| s.as_str()) {
+                        Some(st) if code.is_success() => Ok(st.to_owned()),
+                        _ => Err((code.as_u16() == 404, format!("HTTP {code}: {body}"))),
+                    }
+                }
+                Err(e) => Err((false, error_text(&e))),
+            },
+            Err(e) => Err((true, e)),
+        };
+        let (op_type, value, error, done) = match answer {
+            Ok(st) => (
+                OpType::Ok,
+                json!({"order_id": read.order_id, "status": st}),
+                None,
+                status::is_terminal(&st),
+            ),
+            Err((definite, e)) => (
+                OpType::Fail,
+                json!({"order_id": read.order_id}),
+                Some(e),
+                definite,
+            ),
+        };
+        self.count(|t| match op_type {
+            OpType::Ok => t.reads_ok += 1,
+            _ => t.reads_fail += 1,
+        });
+        self.history
+            .record(p, op_type, f::READ_ORDER, value, Some(node), error);
+        done
+    }
+}
+
+fn order_url(base: &str, order_id: &str) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| format!("{base}: {e}"))?;
+    url.path_segments_mut()
+        .map_err(|()| format!("{base}: cannot hold a path"))?
+        .pop_if_empty()
+        .push("orders")
+        .push(order_id);
+    Ok(url)
 }
 
 fn error_text(e: &reqwest::Error) -> String {

@@ -1,6 +1,17 @@
 //! End-to-end tests of the `harness` binary on a local cluster: a run from start to verdict,
-//! cleanup after Ctrl-C and after SIGKILL + `harness heal`, `analyze` on hand-made runs, bad
-//! arguments, and (in `cli/faults.rs`) the link proxies and fault schedules.
+//! cleanup after Ctrl-C and after SIGKILL + `harness heal`, `analyze` on hand-made runs, and
+//! bad arguments. Submodules: `faults` (link proxies and fault schedules), `deploy` (deploy over
+//! local remotes), `remote` (local and SSH remotes against a real sshd, SSH cluster input
+//! errors) and `netns` (the namespace cluster, root only).
+
+#[path = "cli/deploy.rs"]
+mod deploy;
+#[path = "cli/netns.rs"]
+mod netns;
+#[path = "cli/remote.rs"]
+mod remote;
+#[path = "cli/sshd.rs"]
+mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -135,70 +146,177 @@ fn ports_in_logs(run: &Path) -> Vec<u16> {
     ports
 }
 
-/// Proves `harness run --time-limit 10s` on a local cluster gives a valid verdict, writes a
-/// complete run directory whose history parses with matched pairs, and leaves no process or
-/// port behind.
+/// Checks what every completed run directory must hold, whatever the cluster: the files, a
+/// history that parses with every client invoke answered by one completion of the same `f` from
+/// the same process before that process invokes again, acknowledged orders polled as
+/// `read-order`, a final state read without errors, per-role logs, and `metrics.csv` rows (as
+/// contract section 5 shapes them) for every role of every node. Returns the history's ops.
+fn assert_complete_run(run: &Path, nodes: &[&str]) -> Vec<checker::history::Op> {
+    for f in [
+        "spec.json",
+        "history.jsonl",
+        "final-state.json",
+        "metrics.csv",
+        "results.json",
+        "index.html",
+        "throughput.png",
+        "heal-ledger.jsonl",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
+    }
+    let roles = harness::cluster::pipeline::ROLES;
+    for node in nodes {
+        for role in roles {
+            let log = run.join("nodes").join(node).join(format!("{role}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                text.contains("\"listening\""),
+                "{} lacks a listening line",
+                log.display()
+            );
+        }
+    }
+    let data = checker::RunData::load(run).expect("run dir parses");
+    let mut open: std::collections::HashMap<u64, &checker::history::Op> = Default::default();
+    let mut invokes = 0usize;
+    // order id -> status of its last answered read
+    let mut last_read: std::collections::HashMap<String, String> = Default::default();
+    for op in &data.history.ops {
+        let checker::history::Process::Client(p) = op.process else {
+            continue;
+        };
+        if op.op_type == OpType::Invoke {
+            invokes += 1;
+            assert!(
+                open.insert(p, op).is_none(),
+                "process {p} invokes twice: {op:?}"
+            );
+        } else {
+            let inv = open
+                .remove(&p)
+                .unwrap_or_else(|| panic!("completion without invoke: {op:?}"));
+            assert_eq!(inv.f, op.f, "completion answers another f: {op:?}");
+            assert!(op.time_ns >= inv.time_ns && op.index > inv.index);
+            if op.f == "read-order" && op.op_type == OpType::Ok {
+                assert_eq!(op.value["order_id"], inv.value["order_id"]);
+                let status = op.value["status"].as_str().expect("status").to_owned();
+                let id = op.value["order_id"].as_str().expect("order id").to_owned();
+                last_read.insert(id, status);
+            }
+        }
+    }
+    assert!(open.is_empty(), "invokes never completed: {open:?}");
+    assert!(invokes >= 50, "only {invokes} operations");
+    let acked: Vec<&str> = data
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.f == "place-order" && o.op_type == OpType::Ok)
+        .filter_map(|o| o.value["order_id"].as_str())
+        .collect();
+    for id in &acked {
+        let status = last_read
+            .get(*id)
+            .unwrap_or_else(|| panic!("order {id} never read"));
+        assert!(
+            checker::final_state::status::is_terminal(status),
+            "order {id} last read as {status}"
+        );
+    }
+    let placed_ok = acked.len();
+    assert!(
+        data.final_state.read_errors.is_empty(),
+        "{:?}",
+        data.final_state.read_errors
+    );
+    assert!(data.final_state.orders.len() + 10 >= placed_ok);
+
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).expect("metrics.csv");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("t_s,node,role,metric,labels,value"));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last_t = 0.0f64;
+    for line in lines {
+        let (t, rest) = line.split_once(',').expect("t_s field");
+        let t: f64 = t.parse().expect("t_s is seconds");
+        assert!(t >= last_t, "t_s goes back: {line}");
+        last_t = t;
+        let mut f = rest.splitn(3, ',');
+        let (node, role) = (f.next().expect("node"), f.next().expect("role"));
+        seen.insert((node.to_owned(), role.to_owned()));
+        let value = line.rsplit(',').next().expect("value");
+        assert!(
+            value == "+Inf" || value == "NaN" || value.parse::<f64>().is_ok(),
+            "{line}"
+        );
+    }
+    for node in nodes {
+        for role in roles {
+            assert!(
+                seen.contains(&(node.to_string(), role.to_string())),
+                "no metrics rows for {node}/{role}"
+            );
+        }
+    }
+    data.history.ops
+}
+
+/// Proves `harness run --cluster local --time-limit 20s` gives a valid verdict, writes a
+/// complete run directory (see `assert_complete_run`), shows plain lines and no progress-bar
+/// drawing when stderr is not a terminal, and leaves no process or port behind.
 #[test]
 fn local_run_is_valid_and_complete() {
     let bin = pipeline_bin();
     let out = tempfile::tempdir().expect("tempdir");
     let out_s = out.path().to_str().expect("utf8");
-    let o = harness(&["run", "--time-limit", "10s", "--seed", "42", "--out", out_s])
-        .arg("--pipeline-bin")
-        .arg(&bin)
-        .output()
-        .expect("runs");
+    let o = harness(&[
+        "run",
+        "--cluster",
+        "local",
+        "--time-limit",
+        "20s",
+        "--seed",
+        "42",
+        "--out",
+        out_s,
+    ])
+    .arg("--pipeline-bin")
+    .arg(&bin)
+    .output()
+    .expect("runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "valid");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains('\r') && !err.contains('\x1b'),
+        "progress drawing on a non-terminal: {err:?}"
+    );
+    assert!(err.lines().all(|l| l.starts_with("harness: ")), "{err}");
     let run = latest(out.path());
     assert!(run.starts_with(out.path().canonicalize().expect("canon").join("smoke")));
-    for f in [
-        "spec.json",
-        "history.jsonl",
-        "final-state.json",
-        "results.json",
-        "index.html",
-        "throughput.png",
-        "heal-ledger.jsonl",
-        "nodes/n1/order.log",
-        "nodes/n3/payment.log",
-    ] {
-        assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
-    }
-    let data = checker::RunData::load(&run).expect("run dir parses");
-    let clients: Vec<_> = data
-        .history
-        .ops
-        .iter()
-        .filter(|o| !o.process.is_nemesis())
-        .collect();
-    let invokes = clients
-        .iter()
-        .filter(|o| o.op_type == OpType::Invoke)
-        .count();
-    let completions = clients.len() - invokes;
-    assert!(invokes >= 50, "only {invokes} operations in 10 s");
-    assert_eq!(invokes, completions, "every invoke has its completion");
-    let nemesis: Vec<_> = data
-        .history
-        .ops
-        .iter()
-        .filter(|o| o.process.is_nemesis())
-        .collect();
-    assert_eq!(nemesis.len(), 4, "pause start and heal, each invoke + info");
-    assert!(data.final_state.read_errors.is_empty());
-    assert!(data.final_state.orders.len() >= invokes - 10);
+    let ops = assert_complete_run(&run, &["n1", "n2", "n3"]);
+    let nemesis = ops.iter().filter(|o| o.process.is_nemesis()).count();
+    assert_eq!(nemesis, 4, "pause start and heal, each invoke + info");
     let spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("spec.json")).expect("spec")).expect("json");
     assert_eq!(spec["seed"], 42);
-    assert!(spec["rerun"].as_str().expect("rerun").contains("--seed 42"));
+    assert_eq!(spec["cluster"], "local");
+    let rerun = spec["rerun"].as_str().expect("rerun");
+    assert!(
+        rerun.contains("--seed 42") && rerun.contains("--cluster local"),
+        "{rerun}"
+    );
 
     assert!(
         processes_mentioning(out_s).is_empty(),
         "processes left behind"
     );
     let ports = ports_in_logs(&run);
-    assert_eq!(ports.len(), 6, "3 nodes x 2 roles listened");
+    assert_eq!(
+        ports.len(),
+        3 * harness::cluster::pipeline::ROLES.len(),
+        "every role of 3 nodes listened"
+    );
     for port in ports {
         std::net::TcpListener::bind(("127.0.0.1", port)).expect("port is free again");
     }

@@ -1,8 +1,13 @@
 //! Clusters: where the pipeline's role processes run and how the harness reaches them.
 
+pub mod deploy;
 pub mod local;
+pub mod netns;
+pub mod netns_sshd;
+pub mod open;
 pub mod pipeline;
 pub mod proxied;
+pub mod remote;
 
 use async_trait::async_trait;
 

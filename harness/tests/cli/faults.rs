@@ -236,7 +236,7 @@ fn seed_without_leader_targets(extra: &[&str]) -> u64 {
             let harness::cli::Command::Run(args) = cli.command else {
                 return false;
             };
-            let plan = harness::faults::plan(&args, *seed);
+            let plan = harness::faults::plan(&args, *seed, args.node_count());
             plan.len() >= 2
                 && plan[..2].iter().all(|p| match &p.plan {
                     FaultPlan::Pause { target, .. } => *target == Target::Random,

@@ -1,0 +1,110 @@
+//! `spec.json`: everything needed to rerun a run, seed included, for every cluster kind, and
+//! the `harness run ...` command line that does it.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::cli::{ClusterKind, RunArgs};
+use crate::cluster::open::Prepared;
+use crate::remote::quote;
+
+fn secs(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+/// The command line that reruns this run with the same seed on the same kind of cluster.
+pub fn rerun_command(args: &RunArgs, seed: u64, prepared: &Prepared) -> String {
+    let mut words: Vec<String> = vec!["harness".into(), "run".into()];
+    let mut flag = |name: &str, value: String| {
+        words.push(format!("--{name}"));
+        words.push(value);
+    };
+    flag("cluster", args.cluster.name().into());
+    match args.cluster {
+        ClusterKind::Local | ClusterKind::Netns => {
+            flag("nodes", prepared.node_names.len().to_string());
+        }
+        ClusterKind::Ssh => {}
+    }
+    if let Some(f) = &args.nodes_file {
+        flag("nodes-file", f.display().to_string());
+    }
+    if args.cluster == ClusterKind::Netns {
+        flag(
+            "netns-state-dir",
+            args.netns_state_dir.display().to_string(),
+        );
+    }
+    flag("time-limit", secs(args.time_limit));
+    flag("rate", args.rate.to_string());
+    flag("concurrency", args.concurrency.to_string());
+    flag("seed", seed.to_string());
+    flag("scenario", args.scenario.clone());
+    flag("nemesis", args.nemesis.spelling());
+    if let Some(d) = args.nemesis_interval {
+        flag("nemesis-interval", secs(d));
+    }
+    if let Some(url) = &args.toxiproxy {
+        flag("toxiproxy", url.clone());
+    }
+    if let Some(p) = &args.faultproxy_bin {
+        flag("faultproxy-bin", p.display().to_string());
+    }
+    flag("pause-role", args.pause_role.clone());
+    flag("quiesce-timeout", secs(args.quiesce_timeout));
+    flag("client-timeout", secs(args.client_timeout));
+    if let Some(d) = args.fault_at {
+        flag("fault-at", secs(d));
+    }
+    if let Some(d) = args.fault_for {
+        flag("fault-for", secs(d));
+    }
+    if let Some(p) = &args.pipeline_bin {
+        flag("pipeline-bin", p.display().to_string());
+    }
+    if args.nemesis_pairs {
+        words.push("--nemesis-pairs".into());
+    }
+    if args.no_idempotency {
+        words.push("--no-idempotency".into());
+    }
+    if args.insecure_ignore_host_keys {
+        words.push("--insecure-ignore-host-keys".into());
+    }
+    words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+/// The contents of `spec.json`.
+pub fn spec(
+    args: &RunArgs,
+    seed: u64,
+    prepared: &Prepared,
+    pipeline_bin: &Path,
+) -> serde_json::Value {
+    json!({
+        "scenario": args.scenario,
+        "seed": seed,
+        "cluster": args.cluster,
+        "nodes": prepared.node_names.len(),
+        "node_names": prepared.node_names,
+        "cluster_spec": prepared.spec,
+        "time_limit_s": args.time_limit.as_secs_f64(),
+        "rate": args.rate,
+        "concurrency": args.concurrency,
+        "nemesis": args.nemesis.spelling(),
+        "nemesis_interval_s": args.nemesis_interval.map(|d| d.as_secs_f64()),
+        "nemesis_pairs": args.nemesis_pairs,
+        "toxiproxy": args.toxiproxy,
+        "pause_role": args.pause_role,
+        "fault_at_s": args.fault_at.map(|d| d.as_secs_f64()),
+        "fault_for_s": args.fault_for.map(|d| d.as_secs_f64()),
+        "client_timeout_s": args.client_timeout.as_secs_f64(),
+        "quiesce_timeout_s": args.quiesce_timeout.as_secs_f64(),
+        "no_idempotency": args.no_idempotency,
+        "insecure_ignore_host_keys": args.insecure_ignore_host_keys,
+        "pipeline_bin": pipeline_bin,
+        "harness_version": env!("CARGO_PKG_VERSION"),
+        "rerun": rerun_command(args, seed, prepared),
+    })
+}
