@@ -40,6 +40,7 @@ pub mod jsonl;
 mod model;
 mod op;
 mod search;
+pub mod text;
 
 pub use check::{
     check, Failure, KeyReport, Options, Outcome as CheckOutcome, DEFAULT_MEMORY_LIMIT_BYTES,
