@@ -2,12 +2,11 @@
 //! each key's sub-history is), search the parts in parallel on a few threads, biggest first,
 //! and stop every other part as soon as one is not linearizable.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::model::{compile, Part};
+use super::model::{compile, FxMap, Part};
 use super::op::LinHistory;
 use super::search::{search, Budget, Exhausted, PartResult, PartVerdict};
 use crate::verdict::Validity;
@@ -103,14 +102,20 @@ fn exhausted_reason(e: Exhausted, options: &Options) -> String {
 pub fn check(history: &LinHistory, options: &Options) -> Outcome {
     let started = Instant::now();
     let deadline = started + options.time_limit;
-    let mut by_key: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    // Group by key through a hash map (one lookup per operation), then order keys.
+    let mut slot_of: FxMap<&str, usize> = FxMap::default();
+    let mut groups: Vec<(&str, Vec<u32>)> = Vec::new();
     for (i, op) in history.ops.iter().enumerate() {
-        by_key.entry(op.key.as_str()).or_default().push(i as u32);
+        let slot = *slot_of.entry(op.key.as_str()).or_insert_with(|| {
+            groups.push((op.key.as_str(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[slot].1.push(i as u32);
     }
-    let mut keys: Vec<KeyReport> = Vec::with_capacity(by_key.len());
-    let mut parts: Vec<(usize, Part)> = Vec::with_capacity(by_key.len());
-    for (slot, (key, indices)) in by_key.iter().enumerate() {
-        let mut report = KeyReport {
+    groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut keys: Vec<KeyReport> = groups
+        .iter()
+        .map(|(key, _)| KeyReport {
             key: (*key).to_owned(),
             ops_checked: 0,
             validity: Validity::Unknown,
@@ -118,23 +123,24 @@ pub fn check(history: &LinHistory, options: &Options) -> Outcome {
             turns: 0,
             configurations: 0,
             memory_bytes: 0,
-        };
-        match compile(history, key, indices) {
-            Ok(part) => {
-                report.ops_checked = part.cmds.len();
-                parts.push((slot, part));
-            }
-            Err(reason) => report.unknown_reason = Some(reason),
-        }
-        keys.push(report);
-    }
+        })
+        .collect();
     // Biggest first, so the longest part starts at once and the small ones fill in around it.
-    parts.sort_by_key(|(_, p)| std::cmp::Reverse(p.cmds.len()));
-    let results = run_parts(&mut parts, options, deadline);
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by_key(|&slot| std::cmp::Reverse(groups[slot].1.len()));
+    let done = run_parts(history, &groups, &order, options, deadline);
 
     let mut failure = None;
-    for ((slot, part), result) in parts.iter().zip(results) {
-        let report = &mut keys[*slot];
+    for (slot, compiled) in order.into_iter().zip(done) {
+        let report = &mut keys[slot];
+        let (part, result) = match compiled {
+            Ok(pair) => pair,
+            Err(reason) => {
+                report.unknown_reason = Some(reason);
+                continue;
+            }
+        };
+        report.ops_checked = part.cmds.len();
         report.turns = result.turns;
         report.configurations = result.configurations;
         report.memory_bytes = result.memory_bytes;
@@ -187,8 +193,18 @@ pub fn check(history: &LinHistory, options: &Options) -> Outcome {
     }
 }
 
-/// Searches every part on up to `options.threads` threads; results in the order of `parts`.
-fn run_parts(parts: &mut [(usize, Part)], options: &Options, deadline: Instant) -> Vec<PartResult> {
+/// What one key came to: its compiled part and search result, or why it could not be compiled.
+type Done = Result<(Part, PartResult), String>;
+
+/// Compiles and searches the parts `order` names on up to `options.threads` threads; results
+/// in the order of `order`.
+fn run_parts(
+    history: &LinHistory,
+    groups: &[(&str, Vec<u32>)],
+    order: &[usize],
+    options: &Options,
+    deadline: Instant,
+) -> Vec<Done> {
     let stop = AtomicBool::new(false);
     let memory_used = AtomicUsize::new(0);
     let budget = Budget {
@@ -197,32 +213,32 @@ fn run_parts(parts: &mut [(usize, Part)], options: &Options, deadline: Instant) 
         memory_used: &memory_used,
         memory_limit_bytes: options.memory_limit_bytes,
     };
-    let threads = options.threads.clamp(1, parts.len().max(1));
-    let queue: Vec<Mutex<Option<&mut Part>>> =
-        parts.iter_mut().map(|(_, p)| Mutex::new(Some(p))).collect();
-    let results: Vec<Mutex<Option<PartResult>>> = queue.iter().map(|_| Mutex::new(None)).collect();
+    let threads = options.threads.clamp(1, order.len().max(1));
+    let results: Vec<Mutex<Option<Done>>> = order.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
+    let stopped = || PartResult {
+        verdict: PartVerdict::Unknown(Exhausted::Stopped),
+        turns: 0,
+        configurations: 0,
+        memory_bytes: 0,
+    };
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(slot) = queue.get(i) else { break };
-        let Some(part) = slot.lock().map_or(None, |mut g| g.take()) else {
-            continue;
-        };
-        let result = if stop.load(Ordering::Relaxed) {
-            PartResult {
-                verdict: PartVerdict::Unknown(Exhausted::Stopped),
-                turns: 0,
-                configurations: 0,
-                memory_bytes: 0,
+        let Some(&slot) = order.get(i) else { break };
+        let (key, indices) = &groups[slot];
+        let done = compile(history, key, indices).map(|mut part| {
+            let result = if stop.load(Ordering::Relaxed) {
+                stopped()
+            } else {
+                search(&mut part, &budget)
+            };
+            if matches!(result.verdict, PartVerdict::NotLinearizable { .. }) {
+                stop.store(true, Ordering::Relaxed);
             }
-        } else {
-            search(part, &budget)
-        };
-        if matches!(result.verdict, PartVerdict::NotLinearizable { .. }) {
-            stop.store(true, Ordering::Relaxed);
-        }
+            (part, result)
+        });
         if let Ok(mut r) = results[i].lock() {
-            *r = Some(result);
+            *r = Some(done);
         }
     };
     if threads == 1 {
@@ -237,12 +253,10 @@ fn run_parts(parts: &mut [(usize, Part)], options: &Options, deadline: Instant) 
     results
         .into_iter()
         .map(|m| {
-            m.into_inner().ok().flatten().unwrap_or(PartResult {
-                verdict: PartVerdict::Unknown(Exhausted::Stopped),
-                turns: 0,
-                configurations: 0,
-                memory_bytes: 0,
-            })
+            m.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err("the search thread failed".into()))
         })
         .collect()
 }

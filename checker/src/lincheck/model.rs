@@ -19,7 +19,13 @@ impl Hasher for FxHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for b in chunks.remainder() {
             self.write_u64(u64::from(*b));
         }
     }
@@ -241,6 +247,8 @@ pub(crate) struct Part {
     pub global: Vec<u32>,
     /// Call and return events in history order: `rank * 2` is a call, `rank * 2 + 1` a return.
     pub events: Vec<u32>,
+    /// Ranks below this completed; the rest are info operations, open to the end.
+    pub done: usize,
     /// The initial state.
     pub init: u64,
     /// The model.
@@ -320,8 +328,10 @@ pub(crate) fn compile(history: &LinHistory, key: &str, indices: &[u32]) -> Resul
     // Positions are distinct except the shared end of info operations (ordered by rank there);
     // on a tie a call sorts first, so touching intervals count as concurrent.
     events.sort_unstable();
+    let done = kept.iter().filter(|k| k.0 != u64::MAX).count();
     Ok(Part {
         key: key.to_owned(),
+        done,
         cmds: kept.iter().map(|k| k.3).collect(),
         global: kept.iter().map(|k| k.2).collect(),
         events: events.into_iter().map(|e| e.2).collect(),

@@ -181,7 +181,7 @@ impl Longest {
 pub(crate) fn search(part: &mut Part, budget: &Budget<'_>) -> PartResult {
     let n = part.cmds.len();
     let mut list = List::new(part);
-    let mut set = LinSet::new(n);
+    let mut set = LinSet::new(n, part.done);
     let mut cache = Cache::new();
     let mut stack: Vec<(u32, u64)> = Vec::with_capacity(n);
     let mut longest = Longest {
