@@ -120,5 +120,10 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    // No plots: criterion's plotters backend needs system fonts this machine lacks.
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);
