@@ -19,6 +19,7 @@ pub mod analysis;
 pub mod checks;
 pub mod final_state;
 pub mod history;
+pub mod lincheck;
 pub mod report;
 pub mod rundir;
 pub mod verdict;

@@ -8,6 +8,9 @@ use checker::history::{f, Header, Op, OpType, Process, SCHEMA_VERSION};
 use checker::{ReadError, RunData, Validity};
 use serde_json::json;
 
+/// The linearizability checker's tests (known answers, brute-force cross-checks, bounds, input).
+mod lincheck;
+
 fn order(id: &str, status: &str, amount: i64) -> OrderRecord {
     OrderRecord {
         order_id: id.into(),

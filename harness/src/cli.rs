@@ -30,6 +30,8 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Turn `vagrant ssh-config` output into a nodes file for `--cluster ssh`.
     NodesFromSshConfig(NodesFromSshConfigArgs),
+    /// Check a JSONL file of operations for linearizability (exit 0 valid, 1 invalid, 2 unknown).
+    Lincheck(LincheckArgs),
 }
 
 /// Where the cluster runs.
@@ -280,4 +282,50 @@ pub struct HealArgs {
     /// The run directory whose ledger to heal (default: reports/latest).
     #[arg(default_value = "reports/latest")]
     pub run_dir: PathBuf,
+}
+
+/// Sequential models `harness lincheck` checks against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LinModel {
+    /// read, write, cas (value `[from, to]`) per key.
+    Register,
+    /// get, put, append per key; a missing key reads "".
+    Kv,
+    /// reserve, release, read per SKU.
+    Stock,
+}
+
+/// `harness lincheck`.
+#[derive(Debug, Clone, Args)]
+pub struct LincheckArgs {
+    /// JSONL file: one event per line with process, type, f, optional key, value.
+    pub file: PathBuf,
+    /// The model.
+    #[arg(long, value_enum)]
+    pub model: LinModel,
+    /// Initial state: every SKU's stock (required for stock), or the registers' integer value.
+    #[arg(long, allow_negative_numbers = true)]
+    pub initial: Option<i64>,
+    /// Give up with unknown after this long: 30s, 2m, 500ms.
+    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
+    pub time_limit: Duration,
+    /// Give up with unknown when the search holds this many MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory_limit_mib: usize,
+    /// Also write the HTML view of the result to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+}
+
+impl LincheckArgs {
+    /// Checks what clap cannot: returns the message for a bad-arguments exit.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.model, self.initial) {
+            (LinModel::Stock, None) => {
+                Err("--model stock needs --initial N (the initial stock of every SKU)".into())
+            }
+            (LinModel::Kv, Some(n)) => Err(format!("--initial {n}: kv keys always start as \"\"")),
+            _ => Ok(()),
+        }
+    }
 }

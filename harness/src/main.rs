@@ -71,6 +71,7 @@ async fn dispatch(command: Command) -> i32 {
                 }
             }
         }
+        Command::Lincheck(args) => lincheck(&args),
         Command::Heal(args) => match harness::heal::heal(&args.run_dir).await {
             Ok(n) => {
                 eprintln!(
@@ -87,4 +88,50 @@ async fn dispatch(command: Command) -> i32 {
         Command::Cluster(args) => harness::cluster_cmd::cluster(args.action).await,
         Command::NodesFromSshConfig(args) => harness::cluster_cmd::nodes_from_ssh_config(&args),
     }
+}
+
+/// `harness lincheck`: reads the file, checks it, prints the verdict, returns the exit code.
+fn lincheck(args: &harness::cli::LincheckArgs) -> i32 {
+    use checker::lincheck::{check, html, jsonl, text, ModelKind, Options};
+    use harness::cli::LinModel;
+    if let Err(msg) = args.validate() {
+        eprintln!("harness: {msg}");
+        return EXIT_BAD_ARGS;
+    }
+    let model = match args.model {
+        LinModel::Register => ModelKind::Register,
+        LinModel::Kv => ModelKind::Kv,
+        LinModel::Stock => ModelKind::Stock,
+    };
+    let mut history = match jsonl::read_file(&args.file, model) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("harness: {e}");
+            return EXIT_BAD_ARGS;
+        }
+    };
+    match (model, args.initial) {
+        (ModelKind::Register, Some(n)) => history.register_initial = n.into(),
+        (ModelKind::Stock, n) => history.stock_default = n,
+        _ => {}
+    }
+    let options = Options {
+        time_limit: args.time_limit,
+        memory_limit_bytes: args.memory_limit_mib.saturating_mul(1 << 20),
+        ..Options::default()
+    };
+    let outcome = check(&history, &options);
+    print!(
+        "{}: {}",
+        args.file.display(),
+        text::report(&history, &outcome)
+    );
+    if let Some(path) = &args.html {
+        let title = format!("Linearizability of {}", args.file.display());
+        if let Err(e) = std::fs::write(path, html::render(&history, &outcome, &title)) {
+            eprintln!("harness: writing '{}': {e}", path.display());
+            return EXIT_CRASH;
+        }
+    }
+    outcome.validity.exit_code()
 }

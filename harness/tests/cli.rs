@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use checker::history::OpType;
 
+/// `harness lincheck` on hand-made files: exit codes, output, errors.
+mod lincheck;
+
 fn harness_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_harness"))
 }
