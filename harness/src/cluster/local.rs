@@ -62,17 +62,35 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
         .collect()
 }
 
-fn role_args(
+fn config_path(opts: &LocalOptions, node: &str) -> PathBuf {
+    opts.run_dir.join("nodes").join(node).join("config.json")
+}
+
+/// Writes every node's config file (contract §1). Locally every node reaches every role at
+/// the address it listens on.
+fn write_configs(
     opts: &LocalOptions,
-    node: &str,
-    role: &str,
+    nodes: &[String],
     ports: &BTreeMap<(String, String), u16>,
-) -> Vec<String> {
-    let peers: BTreeMap<(String, String), String> = ports
+) -> anyhow::Result<()> {
+    let addrs: BTreeMap<(String, String), String> = ports
         .iter()
         .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
         .collect();
-    let listen = peers[&(node.to_owned(), role.to_owned())].clone();
+    let settings = pipeline::default_settings();
+    for node in nodes {
+        let cfg = pipeline::node_config(node, nodes, &addrs, &settings);
+        let path = config_path(opts, node);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, serde_json::to_vec_pretty(&cfg)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn role_args(opts: &LocalOptions, node: &str, role: &str) -> Vec<String> {
     let data = opts
         .run_dir
         .join("nodes")
@@ -86,8 +104,7 @@ fn role_args(
     pipeline::role_args(
         node,
         role,
-        &listen,
-        &peers,
+        &config_path(opts, node).display().to_string(),
         &data.display().to_string(),
         &extra,
     )
@@ -116,7 +133,8 @@ fn spawn(bin: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
 }
 
 impl LocalCluster {
-    /// Starts every role on every node and waits until all answer `/health`.
+    /// Starts every role on every node, the store replicas first, and waits until all answer
+    /// `/health`.
     pub async fn start(opts: &LocalOptions) -> anyhow::Result<LocalCluster> {
         if !opts.pipeline_bin.is_file() {
             bail!(
@@ -131,24 +149,42 @@ impl LocalCluster {
             .collect();
         let ports: BTreeMap<(String, String), u16> =
             keys.iter().cloned().zip(free_ports(keys.len())?).collect();
-        let mut roles = BTreeMap::new();
-        for (node, role) in &keys {
-            let args = role_args(opts, node, role, &ports);
-            let log = opts
-                .run_dir
-                .join("nodes")
-                .join(node)
-                .join(format!("{role}.log"));
-            let child = spawn(&opts.pipeline_bin, &args, &log)?;
-            roles.insert(
-                (node.clone(), role.clone()),
-                RoleProcess {
-                    port: ports[&(node.clone(), role.clone())],
-                    child: Mutex::new(Some(child)),
-                },
-            );
+        write_configs(opts, &nodes, &ports)?;
+        let mut cluster = LocalCluster {
+            nodes: nodes.clone(),
+            roles: BTreeMap::new(),
+        };
+        for role in ROLES {
+            for node in &nodes {
+                let args = role_args(opts, node, role);
+                let log = opts
+                    .run_dir
+                    .join("nodes")
+                    .join(node)
+                    .join(format!("{role}.log"));
+                let child = match spawn(&opts.pipeline_bin, &args, &log) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = cluster.stop().await;
+                        return Err(e);
+                    }
+                };
+                let key = (node.clone(), (*role).to_owned());
+                cluster.roles.insert(
+                    key.clone(),
+                    RoleProcess {
+                        port: ports[&key],
+                        child: Mutex::new(Some(child)),
+                    },
+                );
+            }
+            if *role == "store" {
+                if let Err(e) = cluster.wait_healthy(&opts.run_dir).await {
+                    let _ = cluster.stop().await;
+                    return Err(e);
+                }
+            }
         }
-        let cluster = LocalCluster { nodes, roles };
         if let Err(e) = cluster.wait_healthy(&opts.run_dir).await {
             let _ = cluster.stop().await;
             return Err(e);
