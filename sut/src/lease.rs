@@ -72,21 +72,25 @@ pub async fn lease_states(replicas: &Replicas, domain: &str) -> Vec<LeaseState> 
 }
 
 /// Sends `action` (`acquire`, `renew`, `release`) to every replica; returns the indices that
-/// granted it and how many refused it.
+/// granted it and how many refused it. Returns as soon as a majority granted (the other
+/// requests still run to completion), so one stopped replica does not delay a renewal.
 async fn lease_round(
     replicas: &Replicas,
     domain: &str,
     action: &str,
     body: LeaseBody,
 ) -> (Vec<usize>, usize) {
-    let rx = replicas.post_all::<_, LeaseReply>(&format!("/lease/{domain}/{action}"), body);
+    let mut rx = replicas.post_all::<_, LeaseReply>(&format!("/lease/{domain}/{action}"), body);
     let mut granted = Vec::new();
     let mut refused = 0;
-    for (i, reply) in collect(rx).await {
+    while let Some((i, reply)) = rx.recv().await {
         match reply {
             Reply::Ok(r) if r.granted => granted.push(i),
             Reply::Ok(_) | Reply::Refused { .. } => refused += 1,
             Reply::Failed(_) => {}
+        }
+        if granted.len() >= replicas.majority() {
+            break;
         }
     }
     (granted, refused)
