@@ -38,11 +38,6 @@ impl RetryBudget {
         }
     }
 
-    /// The default: 10 % of requests plus 2 retries per second.
-    pub fn standard() -> RetryBudget {
-        RetryBudget::new(0.1, 2)
-    }
-
     fn second(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.start).as_secs() / BUCKET.as_secs()
     }

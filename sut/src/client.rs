@@ -164,3 +164,83 @@ impl Downstream {
         Outcome::Unknown { error: last_error }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    use axum::Router;
+
+    use super::*;
+
+    /// A loopback server answering every POST with `status` (plus `x-do-not-retry: 1` if
+    /// `no_retry`); returns its base URL and its hit counter.
+    async fn server(status: u16, no_retry: bool) -> (String, Arc<AtomicU32>) {
+        let hits = Arc::new(AtomicU32::new(0));
+        let h = hits.clone();
+        let app = Router::new().route(
+            "/x",
+            post(move || {
+                let h = h.clone();
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let mut resp = StatusCode::from_u16(status)
+                        .unwrap_or(StatusCode::OK)
+                        .into_response();
+                    if no_retry {
+                        resp.headers_mut()
+                            .insert(DO_NOT_RETRY, axum::http::HeaderValue::from_static("1"));
+                    }
+                    resp
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), hits)
+    }
+
+    fn client(base: String, budget: Option<RetryBudget>) -> Downstream {
+        let policy = RetryPolicy {
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            ..RetryPolicy::default()
+        };
+        Downstream::new("x", vec![base], policy, budget, SharedRng::from_seed(1))
+    }
+
+    /// Proves a 5xx is retried up to the attempt limit and ends unknown, a 503 with
+    /// `x-do-not-retry` is not retried, a 4xx is a definite answer, and an empty retry budget
+    /// stops retries.
+    #[tokio::test]
+    async fn retries_honour_policy_marker_and_budget() {
+        let (base, hits) = server(500, false).await;
+        let out = client(base.clone(), None).post("/x", "k", &1).await;
+        assert!(matches!(out, Outcome::Unknown { .. }));
+        assert_eq!(hits.load(Ordering::SeqCst), 3, "three attempts");
+
+        let (base_nr, hits_nr) = server(503, true).await;
+        let out = client(base_nr, None).post("/x", "k", &1).await;
+        assert!(matches!(out, Outcome::Unknown { .. }));
+        assert_eq!(hits_nr.load(Ordering::SeqCst), 1, "do-not-retry honoured");
+
+        let (base_4, hits_4) = server(422, false).await;
+        let out = client(base_4, None).post("/x", "k", &1).await;
+        assert!(matches!(out, Outcome::Done { status: 422, .. }));
+        assert_eq!(hits_4.load(Ordering::SeqCst), 1);
+
+        hits.store(0, Ordering::SeqCst);
+        let out = client(base, Some(RetryBudget::new(0.0, 0)))
+            .post("/x", "k", &1)
+            .await;
+        assert!(matches!(out, Outcome::Unknown { .. }));
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "no budget for a retry");
+    }
+}

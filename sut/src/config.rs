@@ -114,6 +114,10 @@ pub struct Settings {
     pub saga_concurrency: usize,
     /// Requests a role serves at once; beyond it answers 503 with `x-do-not-retry`.
     pub max_in_flight_requests: usize,
+    /// Share of requests a caller may retry (over a 10 s window).
+    pub retry_budget_ratio: f64,
+    /// Retries a caller may make per second regardless of the ratio.
+    pub retry_budget_floor_per_s: u64,
 }
 
 impl Default for Settings {
@@ -129,6 +133,8 @@ impl Default for Settings {
             initial_stock: (0..10).map(|i| (format!("sku-{i}"), 1000)).collect(),
             saga_concurrency: 32,
             max_in_flight_requests: 256,
+            retry_budget_ratio: 0.1,
+            retry_budget_floor_per_s: 2,
         }
     }
 }
@@ -214,6 +220,13 @@ impl Settings {
             return bad(format!(
                 "max_in_flight_requests = {} must be between 1 and 65536",
                 self.max_in_flight_requests
+            ));
+        }
+        if !(0.0..=10.0).contains(&self.retry_budget_ratio) || self.retry_budget_floor_per_s > 1000
+        {
+            return bad(format!(
+                "retry_budget_ratio = {} must be between 0 and 10 and retry_budget_floor_per_s = {} at most 1000",
+                self.retry_budget_ratio, self.retry_budget_floor_per_s
             ));
         }
         if let Some(state) = self.quorum.keys().find(|s| !STATES.contains(&s.as_str())) {

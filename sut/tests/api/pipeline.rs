@@ -113,9 +113,9 @@ fn wait_terminal(c: &Cluster, node: &str, n: usize) {
     assert!(done, "sagas still open: {open:?}");
 }
 
-/// Asserts every order is in a legal end state with exactly its effects, and that stock adds
-/// up; returns the count per status.
-fn assert_legal(f: &Final) -> BTreeMap<String, usize> {
+/// Every order's end state checked against its effects, and stock against reservations:
+/// the count per status and every violation found (with its evidence).
+fn check_effects(f: &Final) -> (BTreeMap<String, usize>, Vec<String>) {
     let of = |list: &[Value], id: &Value| -> Vec<Value> {
         list.iter()
             .filter(|r| r["order_id"] == *id)
@@ -123,6 +123,7 @@ fn assert_legal(f: &Final) -> BTreeMap<String, usize> {
             .collect()
     };
     let mut by_status = BTreeMap::new();
+    let mut bad = Vec::new();
     for o in &f.orders {
         let id = &o["order_id"];
         let pays = of(&f.ledger, id);
@@ -135,28 +136,30 @@ fn assert_legal(f: &Final) -> BTreeMap<String, usize> {
         let resv = of(&f.reservations, id);
         let reserved = resv.iter().filter(|r| r["status"] == "reserved").count();
         let items = o["items"].as_array().map_or(0, Vec::len);
-        let evidence =
-            format!("{o}\ncharges {charges:?}\nrefunds {refunds:?}\nreservations {resv:?}");
         let status = o["status"].as_str().unwrap_or_default();
-        match status {
+        let legal = match status {
             "completed" => {
-                assert!(
-                    charges.len() == 1 && charges[0]["amount"] == o["amount"],
-                    "{evidence}"
-                );
-                assert!(refunds.is_empty() && live == 1, "{evidence}");
-                assert!(resv.len() == items && reserved == items, "{evidence}");
+                charges.len() == 1
+                    && charges[0]["amount"] == o["amount"]
+                    && refunds.is_empty()
+                    && live == 1
+                    && resv.len() == items
+                    && reserved == items
             }
             "compensated" => {
-                assert!(charges.len() == 1 && refunds.len() == 1, "{evidence}");
-                assert_eq!(charges[0]["amount"], refunds[0]["amount"], "{evidence}");
-                assert!(live == 0 && reserved == 0, "{evidence}");
+                charges.len() == 1
+                    && refunds.len() == 1
+                    && charges[0]["amount"] == refunds[0]["amount"]
+                    && live == 0
+                    && reserved == 0
             }
-            "rejected" => {
-                assert!(charges.is_empty() && refunds.is_empty(), "{evidence}");
-                assert!(live == 0 && reserved == 0, "{evidence}");
-            }
-            other => panic!("order in status {other}: {evidence}"),
+            "rejected" => charges.is_empty() && refunds.is_empty() && live == 0 && reserved == 0,
+            _ => false,
+        };
+        if !legal {
+            bad.push(format!(
+                "{o}\ncharges {charges:?}\nrefunds {refunds:?}\nreservations {resv:?}"
+            ));
         }
         *by_status.entry(status.to_owned()).or_default() += 1;
     }
@@ -171,13 +174,22 @@ fn assert_legal(f: &Final) -> BTreeMap<String, usize> {
             s["initial"].as_i64().unwrap_or(0),
             s["available"].as_i64().unwrap_or(0),
         );
-        assert!(available >= 0, "{s}");
-        assert_eq!(
-            initial - available,
-            held,
-            "stock of {s} against reservations"
-        );
+        if available < 0 || initial - available != held {
+            bad.push(format!("stock {s} against {held} units reserved"));
+        }
     }
+    (by_status, bad)
+}
+
+/// Asserts every order ended legal with exactly its effects; returns the count per status.
+fn assert_legal(f: &Final) -> BTreeMap<String, usize> {
+    let (by_status, bad) = check_effects(f);
+    assert!(
+        bad.is_empty(),
+        "{} violations, first: {}",
+        bad.len(),
+        bad[0]
+    );
     by_status
 }
 
@@ -227,6 +239,121 @@ fn two_hundred_orders_end_legal() {
             "{needle} missing from the leader's metrics:\n{m}"
         );
     }
+}
+
+/// Proves the effects test can fail: with `--no-compensation` (shipping failure rate 0.5) the
+/// failed sagas keep their charge and their reservations.
+#[test]
+fn without_compensation_failed_sagas_keep_effects() {
+    let c = full(json!({"shipping_failure_rate": 0.5}))
+        .flag("order", "--no-compensation")
+        .start();
+    let keys: Vec<(String, Value)> = (0..20)
+        .map(|i| (format!("nc-{i}"), order_body(i)))
+        .collect();
+    place_all(&c, &keys, 4, None);
+    wait_terminal(&c, "n1", 20);
+    let (by_status, bad) = check_effects(&final_state(&c, "n1"));
+    let failed = by_status.get("compensated").copied().unwrap_or(0);
+    assert!(failed > 0, "{by_status:?}");
+    assert_eq!(
+        bad.len(),
+        failed,
+        "each failed saga kept its effects: {bad:?}"
+    );
+}
+
+/// Kills every payment process, places orders, and returns the order leader's counts of
+/// (logical requests, retries, budget refusals) to payment once it has made 40 requests.
+fn calls_to_dead_payment(spec: Spec) -> (f64, f64, f64) {
+    let c = spec.start();
+    for n in ["n1", "n2", "n3"] {
+        c.kill(n, "payment");
+    }
+    let keys: Vec<(String, Value)> = (0..30)
+        .map(|i| (format!("rb-{i}"), order_body(i)))
+        .collect();
+    place_all(&c, &keys, 4, None);
+    let (leader, _) = c.await_leader("order", None);
+    let value = |m: &str, name: &str| -> f64 {
+        let prefix = format!("{name}{{downstream=\"payment\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut m = String::new();
+    assert!(c.wait_until(Duration::from_secs(30), || {
+        m = metrics(&c, &leader, "order");
+        value(&m, "requests_total") >= 40.0
+    }));
+    (
+        value(&m, "requests_total"),
+        value(&m, "retry_attempts_total"),
+        value(&m, "retry_budget_exhausted_total"),
+    )
+}
+
+/// Proves the retry budget caps the retry load on a dead downstream (ratio 0.1, no floor):
+/// retries stay within a fifth of the requests and the budget says no; and that without it
+/// (`--no-retry-budget`) every call is retried to the attempt limit.
+#[test]
+fn retry_budget_caps_retries_to_a_dead_downstream() {
+    let settings = json!({"retry_budget_ratio": 0.1, "retry_budget_floor_per_s": 0});
+    let (requests, retries, refused) = calls_to_dead_payment(full(settings.clone()));
+    eprintln!("with a budget: {requests} requests, {retries} retries, {refused} refused");
+    assert!(
+        retries <= 0.2 * requests + 1.0,
+        "{retries} retries for {requests} requests"
+    );
+    assert!(refused > 0.0, "the budget refused no retry");
+    let (requests, retries, refused) =
+        calls_to_dead_payment(full(settings).flag("order", "--no-retry-budget"));
+    eprintln!("without a budget: {requests} requests, {retries} retries");
+    assert!(
+        retries >= 1.5 * requests,
+        "without a budget: {retries} retries for {requests} requests"
+    );
+    assert_eq!(refused, 0.0);
+}
+
+/// Proves an overloaded role sheds load: beyond `max_in_flight_requests` it answers 503 with
+/// `x-do-not-retry: 1`, and nothing it shed was applied.
+#[test]
+fn overload_is_shed_with_do_not_retry() {
+    let c = Spec::new(1, &["payment"])
+        .settings(json!({"max_in_flight_requests": 1}))
+        .start();
+    let url = format!("{}/charge", c.url("n1", "payment"));
+    let client = reqwest::blocking::Client::new();
+    let answers: Vec<(u16, bool)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..32)
+            .map(|i| {
+                let (client, url) = (&client, &url);
+                s.spawn(move || {
+                    let r = client
+                        .post(url)
+                        .header("idempotency-key", format!("o-{i}:charge"))
+                        .json(&json!({"order_id": format!("o-{i}"), "amount": 5}))
+                        .send()
+                        .expect("answer");
+                    (
+                        r.status().as_u16(),
+                        r.headers().get("x-do-not-retry").is_some_and(|v| v == "1"),
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("client")).collect()
+    });
+    let shed = answers.iter().filter(|(s, _)| *s == 503).count();
+    assert!(shed > 0, "{answers:?}");
+    assert!(
+        answers.iter().filter(|(s, _)| *s == 503).all(|(_, nr)| *nr),
+        "{answers:?}"
+    );
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(c.admin_all("n1", "payment", "/admin/ledger").len(), created);
 }
 
 /// Proves that SIGKILL of the order leader mid-run hands the sagas to a new leader with a

@@ -392,7 +392,12 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|(_, u)| u)
             .collect();
-        let budget = (!args.no_retry_budget).then(RetryBudget::standard);
+        let budget = (!args.no_retry_budget).then(|| {
+            RetryBudget::new(
+                settings.retry_budget_ratio,
+                settings.retry_budget_floor_per_s,
+            )
+        });
         Downstream::new(name, targets, policy, budget, boot.rng.clone())
     };
     let svc = Orders {
