@@ -152,6 +152,10 @@ impl Orders {
                     format!("key {key:?} already placed order {id} with another payload"),
                 ));
             }
+            if !rec.is_terminal() {
+                // E.g. an earlier append of this key whose outcome was unknown.
+                self.enqueue(&term, rec.order_id.clone(), rec.offset);
+            }
             return Ok(accepted(&rec));
         }
         let offset = *log_end;
