@@ -1,9 +1,12 @@
 //! Integration tests of the pipeline: real `pipeline` processes on loopback, talking HTTP, with
 //! real fsync and real SIGKILL. `store` covers the replicas, quorum client, leases and fencing
-//! (issue 3); `pipeline` covers the saga roles (issue 4).
+//! (issue 3); `pipeline` covers the saga roles and `inventory` its two consistency models
+//! (issue 4).
 
 #[path = "api/cluster.rs"]
 mod cluster;
+#[path = "api/inventory.rs"]
+mod inventory;
 #[path = "api/pipeline.rs"]
 mod pipeline;
 #[path = "api/store.rs"]
