@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use checker::final_state::{status, FinalState, OrderRecord, PaymentRecord};
+use checker::final_state::{
+    status, FinalState, OrderRecord, PaymentRecord, ReservationRecord, ShipmentRecord, StockRecord,
+};
 use serde::de::DeserializeOwned;
 
 use crate::cluster::Cluster;
@@ -38,37 +40,60 @@ async fn read_all<T: DeserializeOwned>(
     anyhow::bail!("{base}{path}: more than {MAX_PAGES} pages")
 }
 
-/// Reads orders and the payment ledger from every node. A node that cannot be read is listed in
+/// Reads one paginated admin endpoint of `role` through the first node that answers it (every
+/// node reads the same quorum store). An endpoint no node could answer is listed in
 /// `read_errors` (the checks then say unknown rather than guess).
+async fn read_any<T: DeserializeOwned>(
+    cluster: &dyn Cluster,
+    http: &reqwest::Client,
+    role: &str,
+    path: &str,
+    errors: &mut Vec<String>,
+) -> Vec<T> {
+    let mut tried = Vec::new();
+    for node in cluster.nodes() {
+        let read = match cluster.url(&node, role) {
+            Ok(base) => read_all::<T>(http, &base, path).await,
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(items) => return items,
+            Err(e) => tried.push(format!("{node}: {e:#}")),
+        }
+    }
+    errors.push(format!("{role} {path}: {}", tried.join("; ")));
+    Vec::new()
+}
+
+/// Reads orders, the payment ledger, shipments, reservations and stock.
 pub async fn final_state(cluster: &dyn Cluster) -> FinalState {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
-    let mut state = FinalState {
-        services: vec!["order".into(), "payment".into()],
-        ..FinalState::default()
-    };
-    for node in cluster.nodes() {
-        match cluster.url(&node, "order") {
-            Ok(base) => match read_all::<OrderRecord>(&http, &base, "/admin/orders").await {
-                Ok(orders) => state.orders.extend(orders),
-                Err(e) => state.read_errors.push(format!("{node}/order: {e:#}")),
-            },
-            Err(e) => state.read_errors.push(format!("{node}/order: {e:#}")),
-        }
-        match cluster.url(&node, "payment") {
-            Ok(base) => match read_all::<PaymentRecord>(&http, &base, "/admin/ledger").await {
-                Ok(recs) => state.payments.extend(recs),
-                Err(e) => state.read_errors.push(format!("{node}/payment: {e:#}")),
-            },
-            Err(e) => state.read_errors.push(format!("{node}/payment: {e:#}")),
-        }
+    let mut errors = Vec::new();
+    let e = &mut errors;
+    let orders = read_any::<OrderRecord>(cluster, &http, "order", "/admin/orders", e).await;
+    let payments = read_any::<PaymentRecord>(cluster, &http, "payment", "/admin/ledger", e).await;
+    let shipments =
+        read_any::<ShipmentRecord>(cluster, &http, "shipping", "/admin/shipments", e).await;
+    let reservations =
+        read_any::<ReservationRecord>(cluster, &http, "inventory", "/admin/reservations", e).await;
+    let stock = read_any::<StockRecord>(cluster, &http, "inventory", "/admin/stock", e).await;
+    FinalState {
+        services: ["order", "payment", "inventory", "shipping"]
+            .map(str::to_owned)
+            .to_vec(),
+        orders,
+        payments,
+        shipments,
+        reservations,
+        stock,
+        read_errors: errors,
     }
-    state
 }
 
-/// Waits until every order on every node is terminal, or `timeout`. Returns how many were still
+/// Waits until every order is terminal, or `timeout`. Returns how many were still
 /// open at the end (0 when quiet).
 pub async fn quiesce(cluster: &dyn Cluster, timeout: Duration) -> usize {
     let deadline = Instant::now() + timeout;

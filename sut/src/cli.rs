@@ -1,10 +1,12 @@
-//! Command line: `pipeline <role> [flags]`.
+//! Command line: `pipeline <role> --node <name> --config <file> --data-dir <dir>
+//! [--watch-parent <pid>] [protection flags]` (docs/contracts.md §1).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::config::InventoryMode;
 
 /// The order/payment pipeline under test.
 #[derive(Debug, Parser)]
@@ -18,21 +20,40 @@ pub struct Cli {
 /// One role per process.
 #[derive(Debug, Subcommand)]
 pub enum Role {
-    /// Accepts orders and drives their sagas.
+    /// A replica of the versioned, fenced key-value store.
+    Store(StoreArgs),
+    /// Accepts orders and drives their sagas (elected leader).
     Order(OrderArgs),
-    /// Charges and refunds under idempotency keys.
+    /// Charges and refunds under idempotency keys (elected leader).
     Payment(PaymentArgs),
+    /// Reserves and releases stock (leader in linearizable mode).
+    Inventory(InventoryArgs),
+    /// Creates and cancels shipments.
+    Shipping(ShippingArgs),
+}
+
+impl Role {
+    /// The role's name as in the config's `listen` and `peers`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Store(_) => "store",
+            Role::Order(_) => "order",
+            Role::Payment(_) => "payment",
+            Role::Inventory(_) => "inventory",
+            Role::Shipping(_) => "shipping",
+        }
+    }
 }
 
 /// Flags every role takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// This node's name, e.g. `n1`.
+    /// This node's name, e.g. `n1`; must match the config's `node`.
     #[arg(long)]
     pub node: String,
-    /// Address to serve HTTP on.
+    /// The node's configuration file (JSON, docs/contracts.md §1).
     #[arg(long)]
-    pub listen: SocketAddr,
+    pub config: PathBuf,
     /// Directory for this role's durable state.
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -41,25 +62,30 @@ pub struct Common {
     pub watch_parent: Option<i32>,
 }
 
+/// `pipeline store`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Common flags.
+    #[command(flatten)]
+    pub common: Common,
+    /// Admit writes whose token is below the domain's highest (logged), to prove the fencing
+    /// check can fail.
+    #[arg(long)]
+    pub no_fencing: bool,
+}
+
 /// `pipeline order`.
 #[derive(Debug, Clone, Args)]
 pub struct OrderArgs {
     /// Common flags.
     #[command(flatten)]
     pub common: Common,
-    /// Base URL of the payment service this node's sagas call.
+    /// Skip compensations when a saga fails (to prove the effects check can fail).
     #[arg(long)]
-    pub payment: String,
-    /// Per-attempt timeout of calls to other services, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub call_timeout_ms: u64,
-}
-
-impl OrderArgs {
-    /// The per-attempt timeout.
-    pub fn call_timeout(&self) -> Duration {
-        Duration::from_millis(self.call_timeout_ms)
-    }
+    pub no_compensation: bool,
+    /// Retry without a budget (to prove the retry-load check can fail).
+    #[arg(long)]
+    pub no_retry_budget: bool,
 }
 
 /// `pipeline payment`.
@@ -71,6 +97,34 @@ pub struct PaymentArgs {
     /// Switch idempotency off: every request makes a new effect (to prove checks can fail).
     #[arg(long)]
     pub no_idempotency: bool,
+}
+
+/// `pipeline inventory`.
+#[derive(Debug, Clone, Args)]
+pub struct InventoryArgs {
+    /// Common flags.
+    #[command(flatten)]
+    pub common: Common,
+    /// Switch idempotency off: every request makes a new effect.
+    #[arg(long)]
+    pub no_idempotency: bool,
+    /// Consistency model; overrides the config's `inventory_mode`.
+    #[arg(long, value_enum)]
+    pub inventory_mode: Option<InventoryMode>,
+}
+
+/// `pipeline shipping`.
+#[derive(Debug, Clone, Args)]
+pub struct ShippingArgs {
+    /// Common flags.
+    #[command(flatten)]
+    pub common: Common,
+    /// Switch idempotency off: every request makes a new effect.
+    #[arg(long)]
+    pub no_idempotency: bool,
+    /// Share of shipment creations refused; overrides the config's `shipping_failure_rate`.
+    #[arg(long)]
+    pub failure_rate: Option<f64>,
 }
 
 /// Exits the process once `pid` is gone, so a crashed harness leaves no pipeline behind.

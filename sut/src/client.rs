@@ -1,16 +1,20 @@
 //! Calls between services: every call carries an idempotency key and goes through one retry
-//! policy (capped exponential backoff with full jitter, a bounded number of attempts).
+//! policy (capped exponential backoff with full jitter, a bounded number of attempts) and a
+//! retry budget per downstream. Attempts rotate over the downstream's nodes (this node's first),
+//! so one stopped process does not stall a caller; any node forwards to its role's leader.
 //!
 //! The outcome is three-valued like a history entry: [`Outcome::Done`] (a definite answer, 2xx
 //! or 4xx), or [`Outcome::Unknown`] when no definite answer came back (timeouts, resets, 5xx):
 //! the effect may or may not have happened, and only a retry under the same key can tell.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use serde::Serialize;
 
+use crate::budget::RetryBudget;
 use crate::http::{DO_NOT_RETRY, IDEMPOTENCY_KEY};
+use crate::rng::SharedRng;
 
 /// Backoff and attempt limits of the retry policy.
 #[derive(Debug, Clone, Copy)]
@@ -38,13 +42,11 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Full jitter: uniform in [0, min(cap, base * 2^retry)].
-    pub fn backoff(&self, retry: u32) -> Duration {
+    pub fn backoff(&self, retry: u32, rng: &SharedRng) -> Duration {
         let exp = self
             .base_backoff
             .saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX));
-        let cap = exp.min(self.max_backoff);
-        let ms = cap.as_millis() as u64;
-        Duration::from_millis(rand::thread_rng().gen_range(0..=ms))
+        rng.duration_up_to(exp.min(self.max_backoff))
     }
 }
 
@@ -65,20 +67,28 @@ pub enum Outcome {
     },
 }
 
-/// A downstream service with its retry policy.
+/// A downstream service with its retry policy and budget.
 #[derive(Clone)]
 pub struct Downstream {
     /// Name used in metrics labels, e.g. `payment`.
     pub name: &'static str,
-    /// Base URL, e.g. `http://127.0.0.1:7002`.
-    pub base_url: String,
+    /// Base URLs of the service's nodes, this node's first.
+    pub targets: Vec<String>,
     http: reqwest::Client,
     policy: RetryPolicy,
+    budget: Option<Arc<RetryBudget>>,
+    rng: SharedRng,
 }
 
 impl Downstream {
-    /// A client for `base_url`.
-    pub fn new(name: &'static str, base_url: String, policy: RetryPolicy) -> Downstream {
+    /// A client for the service at `targets`; `budget` None retries without a budget.
+    pub fn new(
+        name: &'static str,
+        targets: Vec<String>,
+        policy: RetryPolicy,
+        budget: Option<RetryBudget>,
+        rng: SharedRng,
+    ) -> Downstream {
         let http = reqwest::Client::builder()
             .timeout(policy.attempt_timeout)
             .connect_timeout(policy.attempt_timeout)
@@ -86,23 +96,46 @@ impl Downstream {
             .unwrap_or_else(|_| reqwest::Client::new());
         Downstream {
             name,
-            base_url,
+            targets,
             http,
             policy,
+            budget: budget.map(Arc::new),
+            rng,
         }
     }
 
-    /// POSTs `body` to `path` under `key`, retrying per the policy.
+    /// May another attempt follow? Counts the retry or the exhausted budget.
+    fn may_retry(&self) -> bool {
+        if let Some(b) = &self.budget {
+            if !b.try_withdraw() {
+                metrics::counter!("retry_budget_exhausted_total", "downstream" => self.name)
+                    .increment(1);
+                return false;
+            }
+        }
+        metrics::counter!("retry_attempts_total", "downstream" => self.name).increment(1);
+        true
+    }
+
+    /// POSTs `body` to `path` under `key`, retrying per the policy and the budget.
     pub async fn post<B: Serialize>(&self, path: &str, key: &str, body: &B) -> Outcome {
-        let url = format!("{}{}", self.base_url, path);
-        let mut last_error = String::new();
+        let mut last_error = String::from("no targets");
+        if self.targets.is_empty() {
+            return Outcome::Unknown { error: last_error };
+        }
+        metrics::counter!("requests_total", "downstream" => self.name).increment(1);
+        if let Some(b) = &self.budget {
+            b.deposit();
+        }
         for attempt in 0..self.policy.max_attempts {
             if attempt > 0 {
-                tokio::time::sleep(self.policy.backoff(attempt - 1)).await;
-                metrics::counter!("retry_attempts_total", "downstream" => self.name).increment(1);
-            } else {
-                metrics::counter!("requests_total", "downstream" => self.name).increment(1);
+                if !self.may_retry() {
+                    break;
+                }
+                tokio::time::sleep(self.policy.backoff(attempt - 1, &self.rng)).await;
             }
+            let base = &self.targets[attempt as usize % self.targets.len()];
+            let url = format!("{base}{path}");
             let sent = self
                 .http
                 .post(&url)
@@ -129,5 +162,85 @@ impl Downstream {
             }
         }
         Outcome::Unknown { error: last_error }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    use axum::Router;
+
+    use super::*;
+
+    /// A loopback server answering every POST with `status` (plus `x-do-not-retry: 1` if
+    /// `no_retry`); returns its base URL and its hit counter.
+    async fn server(status: u16, no_retry: bool) -> (String, Arc<AtomicU32>) {
+        let hits = Arc::new(AtomicU32::new(0));
+        let h = hits.clone();
+        let app = Router::new().route(
+            "/x",
+            post(move || {
+                let h = h.clone();
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let mut resp = StatusCode::from_u16(status)
+                        .unwrap_or(StatusCode::OK)
+                        .into_response();
+                    if no_retry {
+                        resp.headers_mut()
+                            .insert(DO_NOT_RETRY, axum::http::HeaderValue::from_static("1"));
+                    }
+                    resp
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), hits)
+    }
+
+    fn client(base: String, budget: Option<RetryBudget>) -> Downstream {
+        let policy = RetryPolicy {
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            ..RetryPolicy::default()
+        };
+        Downstream::new("x", vec![base], policy, budget, SharedRng::from_seed(1))
+    }
+
+    /// Proves a 5xx is retried up to the attempt limit and ends unknown, a 503 with
+    /// `x-do-not-retry` is not retried, a 4xx is a definite answer, and an empty retry budget
+    /// stops retries.
+    #[tokio::test]
+    async fn retries_honour_policy_marker_and_budget() {
+        let (base, hits) = server(500, false).await;
+        let out = client(base.clone(), None).post("/x", "k", &1).await;
+        assert!(matches!(out, Outcome::Unknown { .. }));
+        assert_eq!(hits.load(Ordering::SeqCst), 3, "three attempts");
+
+        let (base_nr, hits_nr) = server(503, true).await;
+        let out = client(base_nr, None).post("/x", "k", &1).await;
+        assert!(matches!(out, Outcome::Unknown { .. }));
+        assert_eq!(hits_nr.load(Ordering::SeqCst), 1, "do-not-retry honoured");
+
+        let (base_4, hits_4) = server(422, false).await;
+        let out = client(base_4, None).post("/x", "k", &1).await;
+        assert!(matches!(out, Outcome::Done { status: 422, .. }));
+        assert_eq!(hits_4.load(Ordering::SeqCst), 1);
+
+        hits.store(0, Ordering::SeqCst);
+        let out = client(base, Some(RetryBudget::new(0.0, 0)))
+            .post("/x", "k", &1)
+            .await;
+        assert!(matches!(out, Outcome::Unknown { .. }));
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "no budget for a retry");
     }
 }

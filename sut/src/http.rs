@@ -1,14 +1,18 @@
 //! HTTP plumbing shared by every role: JSON errors, a JSON body extractor whose rejections are
 //! JSON errors too, and the `/health` and `/metrics` routes.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 /// Header every effectful request must carry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -24,6 +28,10 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable detail quoting the culprit.
     pub message: String,
+    /// Extra fields merged into the body (e.g. `current_token` of a fenced write).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Sends `x-do-not-retry: 1` (overload: callers must not retry).
+    pub do_not_retry: bool,
 }
 
 impl ApiError {
@@ -33,7 +41,34 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
+            do_not_retry: false,
         }
+    }
+
+    /// 409.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 422.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 503 with `x-do-not-retry`: shed load; the caller must not retry.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
+        e.do_not_retry = true;
+        e
+    }
+
+    /// Adds a field to the error body.
+    pub fn with(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.details
+            .get_or_insert_with(serde_json::Map::new)
+            .insert(name.to_owned(), value);
+        self
     }
 
     /// 400.
@@ -57,13 +92,29 @@ impl ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": self.code, "message": self.message})),
-        )
-            .into_response()
+        let mut body = self.details.unwrap_or_default();
+        body.insert("error".into(), json!(self.code));
+        body.insert("message".into(), json!(self.message));
+        let mut resp = (self.status, Json(serde_json::Value::Object(body))).into_response();
+        if self.do_not_retry {
+            resp.headers_mut()
+                .insert(DO_NOT_RETRY, axum::http::HeaderValue::from_static("1"));
+        }
+        resp
     }
 }
 
@@ -158,4 +209,33 @@ impl Page {
     pub fn limit(&self) -> usize {
         self.limit.unwrap_or(500).clamp(1, Self::MAX_LIMIT)
     }
+}
+
+/// Sheds load: beyond `max` requests in flight a role answers 503 with `x-do-not-retry: 1`.
+/// `/health` and `/metrics` are never shed.
+pub fn limit_in_flight(router: Router, max: usize) -> Router {
+    let permits = Arc::new(Semaphore::new(max));
+    router.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let permits = permits.clone();
+            async move {
+                let path = req.uri().path();
+                if path == "/health" || path == "/metrics" {
+                    return next.run(req).await;
+                }
+                match permits.try_acquire_owned() {
+                    Ok(permit) => {
+                        let resp = next.run(req).await;
+                        drop(permit);
+                        resp
+                    }
+                    Err(_) => {
+                        metrics::counter!("requests_shed_total").increment(1);
+                        ApiError::overloaded(format!("more than {max} requests in flight"))
+                            .into_response()
+                    }
+                }
+            }
+        },
+    ))
 }

@@ -13,6 +13,12 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_S)?
         .install_recorder()?;
+    // Present from the first scrape on, so every role has at least one series.
+    let start_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    metrics::gauge!("process_start_time_seconds").set(start_s);
     Ok(handle)
 }
 

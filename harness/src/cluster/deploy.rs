@@ -54,6 +54,11 @@ impl NodeDir {
         format!("{}/{role}.pid", self.node)
     }
 
+    /// The node's pipeline config file (contract §1).
+    pub fn config(&self) -> String {
+        format!("{}/config.json", self.node)
+    }
+
     /// A role's data directory.
     pub fn data(&self, role: &str) -> String {
         format!("{}/data/{role}", self.node)

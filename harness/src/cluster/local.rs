@@ -82,21 +82,40 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
         .collect()
 }
 
-fn role_args(
+fn config_path(opts: &LocalOptions, node: &str) -> PathBuf {
+    opts.run_dir.join("nodes").join(node).join("config.json")
+}
+
+/// Writes every node's config file (contract §1). Each node reaches its own roles where they
+/// listen and other nodes' roles directly, or through the link proxies when `opts.peers` is set.
+fn write_configs(
     opts: &LocalOptions,
-    node: &str,
-    role: &str,
+    nodes: &[String],
     ports: &BTreeMap<(String, String), u16>,
-) -> Vec<String> {
-    let listen = format!("127.0.0.1:{}", ports[&(node.to_owned(), role.to_owned())]);
-    let peers: BTreeMap<(String, String), String> =
-        match opts.peers.as_ref().and_then(|p| p.get(node)) {
-            Some(via_proxies) => via_proxies.clone(),
-            None => ports
-                .iter()
-                .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
-                .collect(),
-        };
+) -> anyhow::Result<()> {
+    let direct: BTreeMap<(String, String), String> = ports
+        .iter()
+        .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
+        .collect();
+    let settings = pipeline::default_settings();
+    for node in nodes {
+        let addrs = opts
+            .peers
+            .as_ref()
+            .and_then(|p| p.get(node))
+            .unwrap_or(&direct);
+        let cfg = pipeline::node_config(node, nodes, addrs, &settings);
+        let path = config_path(opts, node);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, serde_json::to_vec_pretty(&cfg)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn role_args(opts: &LocalOptions, node: &str, role: &str) -> Vec<String> {
     let data = opts
         .run_dir
         .join("nodes")
@@ -110,8 +129,7 @@ fn role_args(
     pipeline::role_args(
         node,
         role,
-        &listen,
-        &peers,
+        &config_path(opts, node).display().to_string(),
         &data.display().to_string(),
         &extra,
     )
@@ -157,30 +175,46 @@ impl LocalCluster {
             Some(p) => p.clone(),
             None => keys.iter().cloned().zip(free_ports(keys.len())?).collect(),
         };
-        let mut roles = BTreeMap::new();
-        for (node, role) in &keys {
-            let args = role_args(opts, node, role, &ports);
-            let log = opts
-                .run_dir
-                .join("nodes")
-                .join(node)
-                .join(format!("{role}.log"));
-            let child = spawn(&opts.pipeline_bin, &args, &log)?;
-            roles.insert(
-                (node.clone(), role.clone()),
-                RoleProcess {
-                    port: ports[&(node.clone(), role.clone())],
-                    child: Mutex::new(Some(child)),
-                    args,
-                    log,
-                },
-            );
-        }
-        let cluster = LocalCluster {
-            nodes,
+        write_configs(opts, &nodes, &ports)?;
+        let mut cluster = LocalCluster {
+            nodes: nodes.clone(),
             bin: opts.pipeline_bin.clone(),
-            roles,
+            roles: BTreeMap::new(),
         };
+        for role in ROLES {
+            for node in &nodes {
+                let args = role_args(opts, node, role);
+                let log = opts
+                    .run_dir
+                    .join("nodes")
+                    .join(node)
+                    .join(format!("{role}.log"));
+                let child = match spawn(&opts.pipeline_bin, &args, &log) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = cluster.stop().await;
+                        return Err(e);
+                    }
+                };
+                let key = (node.clone(), (*role).to_owned());
+                cluster.roles.insert(
+                    key.clone(),
+                    RoleProcess {
+                        port: ports[&key],
+                        child: Mutex::new(Some(child)),
+                        args,
+                        log,
+                    },
+                );
+            }
+            // The services elect leaders through the stores: start those first.
+            if *role == "store" {
+                if let Err(e) = cluster.wait_healthy(&opts.run_dir).await {
+                    let _ = cluster.stop().await;
+                    return Err(e);
+                }
+            }
+        }
         if let Err(e) = cluster.wait_healthy(&opts.run_dir).await {
             let _ = cluster.stop().await;
             return Err(e);

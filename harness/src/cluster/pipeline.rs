@@ -1,27 +1,54 @@
-//! The one place that knows how to launch the pipeline: its roles and their command lines.
-//! See docs/contracts.md section 1.
+//! The one place that knows how to launch the pipeline: its roles, their command lines and the
+//! per-node config file. See docs/contracts.md section 1.
 
 use std::collections::BTreeMap;
 
-/// The pipeline roles the harness deploys, in start order.
-pub const ROLES: &[&str] = &["payment", "order"];
+use serde_json::{json, Value};
 
-/// Addresses of one node's roles.
-#[derive(Debug, Clone, Default)]
-pub struct RoleAddrs {
-    /// role → `host:port`.
-    pub by_role: BTreeMap<String, String>,
+/// The pipeline roles the harness deploys, in start order (the store first: every other role
+/// keeps its state there).
+pub const ROLES: &[&str] = &["store", "inventory", "payment", "shipping", "order"];
+
+/// Settings the harness gives every node unless told otherwise: a shipping failure rate, so
+/// that runs exercise compensations too.
+pub fn default_settings() -> Value {
+    json!({"shipping_failure_rate": 0.1})
 }
 
-/// The command line (after the binary) of `role` on `node`.
-///
-/// `listen` is where the role binds; `peers` maps (node, role) to the address this node uses to
-/// reach it; `data_dir` is its state; `extra` are protection switches and other flags.
+/// The config file of `node` (contract §1). `addrs` maps (node, role) to the address *this
+/// node* uses to reach that role; this node's own entries are where its roles listen.
+pub fn node_config(
+    node: &str,
+    nodes: &[String],
+    addrs: &BTreeMap<(String, String), String>,
+    settings: &Value,
+) -> Value {
+    let mut listen = serde_json::Map::new();
+    let mut peers: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
+    for ((n, role), addr) in addrs {
+        if n == node {
+            listen.insert(role.clone(), json!(addr));
+        }
+        peers
+            .entry(role.clone())
+            .or_default()
+            .insert(n.clone(), json!(addr));
+    }
+    json!({
+        "node": node,
+        "nodes": nodes,
+        "listen": listen,
+        "peers": peers,
+        "settings": settings,
+    })
+}
+
+/// The command line (after the binary) of `role` on `node`: `config` is the node's config
+/// file, `data_dir` the role's state, `extra` protection switches and other flags.
 pub fn role_args(
     node: &str,
     role: &str,
-    listen: &str,
-    peers: &BTreeMap<(String, String), String>,
+    config: &str,
     data_dir: &str,
     extra: &[String],
 ) -> Vec<String> {
@@ -29,17 +56,62 @@ pub fn role_args(
         role.to_owned(),
         "--node".into(),
         node.to_owned(),
-        "--listen".into(),
-        listen.to_owned(),
+        "--config".into(),
+        config.to_owned(),
         "--data-dir".into(),
         data_dir.to_owned(),
     ];
-    if role == "order" {
-        if let Some(pay) = peers.get(&(node.to_owned(), "payment".to_owned())) {
-            args.push("--payment".into());
-            args.push(format!("http://{pay}"));
-        }
-    }
     args.extend(extra.iter().cloned());
     args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves a node's config lists its own roles under `listen` and every node's under
+    /// `peers`, in the shape of contract §1.
+    #[test]
+    fn config_has_listen_and_peers() {
+        let nodes = vec!["n1".to_owned(), "n2".to_owned()];
+        let addrs: BTreeMap<(String, String), String> = [
+            (("n1", "store"), "127.0.0.1:1"),
+            (("n2", "store"), "127.0.0.1:2"),
+            (("n1", "order"), "127.0.0.1:3"),
+            (("n2", "order"), "127.0.0.1:4"),
+        ]
+        .into_iter()
+        .map(|((n, r), a)| ((n.to_owned(), r.to_owned()), a.to_owned()))
+        .collect();
+        let cfg = node_config("n2", &nodes, &addrs, &json!({}));
+        assert_eq!(
+            cfg["listen"],
+            json!({"store": "127.0.0.1:2", "order": "127.0.0.1:4"})
+        );
+        assert_eq!(
+            cfg["peers"]["store"],
+            json!({"n1": "127.0.0.1:1", "n2": "127.0.0.1:2"})
+        );
+        assert_eq!(cfg["node"], "n2");
+        let args = role_args(
+            "n2",
+            "order",
+            "/c.json",
+            "/d",
+            &["--no-compensation".into()],
+        );
+        assert_eq!(
+            args,
+            [
+                "order",
+                "--node",
+                "n2",
+                "--config",
+                "/c.json",
+                "--data-dir",
+                "/d",
+                "--no-compensation"
+            ]
+        );
+    }
 }

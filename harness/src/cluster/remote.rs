@@ -94,28 +94,40 @@ impl RemoteCluster {
                 opts.pipeline_bin.display()
             );
         }
-        let mut peers = BTreeMap::new();
-        for n in &nodes {
-            for role in ROLES {
-                let addr = host_port(&n.addr, role_port(role)?);
-                peers.insert((n.name.clone(), (*role).to_owned()), addr);
-            }
-        }
+        let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let settings = pipeline::default_settings();
         let mut dirs = BTreeMap::new();
         let mut args = BTreeMap::new();
         for n in &nodes {
             let dir = NodeDir::new(&opts.workdir, &opts.run_name, &n.name);
-            // Bind the node's own address when it is an IP; a host name may not resolve to an
-            // interface, so then bind every interface.
-            let bind_ip = n
-                .addr
-                .parse::<std::net::IpAddr>()
-                .map_or_else(|_| "0.0.0.0".to_owned(), |ip| ip.to_string());
+            // This node's config (contract §1): its own roles at the address they bind, the
+            // other nodes' roles at those nodes' addresses.
+            let mut addrs = BTreeMap::new();
+            for m in &nodes {
+                let host = if m.name == n.name {
+                    bind_ip(&m.addr)
+                } else {
+                    m.addr.clone()
+                };
+                for role in ROLES {
+                    addrs.insert(
+                        (m.name.clone(), (*role).to_owned()),
+                        host_port(&host, role_port(role)?),
+                    );
+                }
+            }
+            let cfg = pipeline::node_config(&n.name, &names, &addrs, &settings);
+            let local_cfg = config_file(&opts.run_dir, &n.name);
+            if let Some(parent) = local_cfg.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::write(&local_cfg, serde_json::to_vec_pretty(&cfg)?)
+                .with_context(|| format!("writing {}", local_cfg.display()))?;
             for role in ROLES {
-                let listen = host_port(&bind_ip, role_port(role)?);
                 let extra = opts.role_flags.get(*role).cloned().unwrap_or_default();
                 let line =
-                    pipeline::role_args(&n.name, role, &listen, &peers, &dir.data(role), &extra);
+                    pipeline::role_args(&n.name, role, &dir.config(), &dir.data(role), &extra);
                 args.insert((n.name.clone(), (*role).to_owned()), line);
             }
             dirs.insert(n.name.clone(), dir);
@@ -147,6 +159,17 @@ impl RemoteCluster {
             async move { deploy::install(n.remote.as_ref(), &self.dirs[&n.name], &bins).await }
         });
         join_all(installs)
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<()>>>()?;
+        let configs = self.nodes.iter().map(|n| async move {
+            let local = config_file(&self.run_dir, &n.name);
+            n.remote
+                .upload(&local, &self.dirs[&n.name].config(), 0o644)
+                .await
+                .with_context(|| format!("{}: uploading {}", n.name, local.display()))
+        });
+        join_all(configs)
             .await
             .into_iter()
             .collect::<anyhow::Result<Vec<()>>>()?;
@@ -349,6 +372,18 @@ impl nemesis::Control for RemoteCluster {
             .find(|n| n.name == node)
             .map(|n| n.addr.clone())
     }
+}
+
+/// Where the config of `node` is kept in the local run directory.
+fn config_file(run_dir: &std::path::Path, node: &str) -> PathBuf {
+    run_dir.join("nodes").join(node).join("config.json")
+}
+
+/// The address a node's roles bind: the node's own address when it is an IP; a host name may
+/// not resolve to an interface, so then every interface.
+fn bind_ip(addr: &str) -> String {
+    addr.parse::<std::net::IpAddr>()
+        .map_or_else(|_| "0.0.0.0".to_owned(), |ip| ip.to_string())
 }
 
 /// How long one nemesis command (iptables, kill) may take on a node.

@@ -1,29 +1,28 @@
-//! The payment role: `POST /charge` and `POST /refund`, each under an idempotency key.
+//! The payment role: `POST /charge` and `POST /refund`, each under an idempotency key, served by
+//! the elected payment leader (other nodes forward to it) over the quorum store.
 //!
-//! The effect (a ledger record) and its first result are one durable write. A repeat of the key
-//! with the same payload returns the stored record, changes nothing but the record's replay
-//! count, and counts a dedup hit in `duplicate_effects_total`. The same key with another payload
-//! is refused (422); a repeat while the first is still in flight gets 409. A refund needs a
-//! charge of the same order and amount.
-
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+//! The effect (a ledger record) and its first result are one quorum write under the leader's
+//! fencing token. A repeat of the key with the same payload returns the stored record, changes
+//! nothing but the record's replay count, and counts a dedup hit in `duplicate_effects_total`.
+//! The same key with another payload is refused (422); a repeat while the first is still in
+//! flight gets 409. A refund needs a charge of the same order and amount.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::common::{admin_page, now_ms, now_ns, Answer, InFlightKeys};
+use super::leader::{serve_routed, store_unavailable, write_error, Leader};
 use crate::cli::PaymentArgs;
-use crate::db::{Db, Table};
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
-use crate::telemetry;
+use crate::quorum::{Quorum, WriteOutcome};
 
-/// Ledger records by idempotency key.
-const LEDGER: Table = Table::new("ledger");
+/// Store key prefix of ledger records.
+const LEDGER: &str = "ledger/";
 
 /// Charge or refund.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +32,15 @@ pub enum Kind {
     Charge,
     /// Money given back.
     Refund,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Charge => "charge",
+            Kind::Refund => "refund",
+        }
+    }
 }
 
 /// Body of a charge or refund.
@@ -64,96 +72,98 @@ pub struct LedgerRecord {
 
 #[derive(Clone)]
 struct Payment {
-    db: Db,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    quorum: Quorum,
+    leader: Leader,
+    in_flight: InFlightKeys,
     idempotency: bool,
 }
 
-/// Removes a key from the in-flight set when the request ends, however it ends.
-struct InFlight {
-    set: Arc<Mutex<HashSet<String>>>,
-    key: String,
+fn ledger_key(key: &str) -> String {
+    format!("{LEDGER}{key}")
 }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if let Ok(mut s) = self.set.lock() {
-            s.remove(&self.key);
-        }
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The ledger key of the charge a refund of `order_id` must match.
+/// The idempotency key of the charge a refund of `order_id` must match.
 fn charge_key_of(order_id: &str) -> String {
     crate::ids::step_key(order_id, "charge")
 }
 
 impl Payment {
-    fn enter(&self, key: &str) -> Result<InFlight, ApiError> {
-        let mut set = self
-            .in_flight
-            .lock()
-            .map_err(|_| ApiError::internal("in-flight set poisoned"))?;
-        if !set.insert(key.to_owned()) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "in_flight",
-                format!("a request with key {key:?} is still in flight"),
-            ));
+    async fn write(
+        &self,
+        token: u64,
+        storage_key: String,
+        rec: &LedgerRecord,
+    ) -> Result<(), ApiError> {
+        match self.quorum.write_values(token, &[(storage_key, rec)]).await {
+            WriteOutcome::Ok(_) => Ok(()),
+            other => Err(write_error(&other, Some(self.leader.elector()))),
         }
-        Ok(InFlight {
-            set: self.in_flight.clone(),
-            key: key.to_owned(),
-        })
     }
 
-    /// The whole decision and the write, in one redb transaction (run off the async workers).
-    fn apply(
-        &self,
-        kind: Kind,
-        key: &str,
-        req: &PaymentRequest,
-    ) -> Result<(StatusCode, LedgerRecord), ApiError> {
-        let label = match kind {
-            Kind::Charge => "charge",
-            Kind::Refund => "refund",
-        };
+    /// The charge a refund of `order_id` refers to.
+    async fn charge_of(&self, order_id: &str) -> Result<Option<LedgerRecord>, ApiError> {
+        let key = ledger_key(&charge_key_of(order_id));
         if self.idempotency {
-            if let Some(mut rec) = self.db.get::<LedgerRecord>(LEDGER, key)? {
+            return self
+                .quorum
+                .read_value(&key)
+                .await
+                .map_err(store_unavailable);
+        }
+        // Without idempotency charges live under fresh keys `<key>#<ns>`.
+        let (recs, _) = self
+            .quorum
+            .scan(&key, None, 10)
+            .await
+            .map_err(store_unavailable)?;
+        Ok(recs
+            .into_iter()
+            .find_map(|r| serde_json::from_value::<LedgerRecord>(r.value).ok())
+            .filter(|c| c.kind == Kind::Charge))
+    }
+
+    /// The decision and the write, as the leader holding `token`.
+    async fn apply(
+        &self,
+        token: u64,
+        kind: Kind,
+        key: String,
+        req: PaymentRequest,
+    ) -> Result<Answer, ApiError> {
+        let _guard = self.in_flight.enter(&key)?;
+        if self.idempotency {
+            let stored: Option<LedgerRecord> = self
+                .quorum
+                .read_value(&ledger_key(&key))
+                .await
+                .map_err(store_unavailable)?;
+            if let Some(mut rec) = stored {
                 if rec.kind != kind || rec.order_id != req.order_id || rec.amount != req.amount {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
+                    return Err(ApiError::unprocessable(
                         "idempotency_key_reused",
                         format!(
-                            "key {key:?} was used for a {:?} of order {} amount {}",
-                            rec.kind, rec.order_id, rec.amount
+                            "key {key:?} was used for a {} of order {} amount {}",
+                            rec.kind.label(),
+                            rec.order_id,
+                            rec.amount
                         ),
                     ));
                 }
                 rec.replays += 1;
-                let mut txn = self.db.begin()?;
-                txn.put(LEDGER, key, &rec)?;
-                txn.commit()?;
-                metrics::counter!("duplicate_effects_total", "kind" => label).increment(1);
-                tracing::info!(key, kind = label, replays = rec.replays, "dedup hit");
-                return Ok((StatusCode::OK, rec));
+                self.write(token, ledger_key(&key), &rec).await?;
+                metrics::counter!("duplicate_effects_total", "kind" => kind.label()).increment(1);
+                tracing::info!(%key, kind = kind.label(), replays = rec.replays, "dedup hit");
+                return Ok((
+                    StatusCode::OK,
+                    Json(json!({"record": rec, "replayed": true})),
+                ));
             }
         }
         if kind == Kind::Refund {
-            let charge: Option<LedgerRecord> =
-                self.db.get(LEDGER, &charge_key_of(&req.order_id))?;
-            match charge {
+            match self.charge_of(&req.order_id).await? {
                 Some(c) if c.amount == req.amount => {}
                 Some(c) => {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
+                    return Err(ApiError::unprocessable(
                         "refund_amount_mismatch",
                         format!(
                             "order {} was charged {}, refund asks {}",
@@ -162,8 +172,7 @@ impl Payment {
                     ))
                 }
                 None => {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
+                    return Err(ApiError::unprocessable(
                         "no_matching_charge",
                         format!("order {} has no charge to refund", req.order_id),
                     ))
@@ -171,7 +180,7 @@ impl Payment {
             }
         }
         let rec = LedgerRecord {
-            key: key.to_owned(),
+            key: key.clone(),
             kind,
             order_id: req.order_id.clone(),
             amount: req.amount,
@@ -180,31 +189,25 @@ impl Payment {
         };
         // Without idempotency every request is a new effect under a fresh storage key.
         let storage_key = if self.idempotency {
-            key.to_owned()
+            ledger_key(&key)
         } else {
-            format!("{key}#{}", nanos_now())
+            ledger_key(&format!("{key}#{}", now_ns()))
         };
-        let mut txn = self.db.begin()?;
-        txn.put(LEDGER, &storage_key, &rec)?;
-        txn.commit()?;
-        metrics::counter!("payment_effects_total", "kind" => label).increment(1);
-        tracing::info!(key, kind = label, order_id = %rec.order_id, amount = rec.amount, "effect recorded");
-        Ok((StatusCode::CREATED, rec))
+        self.write(token, storage_key, &rec).await?;
+        metrics::counter!("payment_effects_total", "kind" => kind.label()).increment(1);
+        tracing::info!(%key, kind = kind.label(), order_id = %rec.order_id, amount = rec.amount, "effect recorded");
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({"record": rec, "replayed": false})),
+        ))
     }
 }
 
-fn nanos_now() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
 fn validate(req: &PaymentRequest) -> Result<(), ApiError> {
-    if req.order_id.trim().is_empty() {
+    if req.order_id.trim().is_empty() || req.order_id.len() > 200 {
         return Err(ApiError::bad_request(
             "bad_order_id",
-            "order_id must not be empty",
+            "order_id must be 1 to 200 characters",
         ));
     }
     if req.amount <= 0 {
@@ -219,30 +222,24 @@ fn validate(req: &PaymentRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn handle(
-    svc: Payment,
-    kind: Kind,
-    headers: HeaderMap,
-    req: PaymentRequest,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let key = idempotency_key(&headers)?;
-    validate(&req)?;
-    let guard = svc.enter(&key)?;
-    let (status, rec) = tokio::task::spawn_blocking(move || {
-        let _guard = guard;
-        svc.apply(kind, &key, &req)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("worker failed: {e}")))??;
-    let replayed = status == StatusCode::OK;
-    Ok((status, Json(json!({"record": rec, "replayed": replayed}))))
+async fn handle(svc: Payment, kind: Kind, headers: HeaderMap, req: PaymentRequest) -> Response {
+    let checked = idempotency_key(&headers).and_then(|k| validate(&req).map(|_| k));
+    let key = match checked {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let path = format!("/{}", kind.label());
+    match svc.leader.route(&path, &headers, &req).await {
+        Ok(route) => serve_routed(route, |token| svc.apply(token, kind, key, req)).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn charge(
     State(svc): State<Payment>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<PaymentRequest>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Response {
     handle(svc, Kind::Charge, headers, req).await
 }
 
@@ -250,7 +247,7 @@ async fn refund(
     State(svc): State<Payment>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<PaymentRequest>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Response {
     handle(svc, Kind::Refund, headers, req).await
 }
 
@@ -258,34 +255,42 @@ async fn ledger(
     State(svc): State<Payment>,
     Query(page): Query<Page>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let limit = page.limit();
-    let items: Vec<(String, LedgerRecord)> = svc.db.scan(LEDGER, page.after.as_deref(), limit)?;
-    let next = if items.len() == limit {
-        items.last().map(|(k, _)| k.clone())
-    } else {
-        None
-    };
-    let records: Vec<LedgerRecord> = items.into_iter().map(|(_, r)| r).collect();
-    Ok(Json(json!({"items": records, "next": next})))
+    admin_page(&svc.quorum, LEDGER, &page).await
+}
+
+async fn admin_leader(State(svc): State<Payment>) -> Json<serde_json::Value> {
+    svc.leader.admin()
 }
 
 /// Runs the payment role until SIGTERM.
 pub async fn run(args: PaymentArgs) -> anyhow::Result<()> {
-    telemetry::init_logging("payment", &args.common.node);
-    let metrics = telemetry::install_metrics()?;
-    crate::cli::spawn_parent_watch(args.common.watch_parent);
-    std::fs::create_dir_all(&args.common.data_dir)?;
-    let db = Db::open(&args.common.data_dir.join("payment.redb"))?;
+    let boot = super::boot("payment", &args.common)?;
+    let (replicas, quorum) = super::common::store_for(&boot, "payment")?;
+    let elector = super::common::elector_for(&boot, "payment", &replicas);
+    let leader = Leader::new(
+        "payment",
+        &boot.cfg,
+        elector.clone(),
+        boot.cfg.settings.call_timeout() * 3 / 4,
+    );
     let svc = Payment {
-        db,
-        in_flight: Arc::new(Mutex::new(HashSet::new())),
+        quorum,
+        leader,
+        in_flight: InFlightKeys::default(),
         idempotency: !args.no_idempotency,
     };
     let app = Router::new()
         .route("/charge", post(charge))
         .route("/refund", post(refund))
         .route("/admin/ledger", get(ledger))
+        .route("/admin/leader", get(admin_leader))
         .with_state(svc)
-        .merge(common_routes("payment", args.common.node.clone(), metrics));
-    super::serve(args.common.listen, app).await
+        .merge(common_routes(
+            "payment",
+            boot.cfg.node.clone(),
+            boot.metrics,
+        ));
+    let served = super::serve(boot.listen, app, boot.cfg.settings.max_in_flight_requests).await;
+    elector.release().await;
+    served
 }

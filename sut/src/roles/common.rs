@@ -1,0 +1,118 @@
+//! Pieces the effect roles (payment, inventory, shipping) and order share: the in-flight key
+//! set behind 409s, the store clients of a role, and paginated admin reads.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::json;
+
+use super::leader::store_unavailable;
+use super::Boot;
+use crate::http::{ApiError, Page};
+use crate::lease::Elector;
+use crate::quorum::replicas::Replicas;
+use crate::quorum::Quorum;
+
+/// Keys in flight in one process; most keys held at once.
+pub const MAX_IN_FLIGHT_KEYS: usize = 100_000;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch (fresh storage keys when idempotency is off).
+pub fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Idempotency keys whose first request is still being served here.
+#[derive(Clone, Default)]
+pub struct InFlightKeys {
+    set: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Removes its key from the set when dropped, however the request ends.
+pub struct InFlightGuard {
+    set: Arc<Mutex<HashSet<String>>>,
+    key: String,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.key);
+        }
+    }
+}
+
+impl InFlightKeys {
+    /// Marks `key` in flight, or 409 `in_flight` if it already is.
+    pub fn enter(&self, key: &str) -> Result<InFlightGuard, ApiError> {
+        let mut set = self
+            .set
+            .lock()
+            .map_err(|_| ApiError::internal("in-flight set poisoned"))?;
+        if set.len() >= MAX_IN_FLIGHT_KEYS {
+            return Err(ApiError::overloaded(format!(
+                "{MAX_IN_FLIGHT_KEYS} keys already in flight"
+            )));
+        }
+        if !set.insert(key.to_owned()) {
+            return Err(ApiError::conflict(
+                "in_flight",
+                format!("a request with key {key:?} is still in flight"),
+            ));
+        }
+        Ok(InFlightGuard {
+            set: self.set.clone(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+/// The store replicas and a quorum client for `state` (also the store domain).
+pub fn store_for(boot: &Boot, state: &'static str) -> anyhow::Result<(Replicas, Quorum)> {
+    let s = &boot.cfg.settings;
+    let replicas = Replicas::new(boot.cfg.store_replicas(), s.store_timeout());
+    let spec = s.quorum_for(state, replicas.len())?;
+    let quorum = Quorum::new(&replicas, spec, state, state, boot.cfg.node_index());
+    Ok((replicas, quorum))
+}
+
+/// Starts the elector of `domain` for this node.
+pub fn elector_for(boot: &Boot, domain: &str, replicas: &Replicas) -> Elector {
+    Elector::start(
+        domain,
+        &boot.cfg.node,
+        replicas.clone(),
+        boot.cfg.settings.lease_ttl(),
+        boot.rng.clone(),
+    )
+}
+
+/// A paginated admin read of the values under `prefix`: `{"items": [...], "next": cursor}`.
+pub async fn admin_page(
+    quorum: &Quorum,
+    prefix: &str,
+    page: &Page,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (records, next) = quorum
+        .scan(prefix, page.after.as_deref(), page.limit())
+        .await
+        .map_err(store_unavailable)?;
+    let items: Vec<serde_json::Value> = records.into_iter().map(|r| r.value).collect();
+    Ok(Json(json!({"items": items, "next": next})))
+}
+
+/// A JSON answer with a status.
+pub type Answer = (StatusCode, Json<serde_json::Value>);

@@ -1,0 +1,260 @@
+//! The saga driver: reserve stock → charge → create shipment; on a refusal, undo in reverse
+//! (cancel shipment, refund, release stock). Only the order leader drives sagas.
+//!
+//! Before each step the saga writes the next status with the leader's fencing token, so a new
+//! leader resumes every saga from where it stopped; a deposed leader's late writes are fenced.
+//! Every call carries a key derived from (order id, step), so a step repeated by a resumed saga
+//! or a deposed leader has its effect once. An unknown outcome (timeout, 5xx, 409 in flight) is
+//! never taken for a refusal: the step is retried under the same key until it is definite.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::model::{status, OrderRecord, Step};
+use super::Orders;
+use crate::client::{Downstream, Outcome};
+use crate::ids::step_key;
+use crate::quorum::WriteOutcome;
+use crate::roles::common::now_ms;
+
+/// Attempts of one step within one drive; then the saga is parked until the next sweep.
+const STEP_ATTEMPTS_PER_DRIVE: u32 = 20;
+/// Attempts of one saga-state write within one drive.
+const PERSIST_ATTEMPTS: u32 = 5;
+/// Status changes one drive makes at most (a saga needs fewer than 10).
+const MAX_TRANSITIONS: usize = 32;
+/// Cap of the pause between attempts of an unknown step.
+const MAX_STEP_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Why a drive stopped before the saga ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// This process no longer leads under the drive's token.
+    Lost,
+    /// Still undecided after the bounded attempts; the next sweep resumes it.
+    Parked(String),
+}
+
+/// A step's definite answer.
+enum Definite {
+    Ok,
+    Refused(String),
+}
+
+fn backoff(attempt: u32) -> Duration {
+    (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(5))).min(MAX_STEP_BACKOFF)
+}
+
+impl Orders {
+    fn still_leading(&self, token: u64) -> Result<(), Stop> {
+        if self.leader.elector().leadership() == Some(token) {
+            Ok(())
+        } else {
+            Err(Stop::Lost)
+        }
+    }
+
+    /// Calls `path` under `key` until the answer is definite (or the drive must stop).
+    async fn step(
+        &self,
+        token: u64,
+        ds: &Downstream,
+        path: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> Result<Definite, Stop> {
+        let mut last = String::new();
+        for attempt in 0..STEP_ATTEMPTS_PER_DRIVE {
+            self.still_leading(token)?;
+            match ds.post(path, key, &body).await {
+                Outcome::Done { status, .. } if status < 300 => return Ok(Definite::Ok),
+                Outcome::Done { status, body } => {
+                    return Ok(Definite::Refused(format!(
+                        "{} {path}: HTTP {status}: {}",
+                        ds.name,
+                        body["error"].as_str().unwrap_or("refused")
+                    )))
+                }
+                Outcome::Unknown { error } => {
+                    tracing::debug!(%key, %error, "step outcome unknown; retrying under the same key");
+                    last = error;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Err(Stop::Parked(format!("{key}: still unknown: {last}")))
+    }
+
+    /// Writes the saga state under `token`, retrying an unknown outcome.
+    async fn persist(&self, token: u64, rec: &OrderRecord) -> Result<(), Stop> {
+        let key = super::order_key(&rec.order_id);
+        for attempt in 0..PERSIST_ATTEMPTS {
+            self.still_leading(token)?;
+            let outcome = self.quorum.write_values(token, &[(key.clone(), rec)]).await;
+            if let Some(t) = outcome.fenced_by() {
+                self.leader
+                    .elector()
+                    .step_down(&format!("saga write fenced by token {t}"));
+                return Err(Stop::Lost);
+            }
+            match outcome {
+                WriteOutcome::Ok(_) => return Ok(()),
+                WriteOutcome::Failed { reason, .. } => return Err(Stop::Parked(reason)),
+                WriteOutcome::Unknown { .. } => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+        Err(Stop::Parked(format!(
+            "saga state of {} not written",
+            rec.order_id
+        )))
+    }
+
+    fn record(rec: &mut OrderRecord, token: u64, step: &str, outcome: &Definite) {
+        let (outcome, detail) = match outcome {
+            Definite::Ok => ("ok", None),
+            Definite::Refused(why) => ("refused", Some(why.clone())),
+        };
+        rec.steps.push(Step {
+            step: step.to_owned(),
+            outcome: outcome.into(),
+            detail,
+            at_unix_ms: now_ms(),
+            token,
+        });
+    }
+
+    fn fail(rec: &mut OrderRecord, why: String) {
+        rec.reason = Some(why);
+        rec.status = status::COMPENSATING.into();
+    }
+
+    /// Drives the saga of `id` under `token` until it ends (Ok) or must stop.
+    pub async fn drive(&self, token: u64, id: &str) -> Result<(), Stop> {
+        let mut rec: OrderRecord = match self.quorum.read_value(&super::order_key(id)).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Stop::Parked(e.to_string())),
+        };
+        for _ in 0..MAX_TRANSITIONS {
+            self.still_leading(token)?;
+            match rec.status.as_str() {
+                status::ACCEPTED => rec.status = status::RESERVING.into(),
+                status::RESERVING => self.reserve(token, &mut rec).await?,
+                status::CHARGING => {
+                    let body = json!({"order_id": rec.order_id, "amount": rec.amount});
+                    let key = step_key(id, "charge");
+                    let d = self
+                        .step(token, &self.payment, "/charge", &key, body)
+                        .await?;
+                    Self::record(&mut rec, token, "charge", &d);
+                    match d {
+                        Definite::Ok => {
+                            rec.progress.charged = true;
+                            rec.status = status::SHIPPING.into();
+                        }
+                        Definite::Refused(why) => Self::fail(&mut rec, why),
+                    }
+                }
+                status::SHIPPING => {
+                    let key = step_key(id, "ship");
+                    let body = json!({"order_id": rec.order_id});
+                    let d = self
+                        .step(token, &self.shipping, "/ship", &key, body)
+                        .await?;
+                    Self::record(&mut rec, token, "ship", &d);
+                    match d {
+                        Definite::Ok => {
+                            rec.progress.shipped = true;
+                            rec.status = status::COMPLETED.into();
+                        }
+                        Definite::Refused(why) => Self::fail(&mut rec, why),
+                    }
+                }
+                status::COMPENSATING => self.compensate(token, &mut rec).await?,
+                _ => {
+                    metrics::counter!("sagas_finished_total", "status" => rec.status.clone())
+                        .increment(1);
+                    return Ok(());
+                }
+            }
+            self.persist(token, &rec).await?;
+        }
+        Err(Stop::Parked(format!(
+            "{id}: more than {MAX_TRANSITIONS} transitions"
+        )))
+    }
+
+    /// Reserves every item not yet reserved; a refusal starts compensation.
+    async fn reserve(&self, token: u64, rec: &mut OrderRecord) -> Result<(), Stop> {
+        for (i, item) in rec.items.clone().iter().enumerate() {
+            if rec.progress.reserved.contains(&i) {
+                continue;
+            }
+            let key = step_key(&rec.order_id, &format!("reserve:{i}"));
+            let body = json!({"sku": item.sku, "qty": item.qty, "order_id": rec.order_id});
+            let d = self
+                .step(token, &self.inventory, "/reserve", &key, body)
+                .await?;
+            Self::record(rec, token, &format!("reserve:{i}"), &d);
+            match d {
+                Definite::Ok => rec.progress.reserved.push(i),
+                Definite::Refused(why) => {
+                    Self::fail(rec, why);
+                    return Ok(());
+                }
+            }
+        }
+        rec.status = status::CHARGING.into();
+        Ok(())
+    }
+
+    /// Undoes what succeeded, in reverse: cancel shipment, refund, release stock. Each undo
+    /// is idempotent, so a resumed compensation simply repeats them all.
+    async fn compensate(&self, token: u64, rec: &mut OrderRecord) -> Result<(), Stop> {
+        let id = rec.order_id.clone();
+        let final_status = if rec.progress.charged {
+            status::COMPENSATED
+        } else {
+            status::REJECTED
+        };
+        if !self.compensation {
+            let why = rec.reason.clone().unwrap_or_default();
+            rec.reason = Some(format!("{why} (compensation disabled: nothing undone)"));
+            rec.status = final_status.into();
+            return Ok(());
+        }
+        if rec.progress.shipped {
+            let body = json!({"order_id": id, "shipment_key": step_key(&id, "ship")});
+            let key = step_key(&id, "cancel-ship");
+            let d = self
+                .step(token, &self.shipping, "/cancel", &key, body)
+                .await?;
+            Self::record(rec, token, "cancel-ship", &d);
+        }
+        if rec.progress.charged {
+            let body = json!({"order_id": id, "amount": rec.amount});
+            let key = step_key(&id, "refund");
+            let d = self
+                .step(token, &self.payment, "/refund", &key, body)
+                .await?;
+            Self::record(rec, token, "refund", &d);
+        }
+        for i in rec.progress.reserved.clone().into_iter().rev() {
+            let Some(item) = rec.items.get(i).cloned() else {
+                continue;
+            };
+            let body = json!({
+                "sku": item.sku, "qty": item.qty, "order_id": id,
+                "reservation": step_key(&id, &format!("reserve:{i}")),
+            });
+            let key = step_key(&id, &format!("release:{i}"));
+            let d = self
+                .step(token, &self.inventory, "/release", &key, body)
+                .await?;
+            Self::record(rec, token, &format!("release:{i}"), &d);
+        }
+        rec.status = final_status.into();
+        Ok(())
+    }
+}
