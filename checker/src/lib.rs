@@ -19,6 +19,8 @@ pub mod analysis;
 pub mod checks;
 pub mod final_state;
 pub mod history;
+pub mod logs;
+pub mod metrics;
 pub mod report;
 pub mod rundir;
 pub mod verdict;
@@ -29,9 +31,19 @@ pub use verdict::{CheckResult, Results, Validity};
 /// Loads a run directory, checks it and writes its report. The one call `harness run` and
 /// `harness analyze` both make.
 pub fn analyze(dir: &std::path::Path) -> Result<Results, AnalyzeError> {
+    analyze_compared(dir, None)
+}
+
+/// As [`analyze`]; with `other`, a second run directory (e.g. the same scenario without the
+/// retry budget) whose retry load is drawn on the same graph. `other` is read, never written.
+pub fn analyze_compared(
+    dir: &std::path::Path,
+    other: Option<&std::path::Path>,
+) -> Result<Results, AnalyzeError> {
     let run = RunData::load(dir)?;
+    let other = other.map(RunData::load).transpose()?;
     let results = checks::check_all(&run);
-    report::write_report(&run, &results)?;
+    report::write_report_compared(&run, &results, other.as_ref())?;
     Ok(results)
 }
 

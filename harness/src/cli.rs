@@ -23,6 +23,8 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Heal every fault a run's heal ledger lists as still standing.
     Heal(HealArgs),
+    /// Browse the reports (the runs index and every run's report) on 127.0.0.1.
+    Serve(ServeArgs),
 }
 
 /// Where the cluster runs.
@@ -135,6 +137,21 @@ impl RunArgs {
 pub struct AnalyzeArgs {
     /// The run directory (e.g. reports/latest).
     pub run_dir: PathBuf,
+    /// Another run of the same scenario (e.g. without the retry budget) drawn on the same
+    /// retry-load graph. It is only read.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+}
+
+/// `harness serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The reports directory.
+    #[arg(long, default_value = "reports")]
+    pub dir: PathBuf,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
 }
 
 /// `harness heal`.

@@ -12,6 +12,7 @@ pub mod heal;
 pub mod history;
 pub mod run;
 pub mod rundir;
+pub mod serve;
 pub mod workload;
 
 /// Exit code for bad arguments (Jepsen's convention).

@@ -142,7 +142,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             quiesce_and_collect(&args, cluster.as_ref(), &dir).await?;
             cluster.stop().await?;
             history.flush()?;
-            check(&dir)?
+            let code = check(&dir)?;
+            // The runs index is a convenience: failing to rewrite it does not change the verdict.
+            match checker::report::write_runs_index(&args.out) {
+                Ok(n) => eprintln!(
+                    "harness: runs index {} ({n} runs)",
+                    args.out.join(files::INDEX).display()
+                ),
+                Err(e) => eprintln!("harness: runs index not rewritten: {e}"),
+            }
+            code
         }
     };
     Ok(code)
@@ -258,7 +267,15 @@ async fn quiesce_and_collect(
 
 /// Checks the run directory, prints the verdict, returns the exit code.
 pub fn check(dir: &std::path::Path) -> anyhow::Result<i32> {
-    let results = checker::analyze(dir)?;
+    check_compared(dir, None)
+}
+
+/// As [`check`]; `other` is a second run drawn on the same retry-load graph.
+pub fn check_compared(
+    dir: &std::path::Path,
+    other: Option<&std::path::Path>,
+) -> anyhow::Result<i32> {
+    let results = checker::analyze_compared(dir, other)?;
     for c in &results.checks {
         eprintln!(
             "harness: check {:<10} {:<8} {}",
