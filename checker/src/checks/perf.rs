@@ -77,12 +77,12 @@ struct Acc {
 pub fn phase_stats(history: &History) -> Vec<PhaseStats> {
     let windows = analysis::fault_windows(history);
     let durations = analysis::phase_durations_ns(&windows, analysis::end_ns(history));
-    let mut acc: BTreeMap<(Phase, String), Acc> = BTreeMap::new();
+    let mut acc: BTreeMap<(Phase, &str), Acc> = BTreeMap::new();
     for pair in analysis::pairs(history) {
         let phase = analysis::phase_of(pair.invoke.time_ns, &windows);
         let outcome = pair.outcome();
         for f in ["all", pair.invoke.f.as_str()] {
-            let a = acc.entry((phase, f.to_owned())).or_default();
+            let a = acc.entry((phase, f)).or_default();
             a.counts[outcome as usize] += 1;
             if outcome == Outcome::Ok {
                 a.latencies_ns.extend(pair.latency_ns());
@@ -97,7 +97,7 @@ pub fn phase_stats(history: &History) -> Vec<PhaseStats> {
             let secs = durations[phase as usize] as f64 / 1e9;
             PhaseStats {
                 phase,
-                f,
+                f: f.to_owned(),
                 ops,
                 ok: a.counts[Outcome::Ok as usize],
                 fail: a.counts[Outcome::Fail as usize],

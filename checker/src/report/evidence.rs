@@ -112,6 +112,24 @@ fn list_table(details: &Value, field: &str, title: &str, not_listed: &str) -> Op
     table(&d, "items", title, &[("entry", "v")], Some(not_listed))
 }
 
+/// A check this module does not know: its `violations` list, columns from the first item's
+/// fields (or one column when the items are not objects).
+fn generic(details: &Value) -> Option<Table> {
+    let first = details.get("violations")?.as_array()?.first()?;
+    let Some(obj) = first.as_object() else {
+        return list_table(details, "violations", "Violations", "violations_not_listed");
+    };
+    let names: Vec<&str> = obj.keys().map(String::as_str).collect();
+    let columns: Vec<(&str, &str)> = names.iter().map(|n| (*n, *n)).collect();
+    table(
+        details,
+        "violations",
+        "Violations",
+        &columns,
+        Some("violations_not_listed"),
+    )
+}
+
 /// The evidence tables of one check.
 pub fn tables(check: &CheckResult) -> Vec<Table> {
     let d = &check.details;
@@ -342,13 +360,33 @@ pub fn tables(check: &CheckResult) -> Vec<Table> {
             ],
             None,
         )],
-        _ => vec![table(
-            d,
-            "violations",
-            "Violations",
-            &[("violation", "kind"), ("evidence", "evidence")],
-            Some("violations_not_listed"),
-        )],
+        _ => vec![generic(d)],
     };
     t.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Validity;
+
+    /// Proves a check the report does not know (e.g. one added later) still shows its
+    /// violations as a table with columns from their fields, and notes rows left out.
+    #[test]
+    fn unknown_checks_get_a_generic_table() {
+        let check = CheckResult {
+            name: "linearizability".into(),
+            validity: Validity::Invalid,
+            summary: "1 key not linearizable".into(),
+            details: serde_json::json!({
+                "violations": [{"key": "sku-1", "ops": [3, 7]}],
+                "violations_not_listed": 4,
+            }),
+        };
+        let t = tables(&check);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].columns, vec!["key", "ops"]);
+        assert_eq!(t[0].rows, vec![vec!["sku-1".to_owned(), "3, 7".to_owned()]]);
+        assert!(t[0].note.as_deref().is_some_and(|n| n.contains('4')));
+    }
 }

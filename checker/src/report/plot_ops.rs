@@ -202,7 +202,11 @@ pub fn timeline(
     chart
         .configure_mesh()
         .x_desc("time since start (s)")
-        .y_desc("client process")
+        .y_desc(if shared.is_empty() {
+            "client process"
+        } else {
+            "client process (n+ = lane shared with later processes)"
+        })
         .x_label_formatter(&png::fmt_s)
         .y_label_formatter(&lane_label)
         .y_labels(lane_count.min(30) * 2 + 1)

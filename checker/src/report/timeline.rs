@@ -147,6 +147,24 @@ fn render(page: &Page<'_, '_>, faults: &[FaultWindow], end_ns: u64, run_id: &str
         );
     }
     body.push_str(&nav(page));
+    let here: Vec<String> = faults
+        .iter()
+        .filter(|w| w.start_ns <= t1 && w.end_ns.unwrap_or(end_ns) >= t0)
+        .map(|w| {
+            let end = w
+                .end_ns
+                .map_or("the end".to_owned(), |e| format!("{:.3} s", e as f64 / 1e9));
+            escape(&format!(
+                "{} {} ({:.3} s to {end})",
+                w.id,
+                w.label(),
+                w.start_ns as f64 / 1e9
+            ))
+        })
+        .collect();
+    if !here.is_empty() {
+        let _ = writeln!(body, "<p>Faults on this page: {}</p>", here.join("; "));
+    }
     body.push_str("<p class=\"legend\"><span class=\"op ok\">ok</span> <span class=\"op fail\">fail</span> <span class=\"op info\">info</span> <span class=\"op open\">never completed</span> <span class=\"fault-key\">fault period</span></p>\n");
     let _ = writeln!(
         body,

@@ -111,3 +111,43 @@ fn recovery_that_never_comes_is_null() {
     let r = retry_load(&run);
     assert!(r.details["recovery"][0]["recovery_s"].is_null(), "{r:#?}");
 }
+
+/// Proves a malformed `metrics.csv` (wrong header, a bad number, bad labels, a row cut
+/// mid-line) is an error naming the file and the line, never a panic, and that `analyze`
+/// reports it the same way.
+#[test]
+fn malformed_metrics_name_file_and_line() {
+    let cases: [(&str, &str, &str); 4] = [
+        ("time,node,role,metric,labels,value\n", "line 1", "header"),
+        (
+            "t_s,node,role,metric,labels,value\n1.0,n1,order,requests_total,,x\n",
+            "line 2",
+            "not a number",
+        ),
+        (
+            "t_s,node,role,metric,labels,value\n1.0,n1,order,requests_total,{a=b},1\n",
+            "line 2",
+            "name=",
+        ),
+        (
+            "t_s,node,role,metric,labels,value\n1.0,n1,order,requests_total,,1\n2.0,n1,ord",
+            "line 3",
+            "truncated",
+        ),
+    ];
+    for (text, line, what) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut run = legal_run();
+        run.with_metrics = false;
+        run.write(dir.path());
+        std::fs::write(dir.path().join("metrics.csv"), text).expect("w");
+        let err = RunData::load(dir.path()).expect_err("must not load");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("metrics.csv") && msg.contains(line) && msg.contains(what),
+            "{msg}"
+        );
+        let err = checker::analyze(dir.path()).expect_err("analyze refuses too");
+        assert!(err.to_string().contains("metrics.csv"), "{err}");
+    }
+}
