@@ -162,11 +162,24 @@ pub fn check(run: &RunData) -> CheckResult {
             details: json!({"applicable": false}),
         };
     }
-    let missing: Vec<String> = logs::node_names(&run.dir)
+    let mut missing: Vec<String> = logs::node_names(&run.dir)
         .into_iter()
         .filter(|n| !logs.iter().any(|(node, _, _)| node == n))
         .map(|n| format!("nodes/{n}/store.log"))
         .collect();
+    // Nodes with no log folder at all: the spec says how many there were.
+    let expected = match run.spec.get("nodes") {
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0) as usize,
+        Some(serde_json::Value::Array(a)) => a.len(),
+        _ => 0,
+    };
+    if logs.len() + missing.len() < expected {
+        missing.push(format!(
+            "{} more: spec.json has {expected} nodes, {} have store logs",
+            expected - logs.len() - missing.len(),
+            logs.len()
+        ));
+    }
     let mut scan = Scan::default();
     let mut read_errors: Vec<String> = Vec::new();
     let (mut lines, mut bad_lines, mut bad_at) = (0usize, 0usize, Vec::new());

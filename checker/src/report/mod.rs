@@ -122,9 +122,9 @@ pub fn write_report_compared(
     let dir = &run.dir;
     let json = serde_json::to_vec_pretty(results).unwrap_or_default();
     write(&dir.join(files::RESULTS), &json)?;
-    let graphs = draw_graphs(run, other)?;
     let pairs = analysis::pairs(&run.history);
     let faults = analysis::fault_windows(&run.history);
+    let graphs = draw_graphs(run, other, &pairs, &faults)?;
     let end_ns = analysis::end_ns(&run.history);
     let timeline_pages =
         timeline::write_pages(dir, &pairs, &faults, end_ns, &run.history.header.run_id)
@@ -166,10 +166,13 @@ fn retry_label(run: &RunData) -> String {
     format!("{} ({budget})", run.history.header.run_id)
 }
 
-fn draw_graphs(run: &RunData, other: Option<&RunData>) -> Result<Vec<Graph>, ReportError> {
+fn draw_graphs(
+    run: &RunData,
+    other: Option<&RunData>,
+    pairs: &[analysis::Pair<'_>],
+    faults: &[analysis::FaultWindow],
+) -> Result<Vec<Graph>, ReportError> {
     let dir = &run.dir;
-    let faults = analysis::fault_windows(&run.history);
-    let pairs = analysis::pairs(&run.history);
     let metrics_end = run.metrics.as_ref().map_or(0.0, |m| m.end_s);
     let end_s = (analysis::end_ns(&run.history) as f64 / 1e9).max(metrics_end);
     let t = analysis::throughput(&run.history, None);
@@ -177,10 +180,10 @@ fn draw_graphs(run: &RunData, other: Option<&RunData>) -> Result<Vec<Graph>, Rep
         &dir.join(files::THROUGHPUT_PNG),
         "Client throughput by outcome (all operations)",
         &t,
-        &faults,
+        faults,
     )?;
-    plot_ops::latency(&dir.join(files::LATENCY_PNG), &pairs, &faults, end_s)?;
-    plot_ops::timeline(&dir.join(files::TIMELINE_PNG), &pairs, &faults, end_s)?;
+    plot_ops::latency(&dir.join(files::LATENCY_PNG), pairs, faults, end_s)?;
+    plot_ops::timeline(&dir.join(files::TIMELINE_PNG), pairs, faults, end_s)?;
 
     let params = Params::default();
     let loads = run
@@ -202,7 +205,7 @@ fn draw_graphs(run: &RunData, other: Option<&RunData>) -> Result<Vec<Graph>, Rep
             loads: &other_loads,
         });
     }
-    plot_metrics::retry_load(&dir.join(files::RETRY_LOAD_PNG), &runs, &faults, end_s)?;
+    plot_metrics::retry_load(&dir.join(files::RETRY_LOAD_PNG), &runs, faults, end_s)?;
     let signals = crate::checks::signals::run_signals(run, &params.signals, &params.budget)
         .unwrap_or_else(|| empty_signals(run, &params));
     let tokens = run
@@ -219,7 +222,7 @@ fn draw_graphs(run: &RunData, other: Option<&RunData>) -> Result<Vec<Graph>, Rep
         &dir.join(files::SIGNALS_PNG),
         &signals,
         &tokens,
-        &faults,
+        faults,
         end_s,
         missing_note,
     )?;

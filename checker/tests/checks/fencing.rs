@@ -102,6 +102,18 @@ fn missing_store_logs_are_unknown() {
     assert_eq!(r.details["missing_logs"][0], "nodes/n3/store.log");
 
     let mut run = legal_run();
+    run.logs.retain(|path, _| !path.starts_with("nodes/n3/"));
+    let r = fencing(&run);
+    assert_eq!(
+        r.validity,
+        Validity::Unknown,
+        "a node without any log folder: {r:#?}"
+    );
+    assert!(r.details["missing_logs"][0]
+        .as_str()
+        .is_some_and(|m| m.contains("3 nodes")));
+
+    let mut run = legal_run();
     run.logs.clear();
     run.metrics.clear();
     run.spec["roles"] = json!(["order", "payment"]);
