@@ -131,8 +131,11 @@ pub struct ReservationRecord {
     pub sku: String,
     /// Quantity reserved.
     pub qty: i64,
-    /// `reserved` or `released`.
+    /// `reserved`, `committed` or `released`.
     pub status: String,
+    /// Dedup hits on the key, when the inventory service counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replays: Option<u64>,
 }
 
 /// Stock level of one SKU.

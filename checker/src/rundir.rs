@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::final_state::FinalState;
 use crate::history::{Header, Op, SCHEMA_VERSION};
+use crate::metrics::{read_metrics, Metrics};
 
 /// File names inside a run directory.
 pub mod files {
@@ -24,6 +25,22 @@ pub mod files {
     pub const INDEX: &str = "index.html";
     /// Throughput over time.
     pub const THROUGHPUT_PNG: &str = "throughput.png";
+    /// Every operation's latency over time.
+    pub const LATENCY_PNG: &str = "latency.png";
+    /// First attempts, retries and budget refusals per downstream.
+    pub const RETRY_LOAD_PNG: &str = "retry-load.png";
+    /// The seam-signals dashboard.
+    pub const SIGNALS_PNG: &str = "signals.png";
+    /// Operations per process over time.
+    pub const TIMELINE_PNG: &str = "timeline.png";
+    /// First page of the paged operation timeline; later pages are `timeline-<n>.html`.
+    pub const TIMELINE_HTML: &str = "timeline.html";
+    /// Per-signal CSV exports.
+    pub const SIGNALS_DIR: &str = "signals";
+    /// Written by the linearizability checker when it ran.
+    pub const LINEARIZABILITY_HTML: &str = "linearizability.html";
+    /// The fault injector's heal ledger.
+    pub const HEAL_LEDGER: &str = "heal-ledger.jsonl";
     /// Node logs live below this folder: `nodes/<node>/<role>.log`.
     pub const NODES_DIR: &str = "nodes";
 }
@@ -185,6 +202,8 @@ pub struct RunData {
     pub history: History,
     /// `final-state.json`.
     pub final_state: FinalState,
+    /// `metrics.csv`; `None` when the run has none (checks that need it say unknown).
+    pub metrics: Option<Metrics>,
 }
 
 impl RunData {
@@ -193,11 +212,40 @@ impl RunData {
         let spec = read_json(&dir.join(files::SPEC))?;
         let history = read_history(&dir.join(files::HISTORY))?;
         let final_state = read_json(&dir.join(files::FINAL_STATE))?;
+        let metrics_path = dir.join(files::METRICS);
+        let metrics = if metrics_path.exists() {
+            Some(read_metrics(&metrics_path)?)
+        } else {
+            None
+        };
         Ok(RunData {
             dir: dir.to_owned(),
             spec,
             history,
             final_state,
+            metrics,
         })
+    }
+
+    /// A spec field as a boolean; absent means false.
+    pub fn spec_flag(&self, name: &str) -> bool {
+        self.spec
+            .get(name)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// True if the run deployed `role`, by any evidence: the spec's `roles`, the services read
+    /// after quiesce, metrics scraped from it, or its logs.
+    pub fn had_role(&self, role: &str) -> bool {
+        let in_spec = self
+            .spec
+            .get("roles")
+            .and_then(|r| r.as_array())
+            .is_some_and(|r| r.iter().any(|v| v.as_str() == Some(role)));
+        in_spec
+            || self.final_state.has_service(role)
+            || self.metrics.as_ref().is_some_and(|m| m.has_role(role))
+            || !crate::logs::role_logs(&self.dir, role).is_empty()
     }
 }

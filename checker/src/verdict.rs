@@ -82,6 +82,12 @@ pub struct Results {
     pub validity: Validity,
     /// The run this is about.
     pub run_id: String,
+    /// Wall-clock start of the run in Unix milliseconds (from the history header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_ms: Option<u64>,
+    /// Seconds from the start to the last recorded operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
     /// Every check, in the order they ran.
     pub checks: Vec<CheckResult>,
 }
@@ -93,6 +99,8 @@ impl Results {
         Results {
             validity,
             run_id,
+            started_unix_ms: None,
+            duration_s: None,
             checks,
         }
     }

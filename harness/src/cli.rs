@@ -32,6 +32,8 @@ pub enum Command {
     NodesFromSshConfig(NodesFromSshConfigArgs),
     /// Check a JSONL file of operations for linearizability (exit 0 valid, 1 invalid, 2 unknown).
     Lincheck(LincheckArgs),
+    /// Browse the reports (the runs index and every run's report) on 127.0.0.1.
+    Serve(ServeArgs),
 }
 
 /// Where the cluster runs.
@@ -151,9 +153,47 @@ pub struct RunArgs {
     /// Keep the fault this long instead of the seeded choice.
     #[arg(long, value_parser = crate::duration::parse)]
     pub fault_for: Option<Duration>,
-    /// Switch off payment idempotency (to prove the checker catches double charges).
+    /// Switch off idempotency in payment, inventory and shipping (to prove the checker catches
+    /// double effects).
     #[arg(long)]
     pub no_idempotency: bool,
+    /// Switch off fencing in the store replicas (to prove the fencing check can fail).
+    #[arg(long)]
+    pub no_fencing: bool,
+    /// Switch off the retry budget of calls between services (to prove the retry-load check
+    /// can fail).
+    #[arg(long)]
+    pub no_retry_budget: bool,
+    /// Switch off saga compensations (to prove the effects check catches lost refunds).
+    #[arg(long)]
+    pub no_compensation: bool,
+    /// Consistency model of inventory: linearizable (leader, fencing, majority quorum) or
+    /// eventual (any node, W = R = 1).
+    #[arg(long, value_enum)]
+    pub inventory_mode: Option<InventoryMode>,
+    /// Share of shipment creations the shipping service refuses (forces compensations).
+    #[arg(long)]
+    pub shipping_failure_rate: Option<f64>,
+}
+
+/// Inventory's consistency model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InventoryMode {
+    /// Single leader, fencing tokens, majority quorum: stock never goes below zero.
+    Linearizable,
+    /// Any node accepts locally and replicates later: can oversell.
+    Eventual,
+}
+
+impl InventoryMode {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            InventoryMode::Linearizable => "linearizable",
+            InventoryMode::Eventual => "eventual",
+        }
+    }
 }
 
 impl RunArgs {
@@ -166,8 +206,27 @@ impl RunArgs {
         self.nodes.map_or(default, usize::from)
     }
 
+    /// The protection switches and role overrides this run asks for.
+    pub fn switches(&self) -> crate::cluster::pipeline::Switches {
+        crate::cluster::pipeline::Switches {
+            no_idempotency: self.no_idempotency,
+            no_fencing: self.no_fencing,
+            no_retry_budget: self.no_retry_budget,
+            no_compensation: self.no_compensation,
+            inventory_mode: self.inventory_mode.map(|m| m.name().to_owned()),
+            shipping_failure_rate: self.shipping_failure_rate,
+        }
+    }
+
     /// Checks what clap cannot: returns the message for a bad-arguments exit.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(rate) = self.shipping_failure_rate {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!(
+                    "--shipping-failure-rate {rate}: must be between 0 and 1"
+                ));
+            }
+        }
         match (self.cluster, &self.nodes_file, self.nodes) {
             (ClusterKind::Ssh, None, _) => {
                 return Err("--cluster ssh needs --nodes-file FILE".into())
@@ -227,6 +286,21 @@ impl RunArgs {
 pub struct AnalyzeArgs {
     /// The run directory (e.g. reports/latest).
     pub run_dir: PathBuf,
+    /// Another run of the same scenario (e.g. without the retry budget) drawn on the same
+    /// retry-load graph. It is only read.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+}
+
+/// `harness serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The reports directory.
+    #[arg(long, default_value = "reports")]
+    pub dir: PathBuf,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
 }
 
 /// `harness cluster`.

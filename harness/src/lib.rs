@@ -18,6 +18,7 @@ pub mod progress;
 pub mod remote;
 pub mod run;
 pub mod rundir;
+pub mod serve;
 pub mod spec;
 pub mod ssh_config;
 pub mod workload;

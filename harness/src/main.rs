@@ -56,14 +56,13 @@ async fn dispatch(command: Command) -> i32 {
             }
         }
         Command::Analyze(args) => {
-            if !args.run_dir.is_dir() {
-                eprintln!(
-                    "harness: run directory '{}' does not exist",
-                    args.run_dir.display()
-                );
-                return EXIT_BAD_ARGS;
+            for dir in std::iter::once(&args.run_dir).chain(args.compare.as_ref()) {
+                if !dir.is_dir() {
+                    eprintln!("harness: run directory '{}' does not exist", dir.display());
+                    return EXIT_BAD_ARGS;
+                }
             }
-            match harness::run::check(&args.run_dir) {
+            match harness::run::check_compared(&args.run_dir, args.compare.as_deref()) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("harness: {e:#}");
@@ -72,6 +71,22 @@ async fn dispatch(command: Command) -> i32 {
             }
         }
         Command::Lincheck(args) => lincheck(&args),
+        Command::Serve(args) => {
+            if !args.dir.is_dir() {
+                eprintln!(
+                    "harness: reports directory '{}' does not exist",
+                    args.dir.display()
+                );
+                return EXIT_BAD_ARGS;
+            }
+            match harness::serve::serve(&args.dir, args.port).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("harness: {e:#}");
+                    EXIT_CRASH
+                }
+            }
+        }
         Command::Heal(args) => match harness::heal::heal(&args.run_dir).await {
             Ok(n) => {
                 eprintln!(

@@ -108,10 +108,7 @@ async fn deploy(
     run: &RunDir,
     progress: &Progress,
 ) -> anyhow::Result<Deployed> {
-    let mut role_flags = std::collections::BTreeMap::new();
-    if args.no_idempotency {
-        role_flags.insert("payment".to_owned(), vec!["--no-idempotency".to_owned()]);
-    }
+    let role_flags = crate::cluster::pipeline::role_flags(&args.switches());
     let mut start = open::StartOptions {
         pipeline_bin: bin,
         run_dir: run.dir.clone(),
@@ -284,7 +281,16 @@ async fn run_prepared(
             collected?;
             history.flush()?;
             progress.finish();
-            check(&dir)?
+            let code = check(&dir)?;
+            // The runs index is a convenience: failing to rewrite it does not change the verdict.
+            match checker::report::write_runs_index(&args.out) {
+                Ok(n) => eprintln!(
+                    "harness: runs index {} ({n} runs)",
+                    args.out.join(files::INDEX).display()
+                ),
+                Err(e) => eprintln!("harness: runs index not rewritten: {e}"),
+            }
+            code
         }
     };
     Ok(code)
@@ -417,7 +423,15 @@ async fn quiesce_and_collect(
 
 /// Checks the run directory, prints the verdict, returns the exit code.
 pub fn check(dir: &std::path::Path) -> anyhow::Result<i32> {
-    let results = checker::analyze(dir)?;
+    check_compared(dir, None)
+}
+
+/// As [`check`]; `other` is a second run drawn on the same retry-load graph.
+pub fn check_compared(
+    dir: &std::path::Path,
+    other: Option<&std::path::Path>,
+) -> anyhow::Result<i32> {
+    let results = checker::analyze_compared(dir, other)?;
     for c in &results.checks {
         eprintln!(
             "harness: check {:<10} {:<8} {}",

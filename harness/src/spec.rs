@@ -60,14 +60,27 @@ pub fn rerun_command(args: &RunArgs, seed: u64, prepared: &Prepared) -> String {
     if let Some(d) = args.fault_for {
         flag("fault-for", secs(d));
     }
+    if let Some(mode) = args.inventory_mode {
+        flag("inventory-mode", mode.name().into());
+    }
+    if let Some(rate) = args.shipping_failure_rate {
+        flag("shipping-failure-rate", rate.to_string());
+    }
     if let Some(p) = &args.pipeline_bin {
         flag("pipeline-bin", p.display().to_string());
     }
     if args.nemesis_pairs {
         words.push("--nemesis-pairs".into());
     }
-    if args.no_idempotency {
-        words.push("--no-idempotency".into());
+    for (on, word) in [
+        (args.no_idempotency, "--no-idempotency"),
+        (args.no_fencing, "--no-fencing"),
+        (args.no_retry_budget, "--no-retry-budget"),
+        (args.no_compensation, "--no-compensation"),
+    ] {
+        if on {
+            words.push(word.into());
+        }
     }
     if args.insecure_ignore_host_keys {
         words.push("--insecure-ignore-host-keys".into());
@@ -102,6 +115,12 @@ pub fn spec(
         "client_timeout_s": args.client_timeout.as_secs_f64(),
         "quiesce_timeout_s": args.quiesce_timeout.as_secs_f64(),
         "no_idempotency": args.no_idempotency,
+        "no_fencing": args.no_fencing,
+        "no_retry_budget": args.no_retry_budget,
+        "no_compensation": args.no_compensation,
+        "inventory_mode": args.inventory_mode.map(|m| m.name()),
+        "shipping_failure_rate": args.shipping_failure_rate,
+        "roles": crate::cluster::pipeline::ROLES,
         "insecure_ignore_host_keys": args.insecure_ignore_host_keys,
         "pipeline_bin": pipeline_bin,
         "harness_version": env!("CARGO_PKG_VERSION"),

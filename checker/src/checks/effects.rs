@@ -2,7 +2,8 @@
 //! implies. No double effect, no lost effect, no stuck saga.
 //!
 //! Legal end states:
-//! - `completed`: 1 charge, 0 refunds, 1 live shipment (if shipping runs), stock still reserved;
+//! - `completed`: 1 charge, 0 refunds, 1 live shipment (if shipping runs), stock still held
+//!   (`reserved` or `committed`);
 //! - `rejected`: 0 charges, 0 refunds, no live shipment, no reservation left reserved;
 //! - `compensated`: 1 charge, 1 refund of the same amount, no live shipment, stock released.
 
@@ -11,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::final_state::{status, FinalState, PaymentKind, PaymentRecord};
+use crate::final_state::{
+    status, FinalState, OrderRecord, PaymentKind, PaymentRecord, ReservationRecord, ShipmentRecord,
+};
 use crate::history::{f, OpType};
 use crate::rundir::History;
 use crate::verdict::{CheckResult, Validity};
@@ -51,6 +54,8 @@ pub enum Violation {
     StockNotReleased,
     /// Completed but its stock reservation was released.
     StockReleasedOnCompleted,
+    /// Completed with line items but no stock held for it (reserved or committed).
+    StockNotCommitted,
 }
 
 /// One violation with its evidence.
@@ -67,7 +72,7 @@ pub struct Finding {
 /// Runs the effects check.
 pub fn check(history: &History, state: &FinalState) -> CheckResult {
     let mut findings = Vec::new();
-    let orders: HashMap<&str, &crate::final_state::OrderRecord> = state
+    let orders: HashMap<&str, &OrderRecord> = state
         .orders
         .iter()
         .map(|o| (o.order_id.as_str(), o))
@@ -77,13 +82,33 @@ pub fn check(history: &History, state: &FinalState) -> CheckResult {
     for p in &state.payments {
         payments.entry(p.order_id.as_str()).or_default().push(p);
     }
+    let mut shipments: HashMap<&str, Vec<&ShipmentRecord>> = HashMap::new();
+    for s in &state.shipments {
+        shipments.entry(s.order_id.as_str()).or_default().push(s);
+    }
+    let mut reservations: HashMap<&str, Vec<&ReservationRecord>> = HashMap::new();
+    for r in &state.reservations {
+        reservations.entry(r.order_id.as_str()).or_default().push(r);
+    }
 
     for order in &state.orders {
-        let recs = payments
-            .get(order.order_id.as_str())
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        check_order(order, recs, state, &mut findings);
+        let id = order.order_id.as_str();
+        let recs = payments.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        let effects = OrderEffects {
+            charges: recs
+                .iter()
+                .copied()
+                .filter(|r| r.kind == PaymentKind::Charge)
+                .collect(),
+            refunds: recs
+                .iter()
+                .copied()
+                .filter(|r| r.kind == PaymentKind::Refund)
+                .collect(),
+            shipments: shipments.get(id).map(Vec::as_slice).unwrap_or(&[]),
+            reservations: reservations.get(id).map(Vec::as_slice).unwrap_or(&[]),
+        };
+        check_order(order, &effects, state, &mut findings);
     }
 
     for (order_id, recs) in &payments {
@@ -121,40 +146,64 @@ pub fn check(history: &History, state: &FinalState) -> CheckResult {
     summarize(state, findings)
 }
 
+/// The effect records of one order.
+struct OrderEffects<'a> {
+    charges: Vec<&'a PaymentRecord>,
+    refunds: Vec<&'a PaymentRecord>,
+    shipments: &'a [&'a ShipmentRecord],
+    reservations: &'a [&'a ReservationRecord],
+}
+
+impl OrderEffects<'_> {
+    fn describe(&self, order: &OrderRecord, state: &FinalState) -> String {
+        let money = |recs: &[&PaymentRecord]| {
+            recs.iter()
+                .map(|r| format!("{} ({} cents)", r.key, r.amount))
+                .collect::<Vec<_>>()
+        };
+        let mut text = format!(
+            "status {}, amount {}, charges {:?}, refunds {:?}",
+            order.status,
+            order.amount,
+            money(&self.charges),
+            money(&self.refunds)
+        );
+        if state.has_service("shipping") {
+            let s: Vec<String> = self
+                .shipments
+                .iter()
+                .map(|s| format!("{} {}", s.key, s.status))
+                .collect();
+            text.push_str(&format!(", shipments {s:?}"));
+        }
+        if state.has_service("inventory") {
+            let r: Vec<String> = self
+                .reservations
+                .iter()
+                .map(|r| format!("{} {}x{} {}", r.key, r.qty, r.sku, r.status))
+                .collect();
+            text.push_str(&format!(", reservations {r:?}"));
+        }
+        if let Some(reason) = &order.reason {
+            text.push_str(&format!(", reason {reason:?}"));
+        }
+        text
+    }
+}
+
 fn check_order(
-    order: &crate::final_state::OrderRecord,
-    recs: &[&PaymentRecord],
+    order: &OrderRecord,
+    effects: &OrderEffects<'_>,
     state: &FinalState,
     out: &mut Vec<Finding>,
 ) {
     let id = order.order_id.as_str();
-    let charges: Vec<&&PaymentRecord> = recs
-        .iter()
-        .filter(|r| r.kind == PaymentKind::Charge)
-        .collect();
-    let refunds: Vec<&&PaymentRecord> = recs
-        .iter()
-        .filter(|r| r.kind == PaymentKind::Refund)
-        .collect();
-    let describe = || {
-        let ch: Vec<String> = charges
-            .iter()
-            .map(|r| format!("{} ({} cents)", r.key, r.amount))
-            .collect();
-        let rf: Vec<String> = refunds
-            .iter()
-            .map(|r| format!("{} ({} cents)", r.key, r.amount))
-            .collect();
-        format!(
-            "status {}, amount {}, charges {:?}, refunds {:?}",
-            order.status, order.amount, ch, rf
-        )
-    };
+    let (charges, refunds) = (&effects.charges, &effects.refunds);
     let mut push = |kind| {
         out.push(Finding {
             kind,
             order_id: id.to_owned(),
-            evidence: describe(),
+            evidence: effects.describe(order, state),
         })
     };
 
@@ -167,20 +216,20 @@ fn check_order(
     if !refunds.is_empty() && charges.is_empty() {
         push(Violation::RefundWithoutCharge);
     }
-    let live_shipments = state
+    let live_shipments = effects
         .shipments
         .iter()
-        .filter(|s| s.order_id == id && s.status == "created")
+        .filter(|s| s.status == "created")
         .count();
-    let reserved = state
+    let reserved = effects
         .reservations
         .iter()
-        .filter(|r| r.order_id == id && r.status == "reserved")
+        .filter(|r| r.status == "reserved" || r.status == "committed")
         .count();
-    let released = state
+    let released = effects
         .reservations
         .iter()
-        .filter(|r| r.order_id == id && r.status == "released")
+        .filter(|r| r.status == "released")
         .count();
     match order.status.as_str() {
         status::COMPLETED => {
@@ -195,6 +244,13 @@ fn check_order(
             }
             if state.has_service("inventory") && released > 0 {
                 push(Violation::StockReleasedOnCompleted);
+            }
+            if state.has_service("inventory")
+                && !order.items.is_empty()
+                && reserved == 0
+                && released == 0
+            {
+                push(Violation::StockNotCommitted);
             }
         }
         status::REJECTED | status::COMPENSATED => {

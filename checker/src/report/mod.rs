@@ -1,16 +1,27 @@
-//! The per-run report: `results.json`, `index.html` and the PNG graphs, written into the run
-//! directory from what was read out of it.
+//! The per-run report, written into the run directory from what was read out of it:
+//! `results.json`, the PNG graphs, the paged timeline, per-signal CSVs and `index.html`; and the
+//! runs index (`reports/index.html`, [`write_runs_index`]).
 
+pub mod evidence;
+pub mod export;
+mod index;
+pub mod plot_metrics;
+pub mod plot_ops;
 pub mod png;
+pub mod runs_index;
+pub mod timeline;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use minijinja::{context, Environment};
 use serde::Serialize;
 
-use crate::analysis;
-use crate::history::f;
+pub use runs_index::write_runs_index;
+
+use index::render_index;
+
+use crate::analysis::{self, seams};
+use crate::checks::Params;
 use crate::rundir::{files, RunData};
 use crate::verdict::Results;
 
@@ -29,157 +40,228 @@ pub enum ReportError {
     #[error(transparent)]
     Draw(#[from] png::DrawError),
     /// The template failed to render (a defect in the template).
-    #[error("rendering index.html: {0}")]
+    #[error("rendering html: {0}")]
     Template(#[from] minijinja::Error),
 }
 
 static TEMPLATE: &str = include_str!("../../templates/index.html");
 
-#[derive(Serialize)]
-struct Graph {
-    file: &'static str,
-    title: &'static str,
+/// A graph the report wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Graph {
+    /// File name in the run directory.
+    pub file: &'static str,
+    /// What it shows.
+    pub title: &'static str,
+    /// How to read it.
+    pub caption: &'static str,
+    /// Size in pixels.
+    pub width: u32,
+    /// Size in pixels.
+    pub height: u32,
 }
 
-#[derive(Serialize)]
-struct FaultRow {
-    id: String,
-    fault: String,
-    target: String,
-    start: String,
-    end: String,
+/// What [`write_report`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// Every PNG with its size.
+    pub graphs: Vec<Graph>,
+    /// Timeline pages.
+    pub timeline_pages: Vec<String>,
+    /// Files under `signals/`.
+    pub signal_files: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct CheckView {
-    name: String,
-    validity: String,
-    summary: String,
-    violations: Vec<serde_json::Value>,
-    details_json: String,
+/// A template environment whose HTML escaping leaves `/` alone, so paths and links read as
+/// they are (`nodes/n1/store.log:3`), while `<`, `>`, `&` and quotes are escaped.
+pub(crate) fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_formatter(|out, state, value| {
+        let plain = state.auto_escape() == minijinja::AutoEscape::Html
+            && !value.is_safe()
+            && !value.is_undefined()
+            && !value.is_none();
+        if plain {
+            out.write_str(&timeline::escape(&value.to_string()))
+                .map_err(|_| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "writing html")
+                })
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
+    env
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     fs::write(path, bytes).map_err(|source| ReportError::Io {
         path: path.to_owned(),
         source,
     })
 }
 
-fn spec_rows(spec: &serde_json::Value) -> Vec<(String, String)> {
-    let keys = [
-        "scenario",
-        "seed",
-        "cluster",
-        "nodes",
-        "nemesis",
-        "time_limit_s",
-        "rate",
-        "concurrency",
-    ];
-    keys.iter()
-        .filter_map(|k| {
-            spec.get(*k).map(|v| {
-                let text = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                ((*k).to_owned(), text)
-            })
-        })
-        .collect()
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
-/// Writes `results.json`, the graphs and `index.html` into the run directory.
-pub fn write_report(run: &RunData, results: &Results) -> Result<(), ReportError> {
+/// Writes `results.json`, the graphs, the timeline, the signal CSVs and `index.html`.
+pub fn write_report(run: &RunData, results: &Results) -> Result<Written, ReportError> {
+    write_report_compared(run, results, None)
+}
+
+/// As [`write_report`]; with `other`, the retry-load graph draws both runs (e.g. the same
+/// scenario with and without the retry budget).
+pub fn write_report_compared(
+    run: &RunData,
+    results: &Results,
+    other: Option<&RunData>,
+) -> Result<Written, ReportError> {
     let dir = &run.dir;
     let json = serde_json::to_vec_pretty(results).unwrap_or_default();
     write(&dir.join(files::RESULTS), &json)?;
-
+    let pairs = analysis::pairs(&run.history);
     let faults = analysis::fault_windows(&run.history);
-    let t = analysis::throughput(&run.history, Some(f::PLACE_ORDER));
-    png::throughput(
-        &dir.join(files::THROUGHPUT_PNG),
-        "Order placement throughput by outcome",
-        &t,
+    let graphs = draw_graphs(run, other, &pairs, &faults)?;
+    let end_ns = analysis::end_ns(&run.history);
+    let timeline_pages =
+        timeline::write_pages(dir, &pairs, &faults, end_ns, &run.history.header.run_id)
+            .map_err(io(dir))?;
+    let signal_files = match &run.metrics {
+        Some(m) => {
+            let params = Params::default();
+            let signals = crate::checks::signals::run_signals(run, &params.signals, &params.budget)
+                .unwrap_or_default();
+            let out = dir.join(files::SIGNALS_DIR);
+            export::write(&out, m, &signals, &seams::retry_load(m)).map_err(io(&out))?
+        }
+        None => Vec::new(),
+    };
+    let html = render_index(
+        run,
+        results,
+        &graphs,
         &faults,
+        timeline_pages.len(),
+        pairs.len(),
+        &signal_files,
+        other,
     )?;
-    let graphs = vec![Graph {
-        file: files::THROUGHPUT_PNG,
-        title: "Order placement throughput by outcome, faults shaded",
-    }];
-
-    let secs = |ns: u64| format!("{:.2}", ns as f64 / 1e9);
-    let fault_rows: Vec<FaultRow> = faults
-        .iter()
-        .map(|w| FaultRow {
-            id: w.id.clone(),
-            fault: w.fault.clone(),
-            target: w.target.clone(),
-            start: secs(w.start_ns),
-            end: w.end_ns.map(secs).unwrap_or_else(|| "never".into()),
-        })
-        .collect();
-    let checks: Vec<CheckView> = results
-        .checks
-        .iter()
-        .map(|c| CheckView {
-            name: c.name.clone(),
-            validity: c.validity.to_string(),
-            summary: c.summary.clone(),
-            violations: c
-                .details
-                .get("violations")
-                .and_then(|v| v.as_array())
-                .cloned()
-                .unwrap_or_default(),
-            details_json: serde_json::to_string_pretty(&c.details).unwrap_or_default(),
-        })
-        .collect();
-    let mut raw: Vec<String> = [
-        files::SPEC,
-        files::HISTORY,
-        files::FINAL_STATE,
-        files::METRICS,
-        files::RESULTS,
-    ]
-    .iter()
-    .filter(|f| dir.join(f).exists())
-    .map(|f| (*f).to_owned())
-    .collect();
-    raw.extend(node_logs(dir));
-
-    let mut env = Environment::new();
-    env.add_template("index.html", TEMPLATE)?;
-    let html = env.get_template("index.html")?.render(context! {
-        run_id => results.run_id,
-        verdict => results.validity.as_str(),
-        spec_rows => spec_rows(&run.spec),
-        rerun => run.spec.get("rerun").and_then(|v| v.as_str()),
-        checks => checks,
-        faults => fault_rows,
-        graphs => graphs,
-        files => raw,
-    })?;
-    write(&dir.join(files::INDEX), html.as_bytes())
+    write(&dir.join(files::INDEX), html.as_bytes())?;
+    Ok(Written {
+        graphs,
+        timeline_pages,
+        signal_files,
+    })
 }
 
-/// `nodes/<node>/<role>.log` paths relative to the run directory, sorted.
-fn node_logs(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let Ok(nodes) = fs::read_dir(dir.join(files::NODES_DIR)) else {
-        return out;
+fn retry_label(run: &RunData) -> String {
+    let budget = if run.spec_flag("no_retry_budget") {
+        "no retry budget"
+    } else {
+        "retry budget on"
     };
-    for node in nodes.flatten() {
-        let Ok(logs) = fs::read_dir(node.path()) else {
-            continue;
-        };
-        for log in logs.flatten() {
-            if let (Some(n), Some(l)) = (node.file_name().to_str(), log.file_name().to_str()) {
-                out.push(format!("{}/{n}/{l}", files::NODES_DIR));
-            }
-        }
+    format!("{} ({budget})", run.history.header.run_id)
+}
+
+fn draw_graphs(
+    run: &RunData,
+    other: Option<&RunData>,
+    pairs: &[analysis::Pair<'_>],
+    faults: &[analysis::FaultWindow],
+) -> Result<Vec<Graph>, ReportError> {
+    let dir = &run.dir;
+    let metrics_end = run.metrics.as_ref().map_or(0.0, |m| m.end_s);
+    let end_s = (analysis::end_ns(&run.history) as f64 / 1e9).max(metrics_end);
+    let t = analysis::throughput(&run.history, None);
+    plot_ops::throughput(
+        &dir.join(files::THROUGHPUT_PNG),
+        "Client throughput by outcome (all operations)",
+        &t,
+        faults,
+    )?;
+    plot_ops::latency(&dir.join(files::LATENCY_PNG), pairs, faults, end_s)?;
+    plot_ops::timeline(&dir.join(files::TIMELINE_PNG), pairs, faults, end_s)?;
+
+    let params = Params::default();
+    let loads = run
+        .metrics
+        .as_ref()
+        .map(seams::retry_load)
+        .unwrap_or_default();
+    let other_loads = other
+        .and_then(|o| o.metrics.as_ref())
+        .map(seams::retry_load)
+        .unwrap_or_default();
+    let mut runs = vec![plot_metrics::RetryRun {
+        label: retry_label(run),
+        loads: &loads,
+    }];
+    if let Some(o) = other {
+        runs.push(plot_metrics::RetryRun {
+            label: retry_label(o),
+            loads: &other_loads,
+        });
     }
-    out.sort();
-    out
+    plot_metrics::retry_load(&dir.join(files::RETRY_LOAD_PNG), &runs, faults, end_s)?;
+    let signals = crate::checks::signals::run_signals(run, &params.signals, &params.budget)
+        .unwrap_or_else(|| empty_signals(run, &params));
+    let tokens = run
+        .metrics
+        .as_ref()
+        .map(seams::leader_tokens)
+        .unwrap_or_default();
+    let missing_note = if run.metrics.is_some() {
+        "no such series in metrics.csv"
+    } else {
+        "metrics.csv is missing from this run"
+    };
+    plot_metrics::signals(
+        &dir.join(files::SIGNALS_PNG),
+        &signals,
+        &tokens,
+        faults,
+        end_s,
+        missing_note,
+    )?;
+
+    let processes = pairs
+        .iter()
+        .map(|p| p.invoke.process)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    Ok(vec![
+        graph(files::LATENCY_PNG, "Latency of every client operation", "Each dot is one operation at its completion time, coloured by outcome; the y axis is logarithmic. Shaded bands are fault periods, named in the legend.", plot_ops::LATENCY_SIZE),
+        graph(files::THROUGHPUT_PNG, "Throughput by outcome", "Client operations completed per second: ok, fail (did not happen) and info (may have happened).", plot_ops::THROUGHPUT_SIZE),
+        graph(files::RETRY_LOAD_PNG, "Retry load per downstream", "Logical requests, retries and retries refused by the budget per second, summed over callers, one line per downstream service.", plot_metrics::RETRY_SIZE),
+        graph(files::SIGNALS_PNG, "Seam signals", "One panel per seam signal on a shared time axis; a signal has moved when it rises above its dashed threshold.", plot_metrics::SIGNALS_SIZE),
+        graph(files::TIMELINE_PNG, "Operations per process", "Each bar is one operation from invoke to completion on its process's lane; grey bars never completed.", (png::WIDTH, plot_ops::timeline_height(processes))),
+    ])
+}
+
+fn graph(
+    file: &'static str,
+    title: &'static str,
+    caption: &'static str,
+    (width, height): (u32, u32),
+) -> Graph {
+    Graph {
+        file,
+        title,
+        caption,
+        width,
+        height,
+    }
+}
+
+/// Signals with no data, so the dashboard still names every panel when metrics are missing.
+fn empty_signals(run: &RunData, params: &Params) -> Vec<seams::Signal> {
+    let seconds = (analysis::end_ns(&run.history) / 1_000_000_000) as usize + 1;
+    let blank = crate::metrics::Metrics {
+        end_s: seconds as f64 - 1.0,
+        ..Default::default()
+    };
+    seams::signals(&blank, &params.signals, &params.budget, None)
 }

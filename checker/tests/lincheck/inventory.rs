@@ -172,6 +172,7 @@ fn html_written_into_run_dir() {
         spec: json!({}),
         history: history(&events),
         final_state: state(&[("sku-z", 1)]),
+        metrics: None,
     };
     let path = write_inventory_html(&run).expect("written");
     assert_eq!(path, dir.path().join(HTML_FILE));

@@ -70,12 +70,50 @@ pub struct LocalCluster {
     roles: BTreeMap<(String, String), RoleProcess>,
 }
 
+/// How many ports below the kernel's ephemeral range role ports are drawn from.
+const ROLE_PORT_SPAN: u16 = 12_000;
+/// Candidates tried per port before giving up.
+const ROLE_PORT_TRIES: usize = 200;
+
+/// The first port of the kernel's ephemeral range (what binding port 0 hands out).
+fn ephemeral_low() -> Option<u16> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// `n` free loopback ports for roles, drawn from just below the ephemeral range: anything that
+/// binds port 0 later (the link proxies, clients, other tests) never takes one of them while
+/// the roles are starting. Falls back to port 0 where the range is unknown or too low.
 fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     // Hold all listeners until every port is chosen so none repeats.
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()
-        .context("finding free loopback ports")?;
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(n);
+    let low = ephemeral_low().filter(|l| *l > 1024 + ROLE_PORT_SPAN);
+    // Where to start looking: varies per process so concurrent runs rarely probe the same ports.
+    let mut x = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    for _ in 0..n {
+        let mut bound = None;
+        if let Some(low) = low {
+            for _ in 0..ROLE_PORT_TRIES {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let port = low - 1 - (x % u64::from(ROLE_PORT_SPAN)) as u16;
+                if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                    bound = Some(l);
+                    break;
+                }
+            }
+        }
+        let l = match bound {
+            Some(l) => l,
+            None => TcpListener::bind("127.0.0.1:0").context("finding free loopback ports")?,
+        };
+        listeners.push(l);
+    }
     listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))

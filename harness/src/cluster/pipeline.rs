@@ -115,3 +115,52 @@ mod tests {
         );
     }
 }
+
+/// The protection switches and per-role overrides of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Switches {
+    /// `--no-idempotency` on payment, inventory and shipping.
+    pub no_idempotency: bool,
+    /// `--no-fencing` on the store.
+    pub no_fencing: bool,
+    /// `--no-retry-budget` on order (the only caller of other services).
+    pub no_retry_budget: bool,
+    /// `--no-compensation` on order.
+    pub no_compensation: bool,
+    /// `--inventory-mode` on inventory.
+    pub inventory_mode: Option<String>,
+    /// `--failure-rate` on shipping.
+    pub shipping_failure_rate: Option<f64>,
+}
+
+/// The extra flags of each role for `switches`.
+pub fn role_flags(switches: &Switches) -> BTreeMap<String, Vec<String>> {
+    let mut flags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut add = |role: &str, words: &[String]| {
+        flags
+            .entry(role.to_owned())
+            .or_default()
+            .extend(words.iter().cloned());
+    };
+    if switches.no_idempotency {
+        for role in ["payment", "inventory", "shipping"] {
+            add(role, &["--no-idempotency".to_owned()]);
+        }
+    }
+    if switches.no_fencing {
+        add("store", &["--no-fencing".to_owned()]);
+    }
+    if switches.no_retry_budget {
+        add("order", &["--no-retry-budget".to_owned()]);
+    }
+    if switches.no_compensation {
+        add("order", &["--no-compensation".to_owned()]);
+    }
+    if let Some(mode) = &switches.inventory_mode {
+        add("inventory", &["--inventory-mode".to_owned(), mode.clone()]);
+    }
+    if let Some(rate) = switches.shipping_failure_rate {
+        add("shipping", &["--failure-rate".to_owned(), rate.to_string()]);
+    }
+    flags
+}

@@ -1,0 +1,270 @@
+//! The retry-load check, from `metrics.csv` and the history.
+//!
+//! Per downstream and budget window: logical requests (`requests_total`), retries
+//! (`retry_attempts_total`), attempts per logical request, the share of retries and the retries
+//! the budget refused (`retry_budget_exhausted_total`). While the budget was on (`spec.json` has
+//! no `no_retry_budget: true`), a caller whose retries in a window exceed `ratio * requests +
+//! floor * window` makes the run invalid. After each heal it measures how long throughput (ok
+//! `place-order` completions per second) took to get back to its pre-fault baseline.
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::analysis::seams::{self, BudgetParams, CallerWindow};
+use crate::analysis::{self, FaultWindow};
+use crate::history::f;
+use crate::rundir::{History, RunData};
+use crate::verdict::{CheckResult, Validity};
+
+/// How many over-budget windows are listed in full.
+pub const MAX_LISTED: usize = 500;
+
+/// How recovery after a heal is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RecoveryParams {
+    /// Throughput counts as recovered at this share of the baseline.
+    pub recovered_fraction: f64,
+    /// Seconds averaged when comparing with the baseline.
+    pub smoothing_s: usize,
+    /// Seconds at the start left out of the baseline.
+    pub warmup_s: usize,
+}
+
+impl Default for RecoveryParams {
+    fn default() -> Self {
+        RecoveryParams {
+            recovered_fraction: 0.9,
+            smoothing_s: 3,
+            warmup_s: 2,
+        }
+    }
+}
+
+/// Recovery after one heal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recovery {
+    /// Fault id.
+    pub id: String,
+    /// The fault, e.g. `pause n2/order`.
+    pub fault: String,
+    /// When it was healed, seconds since start.
+    pub healed_s: f64,
+    /// Seconds from the heal until throughput was back; `None` if it never was before the
+    /// workload ended.
+    pub recovery_s: Option<f64>,
+}
+
+/// Baseline throughput and recovery after each heal.
+pub fn recovery(
+    history: &History,
+    windows: &[FaultWindow],
+    p: &RecoveryParams,
+) -> (Option<f64>, Vec<Recovery>) {
+    let mut t = analysis::throughput(history, Some(f::PLACE_ORDER));
+    if t.ok.iter().all(|n| *n == 0) {
+        t = analysis::throughput(history, None);
+    }
+    let ok: Vec<f64> = t.ok.iter().map(|n| *n as f64).collect();
+    let last_invoke_s = history
+        .ops
+        .iter()
+        .rev()
+        .find(|o| !o.process.is_nemesis() && !o.op_type.is_completion())
+        .map(|o| (o.time_ns / 1_000_000_000) as usize + 1)
+        .unwrap_or(0)
+        .min(ok.len());
+    let first_fault_s = windows
+        .iter()
+        .map(|w| (w.start_ns / 1_000_000_000) as usize)
+        .min()
+        .unwrap_or(last_invoke_s);
+    let before: Vec<f64> = ok
+        .get(p.warmup_s.min(first_fault_s)..first_fault_s.min(last_invoke_s))
+        .unwrap_or(&[])
+        .to_vec();
+    let baseline = if before.len() >= 3 {
+        Some(before.iter().sum::<f64>() / before.len() as f64)
+    } else {
+        let mut outside: Vec<f64> = (p.warmup_s..last_invoke_s)
+            .filter(|s| {
+                analysis::phase_of(*s as u64 * 1_000_000_000, windows)
+                    != analysis::Phase::DuringFaults
+            })
+            .map(|s| ok[s])
+            .collect();
+        outside.sort_by(f64::total_cmp);
+        outside.get(outside.len() / 2).copied()
+    }
+    .filter(|b| *b > 0.0);
+    let smoothing = p.smoothing_s.max(1);
+    let out = windows
+        .iter()
+        .filter_map(|w| {
+            let healed_s = w.end_ns? as f64 / 1e9;
+            let recovery_s = baseline.and_then(|b| {
+                let from = healed_s.floor() as usize;
+                (from..last_invoke_s.saturating_sub(smoothing - 1))
+                    .find(|&s| {
+                        let avg = ok[s..s + smoothing].iter().sum::<f64>() / smoothing as f64;
+                        avg >= p.recovered_fraction * b
+                    })
+                    .map(|s| (s as f64 - healed_s).max(0.0))
+            });
+            Some(Recovery {
+                id: w.id.clone(),
+                fault: w.label(),
+                healed_s,
+                recovery_s,
+            })
+        })
+        .collect();
+    (baseline, out)
+}
+
+#[derive(Serialize)]
+struct DownstreamWindow {
+    downstream: String,
+    start_s: usize,
+    end_s: usize,
+    requests: f64,
+    retries: f64,
+    refused: f64,
+    attempts_per_request: Option<f64>,
+    retry_share: Option<f64>,
+    allowed_retries: f64,
+}
+
+fn by_downstream(windows: &[CallerWindow]) -> Vec<DownstreamWindow> {
+    let mut out: Vec<DownstreamWindow> = Vec::new();
+    for w in windows {
+        let slot = match out
+            .iter()
+            .position(|d| d.downstream == w.downstream && d.start_s == w.start_s)
+        {
+            Some(i) => &mut out[i],
+            None => {
+                out.push(DownstreamWindow {
+                    downstream: w.downstream.clone(),
+                    start_s: w.start_s,
+                    end_s: w.end_s,
+                    requests: 0.0,
+                    retries: 0.0,
+                    refused: 0.0,
+                    attempts_per_request: None,
+                    retry_share: None,
+                    allowed_retries: 0.0,
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        slot.requests += w.requests;
+        slot.retries += w.retries;
+        slot.refused += w.refused;
+        slot.allowed_retries += w.allowed_retries;
+    }
+    for d in &mut out {
+        if d.requests > 0.0 {
+            d.attempts_per_request = Some((d.requests + d.retries) / d.requests);
+            d.retry_share = Some(d.retries / d.requests);
+        }
+    }
+    out.sort_by(|a, b| {
+        a.downstream
+            .cmp(&b.downstream)
+            .then(a.start_s.cmp(&b.start_s))
+    });
+    out
+}
+
+/// Runs the check.
+pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> CheckResult {
+    let budget_on = !run.spec_flag("no_retry_budget");
+    let windows = analysis::fault_windows(&run.history);
+    let (baseline, recoveries) = recovery(&run.history, &windows, rp);
+    let mut details = json!({
+        "params": {"budget": budget, "recovery": rp},
+        "budget_on": budget_on,
+        "baseline_ok_per_s": baseline,
+        "recovery": recoveries,
+    });
+    let unknown = |summary: String, details: serde_json::Value| CheckResult {
+        name: "retry-load".into(),
+        validity: Validity::Unknown,
+        summary,
+        details,
+    };
+    let Some(m) = &run.metrics else {
+        return unknown(
+            "metrics.csv is missing: retry load cannot be measured".into(),
+            details,
+        );
+    };
+    if !m.has(seams::names::REQUESTS) {
+        return unknown(
+            format!(
+                "metrics.csv has no {} series: retry load cannot be measured",
+                seams::names::REQUESTS
+            ),
+            details,
+        );
+    }
+    let caller_windows = seams::caller_windows(m, budget);
+    let over: Vec<&CallerWindow> = caller_windows
+        .iter()
+        .filter(|w| w.retries > w.allowed_retries + 1e-9)
+        .collect();
+    let loads = seams::retry_load(m);
+    let totals: Vec<serde_json::Value> = loads
+        .iter()
+        .map(|l| {
+            let req: f64 = l.first_attempts.iter().sum();
+            let ret: f64 = l.retries.iter().sum();
+            let refused: f64 = l.refused.iter().sum();
+            json!({
+                "downstream": l.downstream, "callers": l.callers,
+                "requests": req, "retries": ret, "refused": refused,
+                "attempts_per_request": (req > 0.0).then(|| (req + ret) / req),
+                "retry_share": (req > 0.0).then(|| ret / req),
+            })
+        })
+        .collect();
+    let worst_share = by_downstream(&caller_windows)
+        .iter()
+        .filter_map(|d| d.retry_share)
+        .fold(0.0f64, f64::max);
+    details["per_downstream"] = json!(totals);
+    details["windows"] = json!(by_downstream(&caller_windows));
+    details["over_budget"] = json!(over.iter().take(MAX_LISTED).collect::<Vec<_>>());
+    details["over_budget_total"] = json!(over.len());
+    let (validity, summary) = if budget_on && !over.is_empty() {
+        let w = over[0];
+        (
+            Validity::Invalid,
+            format!(
+                "{} caller windows over the retry budget (first: {}/{} -> {} in {}-{} s: {} retries, {:.1} allowed for {} requests)",
+                over.len(), w.node, w.role, w.downstream, w.start_s, w.end_s,
+                w.retries, w.allowed_retries, w.requests
+            ),
+        )
+    } else {
+        let off = if budget_on {
+            "within the retry budget"
+        } else {
+            "retry budget off (not enforced)"
+        };
+        (
+            Validity::Valid,
+            format!(
+                "{off}; worst window retry share {:.1}% over {} downstreams",
+                worst_share * 100.0,
+                loads.len()
+            ),
+        )
+    };
+    CheckResult {
+        name: "retry-load".into(),
+        validity,
+        summary,
+        details,
+    }
+}

@@ -1,0 +1,258 @@
+//! `index.html` of one run: the view model handed to `templates/index.html`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use minijinja::context;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{evidence, timeline, Graph, ReportError, TEMPLATE};
+use crate::analysis::FaultWindow;
+use crate::rundir::{files, RunData};
+use crate::verdict::Results;
+
+#[derive(Serialize)]
+struct CheckView {
+    name: String,
+    validity: String,
+    summary: String,
+    tables: Vec<evidence::Table>,
+    details_json: String,
+}
+
+#[derive(Serialize)]
+struct FaultRow {
+    id: String,
+    fault: String,
+    target: String,
+    start: String,
+    end: String,
+    first: String,
+    first_after: String,
+    moved: String,
+    recovery: String,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn spec_rows(run: &RunData, faults: &[FaultWindow]) -> Vec<(String, String)> {
+    let spec = &run.spec;
+    let get = |k: &str| spec.get(k).map(text);
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut push = |k: &str, v: Option<String>| {
+        rows.push((k.to_owned(), v.unwrap_or_else(|| "-".into())));
+    };
+    push("scenario", get("scenario"));
+    push("seed", get("seed"));
+    push("cluster kind", get("cluster"));
+    push("nodes", get("nodes"));
+    let injected: Vec<String> = faults
+        .iter()
+        .map(|w| format!("{} {}", w.id, w.label()))
+        .collect();
+    let planned = get("faults").or_else(|| get("nemesis"));
+    push(
+        "faults",
+        Some(format!(
+            "{} — {} injected{}{}",
+            planned.unwrap_or_else(|| "-".into()),
+            faults.len(),
+            if injected.is_empty() { "" } else { ": " },
+            injected.join("; ")
+        )),
+    );
+    let ran = crate::analysis::end_ns(&run.history) as f64 / 1e9;
+    push(
+        "duration",
+        Some(match spec.get("time_limit_s").and_then(Value::as_f64) {
+            Some(limit) => format!("{limit} s workload; history spans {ran:.1} s"),
+            None => format!("history spans {ran:.1} s"),
+        }),
+    );
+    for k in ["rate", "concurrency"] {
+        if spec.get(k).is_some() {
+            push(k, get(k));
+        }
+    }
+    let off: Vec<&str> = spec
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, v)| k.starts_with("no_") && v.as_bool() == Some(true))
+                .map(|(k, _)| k.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    push(
+        "protections switched off",
+        Some(if off.is_empty() {
+            "none".into()
+        } else {
+            off.join(", ")
+        }),
+    );
+    rows
+}
+
+fn all_spec(spec: &Value) -> Vec<(String, String)> {
+    spec.as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+        .unwrap_or_default()
+}
+
+fn fault_rows(results: &Results, faults: &[FaultWindow]) -> Vec<FaultRow> {
+    let detail = |check: &str, field: &str| -> Vec<Value> {
+        results
+            .checks
+            .iter()
+            .find(|c| c.name == check)
+            .and_then(|c| c.details.get(field))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let by_id = |items: Vec<Value>| -> BTreeMap<String, Value> {
+        items
+            .into_iter()
+            .filter_map(|v| Some((v.get("id")?.as_str()?.to_owned(), v)))
+            .collect()
+    };
+    let signals = by_id(detail("signals", "faults"));
+    let recovery = by_id(detail("retry-load", "recovery"));
+    let secs = |ns: u64| format!("{:.2}", ns as f64 / 1e9);
+    faults
+        .iter()
+        .map(|w| {
+            let s = signals.get(&w.id);
+            let first = s.and_then(|s| s.get("first")).filter(|f| !f.is_null());
+            let moved: Vec<String> = s
+                .and_then(|s| s.get("moved"))
+                .and_then(Value::as_array)
+                .map(|m| {
+                    m.iter()
+                        .map(|x| {
+                            format!("{} ({})", text(&x["signal"]), evidence::cell(&x["after_s"]))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let recovery = match recovery.get(&w.id).map(|r| &r["recovery_s"]) {
+                Some(Value::Null) => "not before the workload ended".to_owned(),
+                Some(v) => evidence::cell(v),
+                None => "-".to_owned(),
+            };
+            FaultRow {
+                id: w.id.clone(),
+                fault: w.fault.clone(),
+                target: w.target.clone(),
+                start: secs(w.start_ns),
+                end: w.end_ns.map(secs).unwrap_or_else(|| "never".into()),
+                first: match (s, first) {
+                    (None, _) => "no signal data".into(),
+                    (Some(_), None) => "none moved".into(),
+                    (Some(_), Some(f)) => text(&f["signal"]),
+                },
+                first_after: first.map_or("-".into(), |f| evidence::cell(&f["after_s"])),
+                moved: if moved.is_empty() {
+                    "-".into()
+                } else {
+                    moved.join(", ")
+                },
+                recovery,
+            }
+        })
+        .collect()
+}
+
+/// Raw files present in the run directory, relative to it.
+fn raw_files(dir: &Path, signal_files: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = [
+        files::SPEC,
+        files::HISTORY,
+        files::FINAL_STATE,
+        files::METRICS,
+        files::RESULTS,
+        files::HEAL_LEDGER,
+        files::LINEARIZABILITY_HTML,
+        files::TIMELINE_HTML,
+    ]
+    .iter()
+    .filter(|f| dir.join(f).exists())
+    .map(|f| (*f).to_owned())
+    .collect();
+    out.extend(
+        signal_files
+            .iter()
+            .map(|f| format!("{}/{f}", files::SIGNALS_DIR)),
+    );
+    let mut logs = Vec::new();
+    for node in crate::logs::node_names(dir) {
+        let Ok(entries) = fs::read_dir(dir.join(files::NODES_DIR).join(&node)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if let Some(name) = e.file_name().to_str() {
+                logs.push(format!("{}/{node}/{name}", files::NODES_DIR));
+            }
+        }
+    }
+    logs.sort();
+    out.extend(logs);
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn render_index(
+    run: &RunData,
+    results: &Results,
+    graphs: &[Graph],
+    faults: &[FaultWindow],
+    timeline_pages: usize,
+    total_ops: usize,
+    signal_files: &[String],
+    other: Option<&RunData>,
+) -> Result<String, ReportError> {
+    let checks: Vec<CheckView> = results
+        .checks
+        .iter()
+        .map(|c| CheckView {
+            name: c.name.clone(),
+            validity: c.validity.to_string(),
+            summary: c.summary.clone(),
+            tables: evidence::tables(c),
+            details_json: serde_json::to_string_pretty(&c.details).unwrap_or_default(),
+        })
+        .collect();
+    let paged = timeline_pages * timeline::OPS_PER_PAGE;
+    let linearizability = run
+        .dir
+        .join(files::LINEARIZABILITY_HTML)
+        .exists()
+        .then_some(files::LINEARIZABILITY_HTML);
+    let mut env = super::environment();
+    env.add_template("index.html", TEMPLATE)?;
+    let html = env.get_template("index.html")?.render(context! {
+        run_id => results.run_id,
+        verdict => results.validity.as_str(),
+        spec_rows => spec_rows(run, faults),
+        other_spec => all_spec(&run.spec),
+        rerun => run.spec.get("rerun").and_then(|v| v.as_str()),
+        checks => checks,
+        faults => fault_rows(results, faults),
+        graphs => graphs,
+        timeline => files::TIMELINE_HTML,
+        timeline_pages => timeline_pages,
+        timeline_not_paged => total_ops.saturating_sub(paged),
+        files => raw_files(&run.dir, signal_files),
+        linearizability => linearizability,
+        compared_with => other.map(|o| o.history.header.run_id.clone()),
+    })?;
+    Ok(html)
+}
