@@ -132,9 +132,14 @@ pub struct RunArgs {
     /// The faultproxy binary (default: `faultproxy` next to this harness binary).
     #[arg(long)]
     pub faultproxy_bin: Option<PathBuf>,
-    /// The role whose process the pause fault stops.
-    #[arg(long, default_value = "payment")]
+    /// The role whose process the single pause fault stops (`--nemesis pause` without an
+    /// interval): order (the saga orchestrator) or payment.
+    #[arg(long, default_value = "order")]
     pub pause_role: String,
+    /// Which process of that role the single pause stops: `leader` (the current leader, found
+    /// through GET /admin/leader), `random`, or a node name.
+    #[arg(long, default_value = "leader")]
+    pub pause_target: String,
     /// Where runs are written.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
@@ -206,6 +211,17 @@ impl RunArgs {
         self.nodes.map_or(default, usize::from)
     }
 
+    /// The target of the single pause.
+    pub fn pause_target(&self) -> nemesis::fault::Target {
+        match self.pause_target.as_str() {
+            "leader" => nemesis::fault::Target::Leader,
+            "random" => nemesis::fault::Target::Random,
+            node => nemesis::fault::Target::Node {
+                node: node.to_owned(),
+            },
+        }
+    }
+
     /// The protection switches and role overrides this run asks for.
     pub fn switches(&self) -> crate::cluster::pipeline::Switches {
         crate::cluster::pipeline::Switches {
@@ -270,6 +286,9 @@ impl RunArgs {
             .is_some_and(|d| d < Duration::from_secs(1))
         {
             return Err("--nemesis-interval must be at least 1s".into());
+        }
+        if self.pause_target.is_empty() {
+            return Err("--pause-target: give leader, random or a node name".into());
         }
         if !["payment", "order"].contains(&self.pause_role.as_str()) {
             return Err(format!(

@@ -38,7 +38,7 @@ pub fn plan(args: &RunArgs, seed: u64, nodes: usize) -> Vec<Planned> {
     let mut planned = if kinds.is_empty() {
         Vec::new()
     } else if kinds.len() == 1 && kinds.contains(&Kind::Pause) && args.nemesis_interval.is_none() {
-        schedule::single_pause(seed, args.time_limit, &args.pause_role)
+        schedule::single_pause(seed, args.time_limit, &args.pause_role, args.pause_target())
     } else {
         let roles: Vec<String> = ROLES.iter().map(|r| (*r).to_owned()).collect();
         let services = roles

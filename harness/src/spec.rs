@@ -52,6 +52,7 @@ pub fn rerun_command(args: &RunArgs, seed: u64, prepared: &Prepared) -> String {
         flag("faultproxy-bin", p.display().to_string());
     }
     flag("pause-role", args.pause_role.clone());
+    flag("pause-target", args.pause_target.clone());
     flag("quiesce-timeout", secs(args.quiesce_timeout));
     flag("client-timeout", secs(args.client_timeout));
     if let Some(d) = args.fault_at {
@@ -110,6 +111,7 @@ pub fn spec(
         "nemesis_pairs": args.nemesis_pairs,
         "toxiproxy": args.toxiproxy,
         "pause_role": args.pause_role,
+        "pause_target": args.pause_target,
         "fault_at_s": args.fault_at.map(|d| d.as_secs_f64()),
         "fault_for_s": args.fault_for.map(|d| d.as_secs_f64()),
         "client_timeout_s": args.client_timeout.as_secs_f64(),

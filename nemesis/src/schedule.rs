@@ -262,7 +262,7 @@ pub fn periodic(seed: u64, o: &Options) -> Vec<Planned> {
 /// A pause of `role` once, starting between a quarter and half of `time_limit`, lasting about a
 /// quarter of it, healed well before the workload ends. The node is chosen at start time from
 /// the run's seeded RNG.
-pub fn single_pause(seed: u64, time_limit: Duration, role: &str) -> Vec<Planned> {
+pub fn single_pause(seed: u64, time_limit: Duration, role: &str, target: Target) -> Vec<Planned> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let quarter_ms = (time_limit.as_millis() / 4).max(1) as u64;
     let at = Duration::from_millis(quarter_ms + rng.gen_range(0..=quarter_ms));
@@ -271,7 +271,7 @@ pub fn single_pause(seed: u64, time_limit: Duration, role: &str) -> Vec<Planned>
         duration: Duration::from_millis(quarter_ms),
         plan: FaultPlan::Pause {
             role: role.to_owned(),
-            target: Target::Random,
+            target,
         },
     }]
 }
@@ -297,11 +297,14 @@ mod tests {
     #[test]
     fn same_seed_same_single_pause() {
         let t = Duration::from_secs(20);
-        assert_eq!(single_pause(7, t, "payment"), single_pause(7, t, "payment"));
-        let s = single_pause(7, t, "payment");
+        assert_eq!(
+            single_pause(7, t, "payment", Target::Random),
+            single_pause(7, t, "payment", Target::Random)
+        );
+        let s = single_pause(7, t, "payment", Target::Random);
         assert!(s.iter().all(|p| p.at + p.duration < t));
         let distinct: std::collections::HashSet<_> = (0..20)
-            .map(|seed| single_pause(seed, t, "payment")[0].at)
+            .map(|seed| single_pause(seed, t, "payment", Target::Random)[0].at)
             .collect();
         assert!(
             distinct.len() > 1,

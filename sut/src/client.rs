@@ -89,6 +89,14 @@ impl Downstream {
         budget: Option<RetryBudget>,
         rng: SharedRng,
     ) -> Downstream {
+        // Present at zero from the start, as Prometheus counters with known labels should be.
+        for metric in [
+            "requests_total",
+            "retry_attempts_total",
+            "retry_budget_exhausted_total",
+        ] {
+            metrics::counter!(metric, "downstream" => name).increment(0);
+        }
         let http = reqwest::Client::builder()
             .timeout(policy.attempt_timeout)
             .connect_timeout(policy.attempt_timeout)

@@ -265,6 +265,8 @@ async fn admin_leader(State(svc): State<Payment>) -> Json<serde_json::Value> {
 /// Runs the payment role until SIGTERM.
 pub async fn run(args: PaymentArgs) -> anyhow::Result<()> {
     let boot = super::boot("payment", &args.common)?;
+    metrics::counter!("duplicate_effects_total", "kind" => "charge").increment(0);
+    metrics::counter!("duplicate_effects_total", "kind" => "refund").increment(0);
     let (replicas, quorum) = super::common::store_for(&boot, "payment")?;
     let elector = super::common::elector_for(&boot, "payment", &replicas);
     let leader = Leader::new(

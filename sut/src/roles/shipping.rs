@@ -314,6 +314,8 @@ async fn shipments(
 /// Runs the shipping role until SIGTERM.
 pub async fn run(args: ShippingArgs) -> anyhow::Result<()> {
     let boot = super::boot("shipping", &args.common)?;
+    metrics::counter!("duplicate_effects_total", "kind" => "ship").increment(0);
+    metrics::counter!("duplicate_effects_total", "kind" => "cancel").increment(0);
     let failure_rate = args
         .failure_rate
         .unwrap_or(boot.cfg.settings.shipping_failure_rate);

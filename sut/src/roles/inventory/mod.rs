@@ -314,6 +314,7 @@ async fn admin_leader(State(svc): State<Inventory>) -> Result<Json<serde_json::V
 /// Runs the inventory role until SIGTERM.
 pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
     let mut boot = super::boot("inventory", &args.common)?;
+    metrics::counter!("duplicate_effects_total", "kind" => "inventory").increment(0);
     if let Some(mode) = args.inventory_mode.take() {
         boot.cfg.settings.inventory_mode = mode;
     }
