@@ -225,6 +225,16 @@ impl Cluster {
         panic!("{node}/{role} did not answer {url}");
     }
 
+    /// Sends `signal` to `role` on `node` (SIGSTOP and SIGCONT for pauses).
+    pub fn signal(&self, node: &str, role: &str, signal: nix::sys::signal::Signal) {
+        let procs = self.procs.lock().expect("procs");
+        let child = procs
+            .get(&(node.to_owned(), role.to_owned()))
+            .unwrap_or_else(|| panic!("{node}/{role} is not running"));
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal delivered");
+    }
+
     /// SIGKILLs `role` on `node` and reaps it.
     pub fn kill(&self, node: &str, role: &str) {
         if let Some(mut child) = self

@@ -425,6 +425,54 @@ fn refund_twice_is_one_record() {
     assert!(metrics(&c, &leader, "payment").contains("duplicate_effects_total{kind=\"refund\"} 1"));
 }
 
+/// Proves a charge repeated while the first is still in flight is refused with 409 `in_flight`
+/// (it settles nothing), and that once the first has finished the repeat replays its one record.
+/// The first charge is held in flight by freezing two of the three store replicas, so its W=2
+/// quorum write cannot complete until they resume.
+#[test]
+fn charge_repeated_in_flight_gets_409() {
+    use nix::sys::signal::Signal;
+    let c = Spec::new(3, &["payment"])
+        .settings(json!({"store_timeout_ms": 8000, "lease_ttl_ms": 20000}))
+        .start();
+    let (leader, _) = c.await_leader("payment", None);
+    let url = format!("{}/charge", c.url(&leader, "payment"));
+    let body = r#"{"order_id":"o-9","amount":900}"#;
+    let frozen: Vec<String> = c.nodes.iter().filter(|n| **n != leader).cloned().collect();
+    for n in &frozen {
+        c.signal(n, "store", Signal::SIGSTOP);
+    }
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| c.post(&url, Some("o-9:charge"), body));
+        std::thread::sleep(Duration::from_millis(700));
+        let second = c.post(&url, Some("o-9:charge"), body);
+        for n in &frozen {
+            c.signal(n, "store", Signal::SIGCONT);
+        }
+        (first.join().expect("first request"), second)
+    });
+    assert_eq!(
+        (second.0, second.1["error"].as_str()),
+        (409, Some("in_flight")),
+        "{}",
+        second.1
+    );
+    assert_eq!(
+        first.0, 201,
+        "the first charge completes once the stores resume: {}",
+        first.1
+    );
+    let (s3, b3) = c.post(&url, Some("o-9:charge"), body);
+    assert_eq!((s3, b3["replayed"].as_bool()), (200, Some(true)), "{b3}");
+    let ledger = c.admin_all(&leader, "payment", "/admin/ledger");
+    let charges: Vec<&Value> = ledger.iter().filter(|r| r["order_id"] == "o-9").collect();
+    assert_eq!(charges.len(), 1, "{ledger:?}");
+    assert_eq!(
+        charges[0]["replays"], 1,
+        "only the settled repeat counts as a replay"
+    );
+}
+
 /// Proves the idempotency test can fail: with `--no-idempotency` the same refund twice makes
 /// two refund records.
 #[test]
