@@ -44,12 +44,50 @@ fn pipeline_bin(args: &RunArgs) -> anyhow::Result<std::path::PathBuf> {
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let bin = pipeline_bin(&args)?;
+    let interrupt = Interrupt::listen();
     let mut prepared = open::prepare(&args).await?;
-    let result = run_prepared(&args, seed, bin, &prepared).await;
+    let result = if interrupt.is_set() {
+        eprintln!("harness: interrupted while preparing the cluster");
+        Ok(EXIT_INTERRUPTED)
+    } else {
+        run_prepared(&args, seed, bin, &prepared, interrupt).await
+    };
     let finished = open::finish(&mut prepared).await;
     let code = result?;
     finished.context("taking down the netns cluster")?;
     Ok(code)
+}
+
+/// Ctrl-C, listened for from the very start of a run so that no phase (preparing a netns
+/// cluster, deploying, quiescing) is cut half-way by the default handler: each phase ends or
+/// stops at a safe point, then every fault is healed and every process stopped.
+#[derive(Clone)]
+struct Interrupt(watch::Receiver<bool>);
+
+impl Interrupt {
+    fn listen() -> Interrupt {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = tx.send(true);
+            }
+            // Keep the sender alive so receivers wait rather than see a closed channel.
+            std::future::pending::<()>().await;
+        });
+        Interrupt(rx)
+    }
+
+    fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn wait(&mut self) {
+        while !*self.0.borrow_and_update() {
+            if self.0.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 /// The run directory with its spec and the history file open.
@@ -226,6 +264,7 @@ async fn run_prepared(
     seed: u64,
     bin: std::path::PathBuf,
     prepared: &open::Prepared,
+    mut interrupt: Interrupt,
 ) -> anyhow::Result<i32> {
     let progress = Arc::new(Progress::new());
     let run = open_run_dir(args, seed, prepared, &bin, &progress)?;
@@ -236,12 +275,19 @@ async fn run_prepared(
         scraper,
         mut layer,
     } = deploy(args, seed, prepared, bin, &run, &progress).await?;
+    if interrupt.is_set() {
+        progress.line("interrupted while deploying; stopping the cluster");
+        stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+        history.flush()?;
+        progress.finish();
+        return Ok(EXIT_INTERRUPTED);
+    }
     let ledger = HealLedger::in_run_dir(&dir);
     let nemesis = Arc::new(Mutex::new(Nemesis::new(ledger)));
 
     let outcome = tokio::select! {
         r = drive(args, seed, cluster.clone(), ctl.clone(), history.clone(), nemesis.clone(), progress.clone()) => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = interrupt.wait() => None,
     };
     // Whatever happened, heal and stop before anything else.
     let healed = nemesis
@@ -275,9 +321,18 @@ async fn run_prepared(
                 "quiesce",
                 &format!("quiescing (up to {:?})", args.quiesce_timeout),
             );
-            let collected = quiesce_and_collect(args, cluster.as_ref(), &dir, &progress).await;
+            let collected = tokio::select! {
+                c = quiesce_and_collect(args, cluster.as_ref(), &dir, &progress) => Some(c),
+                _ = interrupt.wait() => None,
+            };
             progress.phase("stop", "stopping the cluster");
             stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+            let Some(collected) = collected else {
+                progress.line("interrupted while quiescing; the run was not checked");
+                history.flush()?;
+                progress.finish();
+                return Ok(EXIT_INTERRUPTED);
+            };
             collected?;
             history.flush()?;
             progress.finish();

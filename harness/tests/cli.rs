@@ -379,6 +379,39 @@ fn ctrl_c_heals_and_stops_everything() {
     assert!(ledger.pending().expect("ledger").is_empty());
 }
 
+/// Proves Ctrl-C while the cluster is still being deployed (before any workload) is not lost:
+/// the deploy finishes or fails, every process is stopped, and the harness exits 130 having
+/// recorded no operation.
+#[test]
+fn ctrl_c_during_deploy_stops_everything() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let out_s = out.path().to_str().expect("utf8");
+    let mut child = spawn_run(out_s, "60s", &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || out
+            .path()
+            .join("latest/spec.json")
+            .is_file()),
+        "the run directory never appeared"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("sigint");
+    let status = child.wait().expect("waits");
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        processes_mentioning(out_s).is_empty(),
+        "processes left behind after Ctrl-C during deploy: {:?}",
+        processes_mentioning(out_s)
+    );
+    assert!(
+        !history_has(out.path(), "\"type\":\"invoke\""),
+        "no operation ran after the interrupt"
+    );
+}
+
 /// Proves that after SIGKILL of the harness during a pause no process of the run survives (the
 /// unpaused roles see their parent gone; the paused one is in an orphaned process group, which
 /// the kernel sends SIGHUP and SIGCONT), and that `harness heal` then settles the ledger.
