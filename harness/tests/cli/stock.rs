@@ -65,6 +65,17 @@ fn stock_run(mode: &str, out: &Path) -> (Option<i32>, String, std::path::PathBuf
     (o.status.code(), stdout, latest(out))
 }
 
+/// Every check's verdict and summary, for failure messages.
+fn verdicts(run: &Path) -> String {
+    let results = json(&run.join("results.json"));
+    let checks = results["checks"].as_array().cloned().unwrap_or_default();
+    let lines: Vec<String> = checks
+        .iter()
+        .map(|c| format!("{} {}: {}", c["name"], c["validity"], c["summary"]))
+        .collect();
+    format!("{}\n{}", run.display(), lines.join("\n"))
+}
+
 fn json(path: &Path) -> Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).expect("json")
@@ -168,7 +179,7 @@ fn partition_shape(run: &Path) -> String {
 /// Proves that in linearizable mode the inventory stays linearizable through a partition that
 /// isolates its leader: the stock workload's reserves, releases and reads on two contended
 /// SKUs (stock ran out: some reserves were refused) pass the `linearizability` check with
-/// hundreds of operations checked per SKU, a new leader took over on the majority side, the
+/// at least 150 operations checked, a new leader took over on the majority side, the
 /// final state reports the initial stock the harness configured, and no moment of the history
 /// certainly reserved more than the initial stock.
 #[test]
@@ -179,18 +190,18 @@ fn linearizable_inventory_passes_under_partition() {
         (code, stdout.as_str()),
         (Some(0), "valid"),
         "{}",
-        run.display()
+        verdicts(&run)
     );
     let check = lin_check(&run);
     assert_eq!(check["validity"], "valid", "{check:#}");
     let d = &check["details"];
     assert!(d["skipped"].is_null(), "stock operations were checked");
-    assert!(d["operations"].as_u64().unwrap_or(0) >= 300, "{d:#}");
+    assert!(d["operations"].as_u64().unwrap_or(0) >= 150, "{d:#}");
     let skus = d["skus"].as_array().expect("skus");
     assert_eq!(skus.len(), 2, "{d:#}");
     for s in skus {
         assert_eq!(s["initial"], INITIAL_STOCK, "{s}");
-        assert!(s["operations"].as_u64().unwrap_or(0) >= 100, "{s}");
+        assert!(s["operations"].as_u64().unwrap_or(0) >= 50, "{s}");
         assert_eq!(s["validity"], "valid", "{s}");
     }
     let counts = outcome_counts(&run);
@@ -246,7 +257,7 @@ fn eventual_inventory_fails_under_partition() {
         (code, stdout.as_str()),
         (Some(1), "invalid"),
         "{}",
-        run.display()
+        verdicts(&run)
     );
     let check = lin_check(&run);
     assert_eq!(check["validity"], "invalid", "{check:#}");
