@@ -34,6 +34,56 @@ pub enum Command {
     Lincheck(LincheckArgs),
     /// Browse the reports (the runs index and every run's report) on 127.0.0.1.
     Serve(ServeArgs),
+    /// Measure costs side by side (use a release build).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `harness bench`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// One stock run per inventory mode (linearizable, eventual) with the same seed, load and
+    /// partition; prints latency and throughput before and during the partition, with ratios.
+    Consistency(BenchConsistencyArgs),
+}
+
+/// `harness bench consistency`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchConsistencyArgs {
+    /// How long each run's workload lasts.
+    #[arg(long, default_value = "20s", value_parser = crate::duration::parse)]
+    pub time_limit: Duration,
+    /// When the partition starts.
+    #[arg(long, default_value = "7s", value_parser = crate::duration::parse)]
+    pub fault_at: Duration,
+    /// How long it stands.
+    #[arg(long, default_value = "7s", value_parser = crate::duration::parse)]
+    pub fault_for: Duration,
+    /// Stock operations per second across all clients (high: the clients are then limited
+    /// by the service's answers, so ok/s measures what it can do).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Concurrent client processes.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub concurrency: u16,
+    /// Contended SKUs.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub stock_skus: u16,
+    /// Units of each at the start.
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+    pub initial_stock: i64,
+    /// Seed of both runs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where the runs are written.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// The pipeline binary (default: `pipeline` next to this harness binary).
+    #[arg(long)]
+    pub pipeline_bin: Option<PathBuf>,
+    /// The faultproxy binary (default: `faultproxy` next to this harness binary).
+    #[arg(long)]
+    pub faultproxy_bin: Option<PathBuf>,
 }
 
 /// Where the cluster runs.
@@ -187,7 +237,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub stock_skus: u16,
     /// Units of each contended SKU at the start (small, so that reserves run out).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
     pub initial_stock: i64,
 }
 

@@ -456,6 +456,9 @@ async fn drive(
             args.rate
         ),
     );
+    if args.workload.stock() {
+        stock::wait_until_ready(cluster.as_ref(), stock::LEADER_WAIT).await?;
+    }
     let started = Instant::now();
     let mut load = Workloads::start(args, seed, &cluster, &history, &stop_rx, eager_rx);
     let planned = crate::faults::plan(args, seed, cluster.nodes().len());

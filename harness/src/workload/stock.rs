@@ -100,6 +100,43 @@ impl StockTally {
     }
 }
 
+/// Longest wait for the inventory to have a leader before the workload starts.
+pub const LEADER_WAIT: Duration = Duration::from_secs(15);
+/// Pause between two looks at the inventory's leader.
+const LEADER_POLL: Duration = Duration::from_millis(100);
+
+/// Waits until the inventory answers `GET /admin/leader` with a known leader (linearizable
+/// mode) or with 404 (eventual mode has none), so that the workload does not start against an
+/// election. Returns the leader, if there is one; gives up after `timeout` with an error.
+pub async fn wait_until_ready(
+    cluster: &dyn Cluster,
+    timeout: Duration,
+) -> anyhow::Result<Option<String>> {
+    let http = reqwest::Client::builder()
+        .timeout(LEADER_POLL * 10)
+        .build()?;
+    let nodes = cluster.nodes();
+    let first = nodes.first().ok_or_else(|| anyhow::anyhow!("no nodes"))?;
+    let url = format!("{}/admin/leader", cluster.url(first, ROLE)?);
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no answer yet");
+    while Instant::now() < deadline {
+        match http.get(&url).send().await {
+            Ok(resp) if resp.status().as_u16() == 404 => return Ok(None),
+            Ok(resp) => {
+                let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+                if let Some(leader) = body.get("leader").and_then(Value::as_str) {
+                    return Ok(Some(leader.to_owned()));
+                }
+                last = format!("{body}");
+            }
+            Err(e) => last = super::error_text(&e),
+        }
+        tokio::time::sleep(LEADER_POLL).await;
+    }
+    anyhow::bail!("{url}: no inventory leader after {timeout:?} ({last})")
+}
+
 /// Runs the stock workload until the time limit or until `stop` turns true.
 pub async fn run(
     cluster: Arc<dyn Cluster>,

@@ -291,3 +291,73 @@ fn eventual_inventory_fails_under_partition() {
     );
     assert!(processes_mentioning(&out.path().to_string_lossy()).is_empty());
 }
+
+/// Proves `--workload mixed` runs both workloads side by side (orders through the saga, stock
+/// calls straight to the inventory, on process numbers that do not collide) and both are
+/// checked: the orders end legally and the stock operations are linearizable.
+#[test]
+fn mixed_workload_runs_orders_and_stock() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let o = harness(&[
+        "run",
+        "--workload",
+        "mixed",
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "4s",
+        "--rate",
+        "20",
+        "--concurrency",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+    ])
+    .arg(out.path())
+    .arg("--pipeline-bin")
+    .arg(pipeline_bin())
+    .output()
+    .expect("runs");
+    let run = latest(out.path());
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), verdicts(&run));
+    let counts = outcome_counts(&run);
+    let ok = |f: &str| {
+        counts
+            .get(&(f.to_owned(), "ok".to_owned()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert!(ok("place-order") > 0 && ok("reserve") > 0, "{counts:?}");
+    let data = checker::RunData::load(&run).expect("run dir parses");
+    for op in &data.history.ops {
+        if let Process::Client(p) = op.process {
+            let stock_op = ["reserve", "release", "read-stock"].contains(&op.f.as_str());
+            assert_eq!(stock_op, p >= 1_000_000, "process {p} ran {}", op.f);
+        }
+    }
+    assert_eq!(lin_check(&run)["validity"], "valid");
+    let spec = json(&run.join("spec.json"));
+    assert_eq!(spec["workload"], "mixed");
+    let rerun = spec["rerun"].as_str().unwrap_or_default();
+    assert!(
+        rerun.contains("--workload mixed --stock-skus 2 --initial-stock 10"),
+        "{rerun}"
+    );
+}
+
+/// Proves bad stock workload arguments exit 254 with a message naming the flag, before
+/// anything starts.
+#[test]
+fn bad_stock_arguments_exit_254() {
+    for args in [
+        &["--workload", "stocks"][..],
+        &["--workload", "stock", "--stock-skus", "0"][..],
+        &["--workload", "stock", "--initial-stock", "-1"][..],
+    ] {
+        let o = harness(&["run"]).args(args).output().expect("runs");
+        assert_eq!(o.status.code(), Some(254), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(args[args.len() - 2]), "{args:?}: {err}");
+    }
+}
