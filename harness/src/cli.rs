@@ -34,6 +34,56 @@ pub enum Command {
     Lincheck(LincheckArgs),
     /// Browse the reports (the runs index and every run's report) on 127.0.0.1.
     Serve(ServeArgs),
+    /// Measure costs side by side (use a release build).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `harness bench`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// One stock run per inventory mode (linearizable, eventual) with the same seed, load and
+    /// partition; prints latency and throughput before and during the partition, with ratios.
+    Consistency(BenchConsistencyArgs),
+}
+
+/// `harness bench consistency`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchConsistencyArgs {
+    /// How long each run's workload lasts.
+    #[arg(long, default_value = "20s", value_parser = crate::duration::parse)]
+    pub time_limit: Duration,
+    /// When the partition starts.
+    #[arg(long, default_value = "7s", value_parser = crate::duration::parse)]
+    pub fault_at: Duration,
+    /// How long it stands.
+    #[arg(long, default_value = "7s", value_parser = crate::duration::parse)]
+    pub fault_for: Duration,
+    /// Stock operations per second across all clients (high: the clients are then limited
+    /// by the service's answers, so ok/s measures what it can do).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Concurrent client processes.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub concurrency: u16,
+    /// Contended SKUs.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub stock_skus: u16,
+    /// Units of each at the start.
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+    pub initial_stock: i64,
+    /// Seed of both runs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where the runs are written.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// The pipeline binary (default: `pipeline` next to this harness binary).
+    #[arg(long)]
+    pub pipeline_bin: Option<PathBuf>,
+    /// The faultproxy binary (default: `faultproxy` next to this harness binary).
+    #[arg(long)]
+    pub faultproxy_bin: Option<PathBuf>,
 }
 
 /// Where the cluster runs.
@@ -133,7 +183,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub faultproxy_bin: Option<PathBuf>,
     /// The role whose process the single pause fault stops (`--nemesis pause` without an
-    /// interval): order (the saga orchestrator) or payment.
+    /// interval): order (the saga orchestrator), payment or inventory.
     #[arg(long, default_value = "order")]
     pub pause_role: String,
     /// Which process of that role the single pause stops: `leader` (the current leader, found
@@ -179,6 +229,49 @@ pub struct RunArgs {
     /// Share of shipment creations the shipping service refuses (forces compensations).
     #[arg(long)]
     pub shipping_failure_rate: Option<f64>,
+    /// What the clients do: place orders, call the inventory directly (reserve, release,
+    /// read-stock on a few contended SKUs), or both at once.
+    #[arg(long, value_enum, default_value_t = WorkloadKind::Orders)]
+    pub workload: WorkloadKind,
+    /// Contended SKUs of the stock workload (`stock-0` ...), apart from the orders' SKUs.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub stock_skus: u16,
+    /// Units of each contended SKU at the start (small, so that reserves run out).
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+    pub initial_stock: i64,
+}
+
+/// What the clients of a run do (`--workload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    /// Place orders through the order service and poll them to a terminal state.
+    Orders,
+    /// Reserve, release and read stock through the inventory service's client API.
+    Stock,
+    /// Both, each at `--rate` with `--concurrency` clients.
+    Mixed,
+}
+
+impl WorkloadKind {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Orders => "orders",
+            WorkloadKind::Stock => "stock",
+            WorkloadKind::Mixed => "mixed",
+        }
+    }
+
+    /// Whether order clients run.
+    pub fn orders(self) -> bool {
+        self != WorkloadKind::Stock
+    }
+
+    /// Whether stock clients run.
+    pub fn stock(self) -> bool {
+        self != WorkloadKind::Orders
+    }
 }
 
 /// Inventory's consistency model.
@@ -220,6 +313,28 @@ impl RunArgs {
                 node: node.to_owned(),
             },
         }
+    }
+
+    /// The role whose leader the nemesis's leader-shaped faults aim at: the inventory's in a
+    /// stock-only run with a leader (linearizable mode), the order service's otherwise.
+    pub fn leader_role(&self) -> &'static str {
+        if self.workload == WorkloadKind::Stock
+            && self.inventory_mode != Some(InventoryMode::Eventual)
+        {
+            "inventory"
+        } else {
+            "order"
+        }
+    }
+
+    /// The contended SKUs of the stock workload and their initial stock, if it runs.
+    pub fn stock_skus(&self) -> Option<crate::cluster::pipeline::StockSkus> {
+        self.workload
+            .stock()
+            .then(|| crate::cluster::pipeline::StockSkus {
+                count: usize::from(self.stock_skus),
+                initial: self.initial_stock,
+            })
     }
 
     /// The protection switches and role overrides this run asks for.
@@ -290,9 +405,9 @@ impl RunArgs {
         if self.pause_target.is_empty() {
             return Err("--pause-target: give leader, random or a node name".into());
         }
-        if !["payment", "order"].contains(&self.pause_role.as_str()) {
+        if !["payment", "order", "inventory"].contains(&self.pause_role.as_str()) {
             return Err(format!(
-                "--pause-role '{}': must be payment or order",
+                "--pause-role '{}': must be payment, order or inventory",
                 self.pause_role
             ));
         }

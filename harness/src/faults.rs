@@ -17,8 +17,6 @@ use crate::cluster::pipeline::ROLES;
 
 /// Slot length of periodic schedules when `--nemesis-interval` is not given.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
-/// The role whose leader "leader" targets mean.
-pub const LEADER_ROLE: &str = "order";
 
 /// Whether the run needs link proxies (network faults, local partitions, or `--toxiproxy`).
 pub fn needs_proxies(args: &RunArgs) -> bool {
@@ -41,11 +39,8 @@ pub fn plan(args: &RunArgs, seed: u64, nodes: usize) -> Vec<Planned> {
         schedule::single_pause(seed, args.time_limit, &args.pause_role, args.pause_target())
     } else {
         let roles: Vec<String> = ROLES.iter().map(|r| (*r).to_owned()).collect();
-        let services = roles
-            .iter()
-            .filter(|r| *r != LEADER_ROLE)
-            .cloned()
-            .collect();
+        let leader_role = args.leader_role();
+        let services = roles.iter().filter(|r| *r != "order").cloned().collect();
         schedule::periodic(
             seed,
             &schedule::Options {
@@ -55,7 +50,7 @@ pub fn plan(args: &RunArgs, seed: u64, nodes: usize) -> Vec<Planned> {
                 pairs: args.nemesis_pairs,
                 roles,
                 services,
-                leader_role: LEADER_ROLE.to_owned(),
+                leader_role: leader_role.to_owned(),
                 nodes,
             },
         )

@@ -4,6 +4,7 @@
 //! through the nemesis, records a history, checks it with the checker, and writes a report.
 //! It treats the pipeline as a black box: HTTP, signals and files only; it never links `sut`.
 
+pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod cluster_cmd;

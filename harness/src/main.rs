@@ -100,6 +100,19 @@ async fn dispatch(command: Command) -> i32 {
                 EXIT_CRASH
             }
         },
+        Command::Bench(harness::cli::BenchCommand::Consistency(args)) => {
+            match harness::bench::consistency(&args).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("harness: {e:#}");
+                    if e.downcast_ref::<harness::BadInput>().is_some() {
+                        EXIT_BAD_ARGS
+                    } else {
+                        EXIT_CRASH
+                    }
+                }
+            }
+        }
         Command::Cluster(args) => harness::cluster_cmd::cluster(args.action).await,
         Command::NodesFromSshConfig(args) => harness::cluster_cmd::nodes_from_ssh_config(&args),
     }

@@ -16,6 +16,7 @@ use crate::cluster::{local, open, Cluster};
 use crate::history::HistoryWriter;
 use crate::metrics::Scraper;
 use crate::progress::{Counts, Progress};
+use crate::workload::stock::{self, StockOptions, StockTally};
 use crate::workload::{self, Tally, WorkloadOptions};
 
 /// Exit code when the run was interrupted by Ctrl-C (after healing and stopping everything).
@@ -152,6 +153,7 @@ async fn deploy(
         run_dir: run.dir.clone(),
         run_name: format!("{}-{}", args.scenario, run.stamp),
         role_flags,
+        settings: crate::cluster::pipeline::settings(args.stock_skus().as_ref()),
         local_ports: None,
         local_peers: None,
     };
@@ -373,6 +375,121 @@ async fn stop_all(
     stopped
 }
 
+/// Process numbers of the stock clients in a mixed run start here, apart from the order
+/// clients' (which grow by `--concurrency` per retirement).
+pub const MIXED_STOCK_PROCESS_BASE: u64 = 1_000_000;
+
+/// What the clients of every workload have seen so far.
+#[derive(Clone, Default)]
+struct Tallies {
+    orders: Arc<std::sync::Mutex<Tally>>,
+    stock: Arc<std::sync::Mutex<StockTally>>,
+}
+
+impl Tallies {
+    /// Completed operations and errors so far, of every workload.
+    fn counts(&self) -> Counts {
+        let t = self.orders.lock().map(|t| *t).unwrap_or_default();
+        let s = self.stock.lock().map(|t| *t).unwrap_or_default();
+        Counts {
+            ops: t.ops() + s.ops(),
+            errors: t.errors() + s.errors(),
+        }
+    }
+
+    /// The one-line summary of what the clients saw.
+    fn summary(&self, args: &RunArgs) -> String {
+        let mut parts = Vec::new();
+        if args.workload.orders() {
+            let t = self.orders.lock().map(|t| *t).unwrap_or_default();
+            parts.push(format!(
+                "orders {} ok, {} fail, {} info; reads {} ok, {} fail; {} orders not seen terminal",
+                t.ok, t.fail, t.info, t.reads_ok, t.reads_fail, t.reads_abandoned,
+            ));
+        }
+        if args.workload.stock() {
+            let s = self.stock.lock().map(|t| *t).unwrap_or_default();
+            parts.push(format!(
+                "stock: reserves {} ok, {} short; releases {} ok, {} fail; {} info; reads {} ok, {} fail",
+                s.reserve_ok, s.reserve_fail, s.release_ok, s.release_fail, s.info, s.reads_ok, s.reads_fail,
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// The run's workloads, each a task, with their tallies.
+struct Workloads {
+    orders: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    stock: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    tallies: Tallies,
+}
+
+impl Workloads {
+    /// Starts the workloads `args.workload` names.
+    fn start(
+        args: &RunArgs,
+        seed: u64,
+        cluster: &Arc<dyn Cluster>,
+        history: &Arc<HistoryWriter>,
+        stop: &watch::Receiver<bool>,
+        eager: watch::Receiver<bool>,
+    ) -> Workloads {
+        let tallies = Tallies::default();
+        let orders = args.workload.orders().then(|| {
+            let opts = WorkloadOptions {
+                concurrency: usize::from(args.concurrency),
+                rate: args.rate,
+                time_limit: args.time_limit,
+                seed,
+                client_timeout: args.client_timeout,
+                skus: crate::cluster::pipeline::ORDER_SKUS,
+                read_drain: READ_DRAIN.min(args.quiesce_timeout),
+                eager: Some(eager),
+            };
+            let (c, h, s) = (cluster.clone(), history.clone(), stop.clone());
+            tokio::spawn(workload::run(c, h, opts, s, tallies.orders.clone()))
+        });
+        let stock = args.stock_skus().map(|skus| {
+            let opts = StockOptions {
+                concurrency: usize::from(args.concurrency),
+                rate: args.rate,
+                time_limit: args.time_limit,
+                seed,
+                client_timeout: args.client_timeout,
+                skus: skus.names(),
+                process_base: if args.workload.orders() {
+                    MIXED_STOCK_PROCESS_BASE
+                } else {
+                    0
+                },
+            };
+            let (c, h, s) = (cluster.clone(), history.clone(), stop.clone());
+            tokio::spawn(stock::run(c, h, opts, s, tallies.stock.clone()))
+        });
+        Workloads {
+            orders,
+            stock,
+            tallies,
+        }
+    }
+
+    /// Waits for every workload; the first error wins.
+    async fn join(&mut self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        for task in [self.orders.take(), self.stock.take()]
+            .into_iter()
+            .flatten()
+        {
+            let r = task.await.context("workload task").and_then(|r| r);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
+
 /// Workload and nemesis, concurrently, until the time limit.
 async fn drive(
     args: &RunArgs,
@@ -385,32 +502,20 @@ async fn drive(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (eager_tx, eager_rx) = watch::channel(false);
-    let tally = Arc::new(std::sync::Mutex::new(Tally::default()));
-    let opts = WorkloadOptions {
-        concurrency: usize::from(args.concurrency),
-        rate: args.rate,
-        time_limit: args.time_limit,
-        seed,
-        client_timeout: args.client_timeout,
-        skus: 10,
-        read_drain: READ_DRAIN.min(args.quiesce_timeout),
-        eager: Some(eager_rx),
-    };
     progress.phase(
         "workload",
         &format!(
-            "workload for {:?} at {} orders/s",
-            args.time_limit, args.rate
+            "{} workload for {:?} at {} ops/s",
+            args.workload.name(),
+            args.time_limit,
+            args.rate
         ),
     );
+    if args.workload.stock() {
+        stock::wait_until_ready(cluster.as_ref(), stock::LEADER_WAIT).await?;
+    }
     let started = Instant::now();
-    let load = tokio::spawn(workload::run(
-        cluster.clone(),
-        history.clone(),
-        opts,
-        stop_rx,
-        tally.clone(),
-    ));
+    let mut load = Workloads::start(args, seed, &cluster, &history, &stop_rx, eager_rx);
     let planned = crate::faults::plan(args, seed, cluster.nodes().len());
     let nem = tokio::spawn(crate::faults::drive(
         planned,
@@ -422,7 +527,8 @@ async fn drive(
         eager_tx,
     ));
     let ticker = {
-        let (history, tally, progress) = (history.clone(), tally.clone(), progress.clone());
+        let (history, progress) = (history.clone(), progress.clone());
+        let tallies = load.tallies.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -430,30 +536,20 @@ async fn drive(
                 if let Err(e) = history.flush() {
                     tracing::error!(error = format!("{e:#}"), "history flush failed");
                 }
-                let t = tally.lock().map(|t| *t).unwrap_or_default();
-                progress.update(Counts {
-                    ops: t.ops(),
-                    errors: t.errors(),
-                });
+                progress.update(tallies.counts());
             }
         })
     };
-    let load_result = load.await.context("workload task")?;
+    let load_result = load.join().await;
     let _ = stop_tx.send(true);
     let nem_result = nem.await.context("nemesis task")?;
     ticker.abort();
     load_result?;
     nem_result?;
-    let t = tally.lock().map(|t| *t).unwrap_or_default();
     progress.line(&format!(
-        "workload done in {:.1}s: orders {} ok, {} fail, {} info; reads {} ok, {} fail; {} orders not seen terminal",
+        "workload done in {:.1}s: {}",
         started.elapsed().as_secs_f64(),
-        t.ok,
-        t.fail,
-        t.info,
-        t.reads_ok,
-        t.reads_fail,
-        t.reads_abandoned,
+        load.tallies.summary(args),
     ));
     Ok(())
 }

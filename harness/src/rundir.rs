@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+/// The link in the output directory to the newest run.
+pub const LATEST: &str = "latest";
+
 /// A UTC timestamp usable as a directory name, with milliseconds: `20261125T203000.123Z`.
 pub fn timestamp() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -30,6 +33,6 @@ pub fn point_latest(out: &Path, target: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp)
         .with_context(|| format!("linking {}", tmp.display()))?;
-    std::fs::rename(&tmp, out.join("latest")).context("updating the latest link")?;
+    std::fs::rename(&tmp, out.join(LATEST)).context("updating the latest link")?;
     Ok(())
 }

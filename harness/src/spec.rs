@@ -67,6 +67,11 @@ pub fn rerun_command(args: &RunArgs, seed: u64, prepared: &Prepared) -> String {
     if let Some(rate) = args.shipping_failure_rate {
         flag("shipping-failure-rate", rate.to_string());
     }
+    flag("workload", args.workload.name().into());
+    if args.workload.stock() {
+        flag("stock-skus", args.stock_skus.to_string());
+        flag("initial-stock", args.initial_stock.to_string());
+    }
     if let Some(p) = &args.pipeline_bin {
         flag("pipeline-bin", p.display().to_string());
     }
@@ -122,6 +127,10 @@ pub fn spec(
         "no_compensation": args.no_compensation,
         "inventory_mode": args.inventory_mode.map(|m| m.name()),
         "shipping_failure_rate": args.shipping_failure_rate,
+        "workload": args.workload.name(),
+        "stock_skus": args.stock_skus().map(|s| s.names()),
+        "initial_stock": args.stock_skus().map(|s| s.initial),
+        "leader_role": args.leader_role(),
         "roles": crate::cluster::pipeline::ROLES,
         "insecure_ignore_host_keys": args.insecure_ignore_host_keys,
         "pipeline_bin": pipeline_bin,

@@ -2,7 +2,8 @@
 //! cleanup after Ctrl-C and after SIGKILL + `harness heal`, `analyze` on hand-made runs, and
 //! bad arguments. Submodules: `faults` (link proxies and fault schedules), `deploy` (deploy over
 //! local remotes), `remote` (local and SSH remotes against a real sshd, SSH cluster input
-//! errors) and `netns` (the namespace cluster, root only).
+//! errors), `netns` (the namespace cluster, root only) and `stock` (the stock workload and the
+//! inventory's linearizability check, both modes).
 
 #[path = "cli/deploy.rs"]
 mod deploy;
@@ -12,6 +13,8 @@ mod netns;
 mod remote;
 #[path = "cli/sshd.rs"]
 mod sshd;
+#[path = "cli/stock.rs"]
+mod stock;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -127,7 +127,7 @@ fn failure_section(body: &mut String, history: &LinHistory, failure: &Failure) {
         state = esc(&failure.state),
         op = esc(&stuck.describe(history.model)),
         p = esc(&stuck.process),
-        src = history.source_kind.name(stuck.source),
+        src = history.place(stuck),
     );
     timeline(body, history, failure);
     prefix_table(body, history, failure);
@@ -226,7 +226,7 @@ fn timeline(body: &mut String, history: &LinHistory, failure: &Failure) {
                 "{} — process {} — {}",
                 label,
                 op.process,
-                history.source_kind.name(op.source)
+                history.place(op)
             )),
             w = x2 - x1,
             h = ROW_PX - 8.0,
@@ -274,7 +274,7 @@ fn prefix_table(body: &mut String, history: &LinHistory, failure: &Failure) {
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             n + 1,
-            history.source_kind.name(op.source),
+            history.place(op),
             esc(&op.process),
             esc(&op.describe(history.model))
         );
@@ -284,7 +284,7 @@ fn prefix_table(body: &mut String, history: &LinHistory, failure: &Failure) {
         body,
         "<tr><td class=\"invalid\">\u{2717}</td><td>{}</td><td>{}</td><td class=\"invalid\">\
          <code>{}</code> cannot follow</td></tr></table>",
-        history.source_kind.name(op.source),
+        history.place(op),
         esc(&op.process),
         esc(&op.describe(history.model))
     );

@@ -95,6 +95,9 @@ pub fn stock_operations(history: &History, final_state: &FinalState) -> Result<L
                 }
             };
             open.insert(p, lin.ops.len());
+            if let Some(node) = &op.node {
+                lin.nodes.insert(op.index, node.clone());
+            }
             lin.ops.push(Operation {
                 key,
                 process: p.to_string(),
@@ -212,20 +215,29 @@ impl InventoryAnalysis {
                 details: json!({ "skipped": true, "operations": 0 }),
             };
         }
+        let seconds = |ns: u64| (ns / 1_000_000) as f64 / 1e3;
         let describe = |i: usize| {
             let op = &lin.ops[i];
             json!({
                 "index": op.source,
                 "process": op.process,
+                "node": lin.nodes.get(&op.source),
                 "sku": op.key,
                 "op": op.describe(lin.model),
+                "invoked_s": seconds(op.invoke_time),
+                "completed_s": op.complete_time.map(seconds),
             })
         };
         let summary = match (outcome.validity, &outcome.failure) {
             (Validity::Invalid, Some(fail)) => {
                 let op = &lin.ops[fail.op];
+                let node = lin
+                    .nodes
+                    .get(&op.source)
+                    .map(|n| format!(" on {n}"))
+                    .unwrap_or_default();
                 format!(
-                    "SKU {:?}: {} by process {} at index {} cannot be linearized after {} \
+                    "SKU {:?}: {} by process {}{node} at index {} cannot be linearized after {} \
                      operations leaving stock {}",
                     fail.key,
                     op.describe(lin.model),
@@ -254,7 +266,15 @@ impl InventoryAnalysis {
                 "stock_after_prefix": fail.state,
                 "prefix_length": fail.prefix.len(),
                 "prefix_not_listed": skip,
-                "prefix_tail": fail.prefix[skip..].iter().map(|&i| describe(i)).collect::<Vec<_>>(),
+                "prefix_tail": fail.prefix[skip..]
+                    .iter()
+                    .enumerate()
+                    .map(|(n, &i)| {
+                        let mut d = describe(i);
+                        d["position"] = json!(skip + n + 1);
+                        d
+                    })
+                    .collect::<Vec<_>>(),
             })
         });
         let skus: Vec<Value> = outcome

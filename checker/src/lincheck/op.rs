@@ -189,6 +189,9 @@ pub struct LinHistory {
     pub stock_initial: BTreeMap<String, i64>,
     /// Initial stock of SKUs `stock_initial` does not list; `None` makes such SKUs an error.
     pub stock_default: Option<i64>,
+    /// Where each operation was sent, by [`Operation::source`] (a run's node); shown next to
+    /// the operation. Empty when the input does not say.
+    pub nodes: BTreeMap<u64, String>,
 }
 
 impl LinHistory {
@@ -201,6 +204,16 @@ impl LinHistory {
             register_initial: serde_json::Value::Null,
             stock_initial: BTreeMap::new(),
             stock_default: None,
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    /// Where `op` is in the input, and the node it was sent to if known: `index 7 on n2`.
+    pub fn place(&self, op: &Operation) -> String {
+        let at = self.source_kind.name(op.source);
+        match self.nodes.get(&op.source) {
+            Some(node) => format!("{at} on {node}"),
+            None => at,
         }
     }
 

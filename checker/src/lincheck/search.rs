@@ -9,6 +9,12 @@
 //! last linearized operation and trying the next candidate after it. An empty list is a
 //! linearization; backtracking from an empty stack means there is none.
 //!
+//! Info operations are open to the end, so two of them with the same command are
+//! interchangeable once both are invoked: any linearization that places the later one first is
+//! still one with the two swapped. The search therefore linearizes the info operations of one
+//! command in invocation order only ([`InfoClasses`]). Without that, a run with a hundred
+//! timed-out reserves has 2^100 subsets of them to try; with it, one count per command.
+//!
 //! The loop allocates nothing: the list is four `u32` arrays, the stack is preallocated, and the
 //! memo grows by amortised doubling.
 
@@ -16,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::cache::{mix_state, Cache, LinSet};
-use super::model::Part;
+use super::model::{Cmd, FxMap, Part};
 
 const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0;
@@ -177,10 +183,70 @@ impl Longest {
     }
 }
 
+/// Info operations grouped by command: within a group they are linearized in rank (invocation)
+/// order, so the linearized ones of each group are always its first `next[group]`.
+struct InfoClasses {
+    /// Ranks below this completed; the rest are info operations.
+    done: usize,
+    /// For each info rank (`rank - done`): its group and its place in the group.
+    of: Vec<(u32, u32)>,
+    /// For each group: how many of its operations are linearized.
+    next: Vec<u32>,
+}
+
+impl InfoClasses {
+    fn new(part: &Part) -> InfoClasses {
+        let mut groups: FxMap<Cmd, u32> = FxMap::default();
+        let mut sizes: Vec<u32> = Vec::new();
+        let of = part.cmds[part.done..]
+            .iter()
+            .map(|cmd| {
+                let group = *groups.entry(*cmd).or_insert_with(|| {
+                    sizes.push(0);
+                    (sizes.len() - 1) as u32
+                });
+                let place = sizes[group as usize];
+                sizes[group as usize] += 1;
+                (group, place)
+            })
+            .collect();
+        InfoClasses {
+            done: part.done,
+            of,
+            next: vec![0; sizes.len()],
+        }
+    }
+
+    /// Whether `rank` may be linearized now: a completed operation, or the first info
+    /// operation of its group not yet linearized.
+    #[inline(always)]
+    fn eligible(&self, rank: u32) -> bool {
+        let Some(&(group, place)) = self.of.get((rank as usize).wrapping_sub(self.done)) else {
+            return true;
+        };
+        self.next[group as usize] == place
+    }
+
+    #[inline(always)]
+    fn linearized(&mut self, rank: u32) {
+        if let Some(&(group, _)) = self.of.get((rank as usize).wrapping_sub(self.done)) {
+            self.next[group as usize] += 1;
+        }
+    }
+
+    #[inline(always)]
+    fn undone(&mut self, rank: u32) {
+        if let Some(&(group, _)) = self.of.get((rank as usize).wrapping_sub(self.done)) {
+            self.next[group as usize] -= 1;
+        }
+    }
+}
+
 /// Searches `part` for a linearization.
 pub(crate) fn search(part: &mut Part, budget: &Budget<'_>) -> PartResult {
     let n = part.cmds.len();
     let mut list = List::new(part);
+    let mut infos = InfoClasses::new(part);
     let mut set = LinSet::new(n, part.done);
     let mut cache = Cache::new();
     let mut stack: Vec<(u32, u64)> = Vec::with_capacity(n);
@@ -226,6 +292,10 @@ pub(crate) fn search(part: &mut Part, budget: &Budget<'_>) -> PartResult {
         if ret != NIL {
             // A call entry: try to linearize its operation here.
             let rank = list.rank[node as usize];
+            if !infos.eligible(rank) {
+                node = list.next[node as usize];
+                continue;
+            }
             if let Some(next) = part.machine.step(state, part.cmds[rank as usize]) {
                 set.set(rank);
                 let hash = set.hash() ^ mix_state(next);
@@ -233,6 +303,7 @@ pub(crate) fn search(part: &mut Part, budget: &Budget<'_>) -> PartResult {
                 if cache.insert(hash, next, lo, window) {
                     stack.push((node, state));
                     state = next;
+                    infos.linearized(rank);
                     list.lift(node);
                     node = list.next[HEAD as usize];
                     continue;
@@ -254,6 +325,7 @@ pub(crate) fn search(part: &mut Part, budget: &Budget<'_>) -> PartResult {
                 longest.common = stack.len();
             }
             set.clear(list.rank[call as usize]);
+            infos.undone(list.rank[call as usize]);
             state = before;
             list.unlift(call);
             node = list.next[call as usize];

@@ -130,6 +130,67 @@ fn generic(details: &Value) -> Option<Table> {
     )
 }
 
+/// The inventory linearizability check: the operation that could not be linearized, the end of
+/// the longest linearizable prefix before it, and every SKU's verdict.
+fn linearizability(d: &Value) -> Vec<Option<Table>> {
+    let failure = d.get("failure").filter(|f| !f.is_null());
+    let stuck = failure.map(|f| {
+        let mut op = f["operation"].clone();
+        op["stock_after_prefix"] = f["stock_after_prefix"].clone();
+        op["prefix_length"] = f["prefix_length"].clone();
+        serde_json::json!({ "items": [op] })
+    });
+    let op_columns = [
+        ("index", "index"),
+        ("process", "process"),
+        ("node", "node"),
+        ("operation", "op"),
+        ("invoked (s)", "invoked_s"),
+        ("completed (s)", "completed_s"),
+    ];
+    let mut stuck_columns = vec![("SKU", "sku")];
+    stuck_columns.extend(op_columns);
+    stuck_columns.push(("operations before it", "prefix_length"));
+    stuck_columns.push(("stock they leave", "stock_after_prefix"));
+    let mut prefix_columns = vec![("#", "position")];
+    prefix_columns.extend(op_columns);
+    vec![
+        stuck.and_then(|s| {
+            table(
+                &s,
+                "items",
+                "The operation that cannot be linearized: no order of the operations before it \
+                 (below) and those still open explains its result",
+                &stuck_columns,
+                None,
+            )
+        }),
+        failure.and_then(|f| {
+            table(
+                f,
+                "prefix_tail",
+                "End of the longest linearizable prefix before it, in linearization order",
+                &prefix_columns,
+                Some("prefix_not_listed"),
+            )
+        }),
+        table(
+            d,
+            "skus",
+            "Per SKU",
+            &[
+                ("SKU", "sku"),
+                ("initial stock", "initial"),
+                ("operations", "operations"),
+                ("verdict", "validity"),
+                ("configurations explored", "configurations"),
+                ("why unknown", "unknown_reason"),
+            ],
+            None,
+        ),
+    ]
+}
+
 /// The evidence tables of one check.
 pub fn tables(check: &CheckResult) -> Vec<Table> {
     let d = &check.details;
@@ -360,6 +421,7 @@ pub fn tables(check: &CheckResult) -> Vec<Table> {
             ],
             None,
         )],
+        crate::lincheck::inventory::CHECK_NAME => linearizability(d),
         _ => vec![generic(d)],
     };
     t.into_iter().flatten().collect()
@@ -370,12 +432,69 @@ mod tests {
     use super::*;
     use crate::verdict::Validity;
 
+    /// Proves the linearizability check's evidence names the failing operation (SKU, index,
+    /// process, node, times, the stock the prefix leaves), lists the prefix before it with
+    /// positions, and gives each SKU's verdict.
+    #[test]
+    fn linearizability_names_the_failing_operation() {
+        let op = |index: u64, text: &str| {
+            serde_json::json!({"index": index, "process": "3", "node": "n2", "sku": "stock-0",
+                "op": text, "invoked_s": 1.25, "completed_s": 1.5})
+        };
+        let mut first = op(10, "reserve 2 ok");
+        first["position"] = 7.into();
+        let check = CheckResult {
+            name: "linearizability".into(),
+            validity: Validity::Invalid,
+            summary: "SKU \"stock-0\": read -> 2 ...".into(),
+            details: serde_json::json!({
+                "failure": {
+                    "sku": "stock-0",
+                    "operation": op(73, "read -> 2"),
+                    "stock_after_prefix": "1",
+                    "prefix_length": 7,
+                    "prefix_not_listed": 6,
+                    "prefix_tail": [first],
+                },
+                "skus": [{"sku": "stock-0", "initial": 10, "operations": 435,
+                    "validity": "invalid", "configurations": 42, "unknown_reason": null}],
+            }),
+        };
+        let t = tables(&check);
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert_eq!(
+            t[0].rows,
+            vec![vec![
+                "stock-0",
+                "73",
+                "3",
+                "n2",
+                "read -> 2",
+                "1.25",
+                "1.5",
+                "7",
+                "1"
+            ]]
+        );
+        assert_eq!(t[1].rows[0][..5], ["7", "10", "3", "n2", "reserve 2 ok"]);
+        assert!(t[1].note.as_deref().is_some_and(|n| n.contains('6')));
+        assert_eq!(t[2].rows[0][..4], ["stock-0", "10", "435", "invalid"]);
+        let valid = CheckResult {
+            details: serde_json::json!({"failure": null, "skus": []}),
+            ..check
+        };
+        assert!(
+            tables(&valid).is_empty(),
+            "nothing failed: no failure tables"
+        );
+    }
+
     /// Proves a check the report does not know (e.g. one added later) still shows its
     /// violations as a table with columns from their fields, and notes rows left out.
     #[test]
     fn unknown_checks_get_a_generic_table() {
         let check = CheckResult {
-            name: "linearizability".into(),
+            name: "some-later-check".into(),
             validity: Validity::Invalid,
             summary: "1 key not linearizable".into(),
             details: serde_json::json!({

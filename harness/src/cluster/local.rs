@@ -45,6 +45,8 @@ pub struct LocalOptions {
     pub run_dir: PathBuf,
     /// Extra flags per role (e.g. `payment` => `--no-idempotency`).
     pub role_flags: BTreeMap<String, Vec<String>>,
+    /// The `settings` of every node's config (contract §1).
+    pub settings: serde_json::Value,
     /// Ports per (node, role) chosen beforehand ([`choose_ports`]); free ones if `None`.
     pub ports: Option<BTreeMap<(String, String), u16>>,
     /// Each node's peers when links go through the proxy layer (`cluster::proxied`).
@@ -135,14 +137,14 @@ fn write_configs(
         .iter()
         .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
         .collect();
-    let settings = pipeline::default_settings();
+    let settings = &opts.settings;
     for node in nodes {
         let addrs = opts
             .peers
             .as_ref()
             .and_then(|p| p.get(node))
             .unwrap_or(&direct);
-        let cfg = pipeline::node_config(node, nodes, addrs, &settings);
+        let cfg = pipeline::node_config(node, nodes, addrs, settings);
         let path = config_path(opts, node);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -165,6 +165,8 @@ pub struct StartOptions {
     pub run_name: String,
     /// Extra flags per role.
     pub role_flags: BTreeMap<String, Vec<String>>,
+    /// The `settings` of every node's config (contract §1).
+    pub settings: serde_json::Value,
     /// Local clusters behind link proxies: the ports the roles bind (chosen before the proxies
     /// were made).
     pub local_ports: Option<BTreeMap<(String, String), u16>>,
@@ -192,6 +194,7 @@ pub async fn start(prepared: &Prepared, opts: &StartOptions) -> anyhow::Result<A
                 pipeline_bin: opts.pipeline_bin.clone(),
                 run_dir: opts.run_dir.clone(),
                 role_flags: opts.role_flags.clone(),
+                settings: opts.settings.clone(),
                 ports: opts.local_ports.clone(),
                 peers: opts.local_peers.clone(),
             })
@@ -208,6 +211,7 @@ pub async fn start(prepared: &Prepared, opts: &StartOptions) -> anyhow::Result<A
                     pipeline_bin: opts.pipeline_bin.clone(),
                     faultproxy_bin: faultproxy_next_to(&opts.pipeline_bin),
                     role_flags: opts.role_flags.clone(),
+                    settings: opts.settings.clone(),
                 },
             )
             .await?,

@@ -9,10 +9,51 @@ use serde_json::{json, Value};
 /// keeps its state there).
 pub const ROLES: &[&str] = &["store", "inventory", "payment", "shipping", "order"];
 
+/// SKUs the order workload chooses from (`sku-0` ...), as many as the pipeline's default.
+pub const ORDER_SKUS: usize = 10;
+/// Units of each order SKU: the pipeline's default, restated when the harness sets
+/// `initial_stock` (which replaces the whole map).
+pub const ORDER_SKU_STOCK: i64 = 1000;
+
 /// Settings the harness gives every node unless told otherwise: a shipping failure rate, so
 /// that runs exercise compensations too.
 pub fn default_settings() -> Value {
     json!({"shipping_failure_rate": 0.1})
+}
+
+/// The stock workload's contended SKUs: `stock-0` .. `stock-<count - 1>`, each starting with
+/// `initial` units. They are apart from the order SKUs, so that the only reserves on them are
+/// the stock clients' recorded ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockSkus {
+    /// How many.
+    pub count: usize,
+    /// Units of each at the start.
+    pub initial: i64,
+}
+
+impl StockSkus {
+    /// The SKU names.
+    pub fn names(&self) -> Vec<String> {
+        (0..self.count).map(|i| format!("stock-{i}")).collect()
+    }
+}
+
+/// The settings of every node of a run: the defaults, plus with `stock` an `initial_stock`
+/// map holding the order SKUs (at the pipeline's default) and the contended SKUs.
+pub fn settings(stock: Option<&StockSkus>) -> Value {
+    let mut settings = default_settings();
+    if let Some(stock) = stock {
+        let mut initial = serde_json::Map::new();
+        for i in 0..ORDER_SKUS {
+            initial.insert(format!("sku-{i}"), json!(ORDER_SKU_STOCK));
+        }
+        for name in stock.names() {
+            initial.insert(name, json!(stock.initial));
+        }
+        settings["initial_stock"] = Value::Object(initial);
+    }
+    settings
 }
 
 /// The config file of `node` (contract §1). `addrs` maps (node, role) to the address *this
@@ -68,6 +109,23 @@ pub fn role_args(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Proves the settings keep today's defaults without a stock workload, and with one list
+    /// the order SKUs at the pipeline's default next to the contended SKUs at their stock.
+    #[test]
+    fn settings_carry_the_initial_stock() {
+        assert_eq!(settings(None), default_settings());
+        let s = settings(Some(&StockSkus {
+            count: 2,
+            initial: 7,
+        }));
+        assert_eq!(s["shipping_failure_rate"], 0.1);
+        let initial = s["initial_stock"].as_object().expect("a map");
+        assert_eq!(initial.len(), ORDER_SKUS + 2);
+        assert_eq!(initial["sku-9"], ORDER_SKU_STOCK);
+        assert_eq!(initial["stock-0"], 7);
+        assert_eq!(initial["stock-1"], 7);
+    }
 
     /// Proves a node's config lists its own roles under `listen` and every node's under
     /// `peers`, in the shape of contract §1.

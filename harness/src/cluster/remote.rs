@@ -55,6 +55,8 @@ pub struct RemoteOptions {
     pub faultproxy_bin: Option<PathBuf>,
     /// Extra flags per role.
     pub role_flags: BTreeMap<String, Vec<String>>,
+    /// The `settings` of every node's config (contract §1).
+    pub settings: serde_json::Value,
 }
 
 /// The port `role` listens on.
@@ -95,7 +97,7 @@ impl RemoteCluster {
             );
         }
         let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-        let settings = pipeline::default_settings();
+        let settings = &opts.settings;
         let mut dirs = BTreeMap::new();
         let mut args = BTreeMap::new();
         for n in &nodes {
@@ -116,7 +118,7 @@ impl RemoteCluster {
                     );
                 }
             }
-            let cfg = pipeline::node_config(&n.name, &names, &addrs, &settings);
+            let cfg = pipeline::node_config(&n.name, &names, &addrs, settings);
             let local_cfg = config_file(&opts.run_dir, &n.name);
             if let Some(parent) = local_cfg.parent() {
                 std::fs::create_dir_all(parent)

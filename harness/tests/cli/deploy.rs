@@ -48,6 +48,7 @@ fn deploy_signal_restart_and_teardown() {
         pipeline_bin: pipeline_bin(),
         faultproxy_bin: None,
         role_flags: BTreeMap::new(),
+        settings: harness::cluster::pipeline::default_settings(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

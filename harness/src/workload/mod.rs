@@ -11,6 +11,10 @@
 //! Placements are paced by one shared ticker: a client busy reading leaves the tick to an idle
 //! one, so polling does not lower the placement rate. After the time limit the clients stop
 //! placing and finish polling what they hold, for at most [`WorkloadOptions::read_drain`].
+//!
+//! The stock workload (clients of the inventory service itself) is [`stock`].
+
+pub mod stock;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
