@@ -36,6 +36,22 @@ fn main() {
     std::process::exit(code);
 }
 
+/// The exit code of a command that ends in a verdict's code or an error: bad input is 254,
+/// anything else a crash.
+fn exit_code(result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("harness: {e:#}");
+            if e.downcast_ref::<harness::BadInput>().is_some() {
+                EXIT_BAD_ARGS
+            } else {
+                EXIT_CRASH
+            }
+        }
+    }
+}
+
 async fn dispatch(command: Command) -> i32 {
     match command {
         Command::Run(args) => {
@@ -43,17 +59,7 @@ async fn dispatch(command: Command) -> i32 {
                 eprintln!("harness: {msg}");
                 return EXIT_BAD_ARGS;
             }
-            match harness::run::run(args).await {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("harness: {e:#}");
-                    if e.downcast_ref::<harness::BadInput>().is_some() {
-                        EXIT_BAD_ARGS
-                    } else {
-                        EXIT_CRASH
-                    }
-                }
-            }
+            exit_code(harness::run::run(args).await)
         }
         Command::Analyze(args) => {
             for dir in std::iter::once(&args.run_dir).chain(args.compare.as_ref()) {
@@ -101,17 +107,7 @@ async fn dispatch(command: Command) -> i32 {
             }
         },
         Command::Bench(harness::cli::BenchCommand::Consistency(args)) => {
-            match harness::bench::consistency(&args).await {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("harness: {e:#}");
-                    if e.downcast_ref::<harness::BadInput>().is_some() {
-                        EXIT_BAD_ARGS
-                    } else {
-                        EXIT_CRASH
-                    }
-                }
-            }
+            exit_code(harness::bench::consistency(&args).await)
         }
         Command::Cluster(args) => harness::cluster_cmd::cluster(args.action).await,
         Command::NodesFromSshConfig(args) => harness::cluster_cmd::nodes_from_ssh_config(&args),

@@ -366,6 +366,15 @@ fn ctrl_c_heals_and_stops_everything() {
         .filter(|(_, s)| *s == 'T')
         .collect();
     assert_eq!(stopped.len(), 1, "exactly the paused process is stopped");
+    ctrl_c_leaves_nothing(&mut child, out_s);
+    assert!(history_has(out.path(), "\"f\":\"heal\""), "heal recorded");
+    let ledger = nemesis::ledger::HealLedger::in_run_dir(&latest(out.path()));
+    assert!(ledger.pending().expect("ledger").is_empty());
+}
+
+/// Sends the harness SIGINT (Ctrl-C) and asserts it exits 130 leaving no process of the run
+/// under `out_s` behind.
+fn ctrl_c_leaves_nothing(child: &mut std::process::Child, out_s: &str) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -373,13 +382,11 @@ fn ctrl_c_heals_and_stops_everything() {
     .expect("sigint");
     let status = child.wait().expect("waits");
     assert_eq!(status.code(), Some(130));
+    let left = processes_mentioning(out_s);
     assert!(
-        processes_mentioning(out_s).is_empty(),
-        "processes left behind after Ctrl-C"
+        left.is_empty(),
+        "processes left behind after Ctrl-C: {left:?}"
     );
-    assert!(history_has(out.path(), "\"f\":\"heal\""), "heal recorded");
-    let ledger = nemesis::ledger::HealLedger::in_run_dir(&latest(out.path()));
-    assert!(ledger.pending().expect("ledger").is_empty());
 }
 
 /// Proves Ctrl-C while the cluster is still being deployed (before any workload) is not lost:
@@ -397,18 +404,7 @@ fn ctrl_c_during_deploy_stops_everything() {
             .is_file()),
         "the run directory never appeared"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("sigint");
-    let status = child.wait().expect("waits");
-    assert_eq!(status.code(), Some(130));
-    assert!(
-        processes_mentioning(out_s).is_empty(),
-        "processes left behind after Ctrl-C during deploy: {:?}",
-        processes_mentioning(out_s)
-    );
+    ctrl_c_leaves_nothing(&mut child, out_s);
     assert!(
         !history_has(out.path(), "\"type\":\"invoke\""),
         "no operation ran after the interrupt"

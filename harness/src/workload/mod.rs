@@ -93,6 +93,45 @@ impl Tally {
     }
 }
 
+/// What every client of a workload shares: one HTTP client, one ticker pacing the whole
+/// workload, the deadline, and the role's URL on each node.
+pub(crate) struct Setup {
+    pub http: reqwest::Client,
+    pub ticker: Arc<Mutex<tokio::time::Interval>>,
+    pub deadline: Instant,
+    pub nodes: Vec<String>,
+    pub urls: Vec<String>,
+}
+
+impl Setup {
+    pub(crate) fn new(
+        cluster: &dyn Cluster,
+        role: &str,
+        client_timeout: Duration,
+        rate: f64,
+        time_limit: Duration,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(client_timeout)
+            .connect_timeout(client_timeout)
+            .build()?;
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let nodes = cluster.nodes();
+        let urls = nodes
+            .iter()
+            .map(|n| cluster.url(n, role))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            http,
+            ticker: Arc::new(Mutex::new(ticker)),
+            deadline: Instant::now() + time_limit,
+            nodes,
+            urls,
+        })
+    }
+}
+
 /// Runs the workload until the time limit or until `stop` turns true.
 pub async fn run(
     cluster: Arc<dyn Cluster>,
@@ -101,19 +140,19 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     tally: Arc<std::sync::Mutex<Tally>>,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(opts.client_timeout)
-        .connect_timeout(opts.client_timeout)
-        .build()?;
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / opts.rate));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let ticker = Arc::new(Mutex::new(ticker));
-    let deadline = Instant::now() + opts.time_limit;
-    let nodes = cluster.nodes();
-    let urls: Vec<String> = nodes
-        .iter()
-        .map(|n| cluster.url(n, "order"))
-        .collect::<anyhow::Result<_>>()?;
+    let Setup {
+        http,
+        ticker,
+        deadline,
+        nodes,
+        urls,
+    } = Setup::new(
+        cluster.as_ref(),
+        "order",
+        opts.client_timeout,
+        opts.rate,
+        opts.time_limit,
+    )?;
     let mut tasks = Vec::new();
     for worker in 0..opts.concurrency {
         let client = Client {

@@ -146,19 +146,19 @@ pub async fn run(
     tally: Arc<std::sync::Mutex<StockTally>>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(!opts.skus.is_empty(), "the stock workload needs SKUs");
-    let http = reqwest::Client::builder()
-        .timeout(opts.client_timeout)
-        .connect_timeout(opts.client_timeout)
-        .build()?;
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / opts.rate));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let ticker = Arc::new(Mutex::new(ticker));
-    let deadline = Instant::now() + opts.time_limit;
-    let nodes = cluster.nodes();
-    let urls: Vec<String> = nodes
-        .iter()
-        .map(|n| cluster.url(n, ROLE))
-        .collect::<anyhow::Result<_>>()?;
+    let super::Setup {
+        http,
+        ticker,
+        deadline,
+        nodes,
+        urls,
+    } = super::Setup::new(
+        cluster.as_ref(),
+        ROLE,
+        opts.client_timeout,
+        opts.rate,
+        opts.time_limit,
+    )?;
     let mut tasks = Vec::new();
     for worker in 0..opts.concurrency {
         let client = Client {
