@@ -31,6 +31,14 @@ pub const CHECK_NAME: &str = "linearizability";
 /// The file the HTML view is written to inside a run directory.
 pub const HTML_FILE: &str = "linearizability.html";
 
+/// The field of a failed reserve's value that says why it was refused, and its value for a
+/// refusal that says nothing about stock (contract §6): such a reserve did not happen and
+/// observed nothing, so the check leaves it out. A failed reserve without the field is a
+/// refusal for lack of stock, which the stock model reads as an observation.
+pub const REFUSED: &str = "refused";
+/// See [`REFUSED`].
+pub const UNAVAILABLE: &str = "unavailable";
+
 /// How many prefix operations the check's details list (the most recent ones).
 pub const MAX_PREFIX_LISTED: usize = 50;
 
@@ -70,6 +78,7 @@ pub fn stock_operations(history: &History, final_state: &FinalState) -> Result<L
         lin.stock_initial.insert(s.sku.clone(), s.initial);
     }
     let mut open: HashMap<u64, usize> = HashMap::new();
+    let mut dropped: Vec<usize> = Vec::new();
     for op in &history.ops {
         let Process::Client(p) = op.process else {
             continue;
@@ -126,6 +135,12 @@ pub fn stock_operations(history: &History, final_state: &FinalState) -> Result<L
             OpType::Fail => Outcome::Fail,
             _ => Outcome::Info,
         };
+        if done.outcome == Outcome::Fail
+            && op.value.get(REFUSED).and_then(Value::as_str) == Some(UNAVAILABLE)
+        {
+            dropped.push(i);
+            continue;
+        }
         if done.outcome != Outcome::Info {
             done.complete_pos = Some(op.index);
             done.complete_time = Some(op.time_ns);
@@ -134,6 +149,11 @@ pub fn stock_operations(history: &History, final_state: &FinalState) -> Result<L
             let level = op.value.get("available").and_then(Value::as_i64);
             done.observed = Some(Val::Int(level.ok_or_else(|| at("ok has no available"))?));
         }
+    }
+    // Removed last, so that the positions held in `open` stayed valid while pairing.
+    dropped.sort_unstable();
+    for i in dropped.into_iter().rev() {
+        lin.ops.remove(i);
     }
     Ok(lin)
 }

@@ -179,3 +179,34 @@ fn html_written_into_run_dir() {
     let page = std::fs::read_to_string(path).expect("read");
     assert!(page.contains("sku-z") && page.contains("<svg") && page.contains("invalid"));
 }
+
+/// Proves a reserve refused as unavailable (`"refused": "unavailable"`, contract §6) constrains
+/// nothing: with stock available a refusal for lack of stock is invalid, while the same refusal
+/// marked unavailable is left out and the history is valid; and the operations around it (a
+/// process opening its next operation) still pair.
+#[test]
+fn unavailable_refusal_is_left_out() {
+    let refused = |marked: bool| {
+        let mut v = json!({"key": "r1", "sku": "s", "qty": 1});
+        if marked {
+            v["refused"] = json!("unavailable");
+        }
+        let mut events = vec![
+            (
+                0,
+                OpType::Invoke,
+                "reserve",
+                json!({"key": "r1", "sku": "s", "qty": 1}),
+            ),
+            (0, OpType::Fail, "reserve", v),
+        ];
+        events.extend(reserve(0, "r2", "s", 1, OpType::Ok));
+        events.extend(read(1, "s", 4));
+        inventory(&history(&events), &state(&[("s", 5)]))
+    };
+    let short = refused(false);
+    assert_eq!(short.validity, Validity::Invalid, "{short:#?}");
+    let unavailable = refused(true);
+    assert_eq!(unavailable.validity, Validity::Valid, "{unavailable:#?}");
+    assert_eq!(unavailable.details["operations"], 2, "{unavailable:#?}");
+}

@@ -336,6 +336,30 @@ impl Client {
     }
 }
 
+/// Error codes of a 503 that the inventory sends only when nothing was written (contract §2):
+/// no leader or a fenced write that every replica refused, and a store read without a quorum.
+pub const NOTHING_HAPPENED: [&str; 2] = ["not_leader", "store_unavailable"];
+
+/// True for an answer that says definitely nothing happened.
+fn nothing_happened(code: u16, body: &Value) -> bool {
+    code == 503
+        && body
+            .get("error")
+            .and_then(Value::as_str)
+            .is_some_and(|e| NOTHING_HAPPENED.contains(&e))
+}
+
+/// A reserve's value marked as refused for unavailability, not for lack of stock.
+fn with_refused(mut invoke: Value) -> Value {
+    if let Some(m) = invoke.as_object_mut() {
+        m.insert(
+            checker::lincheck::inventory::REFUSED.into(),
+            checker::lincheck::inventory::UNAVAILABLE.into(),
+        );
+    }
+    invoke
+}
+
 /// The completion of `call` (invoked with `invoke`) for the service's answer: a status code and
 /// body, or the transport error.
 fn complete(call: &Call, invoke: Value, answer: Result<(u16, Value), String>) -> Completion {
@@ -383,6 +407,12 @@ fn complete(call: &Call, invoke: Value, answer: Result<(u16, Value), String>) ->
                 error,
             }
         }
+        // Refused before anything was written: nothing happened and nothing was observed.
+        Call::Reserve { .. } if nothing_happened(code, &body) => Completion {
+            op_type: OpType::Fail,
+            value: with_refused(invoke),
+            error,
+        },
         // Any other refusal of a reserve is not an answer the stock model knows (this client
         // never provokes one: fresh keys, known SKUs, qty of at least 1). Info claims nothing
         // about it, so it can never make a valid history look invalid.
@@ -391,11 +421,15 @@ fn complete(call: &Call, invoke: Value, answer: Result<(u16, Value), String>) ->
             value: invoke,
             error,
         },
-        Call::Release { .. } if (400..500).contains(&code) && code != 409 => Completion {
-            op_type: OpType::Fail,
-            value: invoke,
-            error,
-        },
+        Call::Release { .. }
+            if ((400..500).contains(&code) && code != 409) || nothing_happened(code, &body) =>
+        {
+            Completion {
+                op_type: OpType::Fail,
+                value: invoke,
+                error,
+            }
+        }
         Call::Release { .. } => Completion {
             op_type: OpType::Info,
             value: invoke,
@@ -431,6 +465,20 @@ mod tests {
         let reused = json!({"error": "idempotency_key_reused"});
         assert_eq!(kind(&reserve(), Ok((422, reused))), OpType::Info);
         assert_eq!(kind(&reserve(), Ok((503, json!({})))), OpType::Info);
+        for code in ["not_leader", "store_unavailable"] {
+            let c = complete(&reserve(), inv.clone(), Ok((503, json!({"error": code}))));
+            assert_eq!(c.op_type, OpType::Fail, "{code}");
+            assert_eq!(c.value["refused"], "unavailable", "{code}");
+        }
+        let unknown = json!({"error": "outcome_unknown"});
+        assert_eq!(kind(&reserve(), Ok((503, unknown.clone()))), OpType::Info);
+        assert_eq!(
+            kind(
+                &reserve(),
+                Ok((502, json!({"error": "leader_unreachable"})))
+            ),
+            OpType::Info
+        );
         assert_eq!(kind(&reserve(), Err("timeout".into())), OpType::Info);
         let release = Call::Release {
             sku: "stock-0".into(),
@@ -440,6 +488,11 @@ mod tests {
         assert_eq!(kind(&release, Ok((422, json!({})))), OpType::Fail);
         assert_eq!(kind(&release, Ok((409, json!({})))), OpType::Info);
         assert_eq!(kind(&release, Ok((502, json!({})))), OpType::Info);
+        assert_eq!(
+            kind(&release, Ok((503, json!({"error": "not_leader"})))),
+            OpType::Fail
+        );
+        assert_eq!(kind(&release, Ok((503, unknown))), OpType::Info);
         let read = Call::Read {
             sku: "stock-0".into(),
         };

@@ -106,10 +106,16 @@ impl Leader {
         }
         match req.send().await {
             Ok(resp) => Ok(Route::Forwarded(relay(resp).await)),
+            // Not connected: the request was never sent, so nothing happened.
+            Err(e) if e.is_connect() => Err(not_leader(format!(
+                "leader {leader} is unreachable (nothing was sent): {}",
+                error_chain(&e)
+            ))),
+            // Maybe sent: the leader may have acted on it.
             Err(e) => Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "leader_unreachable",
-                format!("forwarding to leader {leader}: {e}"),
+                format!("forwarding to leader {leader}: {}", error_chain(&e)),
             )),
         }
     }
@@ -131,6 +137,18 @@ impl Leader {
             "token": view.token,
         }))
     }
+}
+
+/// An error with its causes, `outer: inner: ...` (reqwest's own text leaves out the cause).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 async fn relay(resp: reqwest::Response) -> Response {

@@ -473,6 +473,34 @@ fn charge_repeated_in_flight_gets_409() {
     );
 }
 
+/// Proves a follower whose leader is dead answers a forwarded charge with a definite 503
+/// `not_leader` ("nothing was sent": the connection was refused), not the 502 that means "maybe
+/// sent", and that indeed no charge was made: the new leader's ledger has none for the order.
+#[test]
+fn forward_to_a_dead_leader_is_definite() {
+    let c = Spec::new(3, &["payment"])
+        .settings(json!({"lease_ttl_ms": 20000}))
+        .start();
+    let (leader, _) = c.await_leader("payment", None);
+    c.kill(&leader, "payment");
+    let follower = c.nodes.iter().find(|n| **n != leader).expect("a follower");
+    let url = format!("{}/charge", c.url(follower, "payment"));
+    let (s, b) = c.post(
+        &url,
+        Some("o-7:charge"),
+        r#"{"order_id":"o-7","amount":700}"#,
+    );
+    assert_eq!((s, b["error"].as_str()), (503, Some("not_leader")), "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nothing was sent")),
+        "{b}"
+    );
+    let ledger = c.admin_all(follower, "payment", "/admin/ledger");
+    assert!(ledger.iter().all(|r| r["order_id"] != "o-7"), "{ledger:?}");
+}
+
 /// Proves the idempotency test can fail: with `--no-idempotency` the same refund twice makes
 /// two refund records.
 #[test]
