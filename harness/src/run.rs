@@ -42,14 +42,32 @@ fn pipeline_bin(args: &RunArgs) -> anyhow::Result<std::path::PathBuf> {
 /// Runs one test end to end and returns the process exit code (0 valid, 1 invalid, 2 unknown,
 /// 130 interrupted). Errors are crashes (exit 255) after best-effort cleanup.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    Ok(execute(args).await?.code)
+}
+
+/// What one run left: its exit code, its directory and (when it was checked) its results.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// 0 valid, 1 invalid, 2 unknown, 130 interrupted.
+    pub code: i32,
+    /// The run directory.
+    pub dir: std::path::PathBuf,
+    /// The seed it ran with.
+    pub seed: u64,
+    /// The checks' results; `None` when the run was interrupted before the check.
+    pub results: Option<checker::Results>,
+}
+
+/// As [`run`], returning the run directory and results too (`harness scenario`, `nightly`).
+pub async fn execute(args: RunArgs) -> anyhow::Result<RunOutcome> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let bin = pipeline_bin(&args)?;
     let mut prepared = open::prepare(&args).await?;
     let result = run_prepared(&args, seed, bin, &prepared).await;
     let finished = open::finish(&mut prepared).await;
-    let code = result?;
+    let outcome = result?;
     finished.context("taking down the netns cluster")?;
-    Ok(code)
+    Ok(outcome)
 }
 
 /// The run directory with its spec and the history file open.
@@ -226,7 +244,7 @@ async fn run_prepared(
     seed: u64,
     bin: std::path::PathBuf,
     prepared: &open::Prepared,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<RunOutcome> {
     let progress = Arc::new(Progress::new());
     let run = open_run_dir(args, seed, prepared, &bin, &progress)?;
     let (dir, history) = (run.dir.clone(), run.history.clone());
@@ -256,7 +274,12 @@ async fn run_prepared(
             history.flush()?;
             progress.finish();
             healed.context("healing faults")?;
-            return Ok(EXIT_INTERRUPTED);
+            return Ok(RunOutcome {
+                code: EXIT_INTERRUPTED,
+                dir,
+                seed,
+                results: None,
+            });
         }
         (Some(Err(e)), _) => {
             stop_all(scraper, cluster.as_ref(), &mut layer).await?;
@@ -281,19 +304,29 @@ async fn run_prepared(
             collected?;
             history.flush()?;
             progress.finish();
-            let code = check(&dir)?;
-            // The runs index is a convenience: failing to rewrite it does not change the verdict.
-            match checker::report::write_runs_index(&args.out) {
-                Ok(n) => eprintln!(
-                    "harness: runs index {} ({n} runs)",
-                    args.out.join(files::INDEX).display()
-                ),
-                Err(e) => eprintln!("harness: runs index not rewritten: {e}"),
+            let results = check_results(&dir, None)?;
+            write_runs_index(&args.out);
+            RunOutcome {
+                code: results.validity.exit_code(),
+                dir,
+                seed,
+                results: Some(results),
             }
-            code
         }
     };
     Ok(code)
+}
+
+/// Rewrites the runs index under `out`. It is a convenience: failing to rewrite it does not
+/// change any verdict.
+pub fn write_runs_index(out: &std::path::Path) {
+    match checker::report::write_runs_index(out) {
+        Ok(n) => eprintln!(
+            "harness: runs index {} ({n} runs)",
+            out.join(files::INDEX).display()
+        ),
+        Err(e) => eprintln!("harness: runs index not rewritten: {e}"),
+    }
 }
 
 /// Stops the metrics scraper, then the cluster, then the link proxies.
@@ -431,6 +464,15 @@ pub fn check_compared(
     dir: &std::path::Path,
     other: Option<&std::path::Path>,
 ) -> anyhow::Result<i32> {
+    Ok(check_results(dir, other)?.validity.exit_code())
+}
+
+/// Checks the run directory (drawing `other` on the retry-load graph), prints every check, the
+/// scenario expectation if the spec names one, and the verdict; returns the results.
+pub fn check_results(
+    dir: &std::path::Path,
+    other: Option<&std::path::Path>,
+) -> anyhow::Result<checker::Results> {
     let results = checker::analyze_compared(dir, other)?;
     for c in &results.checks {
         eprintln!(
@@ -445,6 +487,9 @@ pub fn check_compared(
         results.validity,
         dir.join(files::INDEX).display()
     );
+    if let Some(e) = &results.expectation {
+        eprintln!("harness: expectation {}", e.line());
+    }
     println!("{}", results.validity);
-    Ok(results.validity.exit_code())
+    Ok(results)
 }
