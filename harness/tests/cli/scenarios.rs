@@ -28,9 +28,15 @@ fn check<'a>(results: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {name} in {results}"))
 }
 
+/// The pair's out directory: removed when dropped, or kept (`SCENARIO_KEEP_RUNS`).
+enum Keep {
+    Removed(#[allow(dead_code)] tempfile::TempDir),
+    Kept(#[allow(dead_code)] PathBuf),
+}
+
 /// A finished pair: both run directories and their results (removed when dropped).
 struct Pair {
-    _out: tempfile::TempDir,
+    _out: Keep,
     on_dir: PathBuf,
     off_dir: PathBuf,
     on: Value,
@@ -45,6 +51,13 @@ fn run_pair(name: &str, seed: &str) -> Pair {
     let (_, _) = (pipeline_bin(), faultproxy_bin());
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().to_owned();
+    // SCENARIO_KEEP_RUNS=1 keeps the runs for reading after the test.
+    let tmp = if std::env::var_os("SCENARIO_KEEP_RUNS").is_some() {
+        eprintln!("scenario {name}: runs kept under {}", out.display());
+        Keep::Kept(tmp.keep())
+    } else {
+        Keep::Removed(tmp)
+    };
     let out_s = out.display().to_string();
     let result = harness(&[
         "scenario", "run", name, "--pair", "--seed", seed, "--out", &out_s,
@@ -91,6 +104,33 @@ fn run_pair(name: &str, seed: &str) -> Pair {
     assert!(
         html.contains(&format!("{name}-off/")),
         "report names the compared run"
+    );
+    // Every planned fault started (its target was found), in both runs.
+    for dir in [&on_dir, &off_dir] {
+        let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+        let starts: Vec<Value> = history
+            .lines()
+            .filter(|l| l.contains("\"process\":\"nemesis\"") && l.contains("\"f\":\"start\""))
+            .map(|l| serde_json::from_str(l).expect("history line"))
+            .filter(|op: &Value| op["type"] == "info")
+            .collect();
+        let planned = off_spec["faults"].as_array().expect("faults").len();
+        assert_eq!(starts.len(), planned, "{}", dir.display());
+        for op in &starts {
+            assert!(
+                op["value"].get("error").is_none(),
+                "a fault did not start: {op}"
+            );
+        }
+    }
+    let index = std::fs::read_to_string(out.join("index.html")).expect("runs index");
+    let protection = on["expectation"]["protection"]
+        .as_str()
+        .expect("protection");
+    assert!(index.contains(&format!("{protection} on: held")), "{index}");
+    assert!(
+        index.contains(&format!("{protection} off: held")),
+        "{index}"
     );
     let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
     assert!(stdout.contains("expectation=held"), "{report}");
