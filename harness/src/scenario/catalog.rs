@@ -5,9 +5,9 @@
 //! reaches its own roles directly, not through the fault proxy, and the order leader calls
 //! payment on its own node first. If payment's leader sits on the same node as order's, a
 //! toxic on the links into payment never touches a charge. Pausing payment there for longer
-//! than a lease (2.5 s) and a campaign moves payment's leadership to another node when it was there (and
-//! changes nothing else when it was not), so that every charge and refund after it crosses a
-//! proxied link.
+//! than a lease (2.5 s) and a campaign moves payment's leadership to another node when it was
+//! there (and changes nothing else when it was not), so that every charge and refund after it
+//! crosses a proxied link.
 
 use checker::Validity::{Invalid, Valid};
 
@@ -15,6 +15,13 @@ use super::{is, with, with_items, Scenario};
 
 /// Pause payment where the order leader runs, long enough for a new payment leader elsewhere.
 const SEPARATE_LEADERS: &str = "kind=pause,role=payment,node=leader-of:order,at=1s,for=3500ms";
+
+/// Pause shipping where the order leader runs: the leader calls its own node's shipping first,
+/// so its sagas, charged, wait for their shipment until it resumes (a few get through on a
+/// retry to another node while the budget lasts). Without it refunds would come only from
+/// charges made during the lost replies, and those are held up by the same lost replies and
+/// the retry budget: a handful per run, sometimes none.
+const PILE_UP_AT_SHIPPING: &str = "kind=pause,role=shipping,node=leader-of:order,at=5s,for=3s";
 
 /// Every scenario, in `harness scenario list` order.
 pub fn all() -> Vec<Scenario> {
@@ -111,10 +118,12 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "retried-compensation",
             protection: "idempotency",
-            about: "refuses 60% of shipments so that most sagas compensate, and drops the \
-                    replies on the link from the order leader to the payment leader: the first \
-                    two attempts of every charge and refund lose their reply (the effect \
-                    happened), the third goes through the third node, so refunds are retried",
+            about: "refuses 60% of shipments so that most sagas compensate; pauses shipping \
+                    where the order leader runs so that charged sagas pile up waiting for their \
+                    shipment, then drops the replies on the link from the order leader to the \
+                    payment leader and resumes shipping: the piled-up sagas are refused \
+                    shipment together and their refunds lose their replies (the refund \
+                    happened), so every one of them is retried under its key",
             words: &[
                 "--time-limit",
                 "13s",
@@ -123,7 +132,9 @@ pub fn all() -> Vec<Scenario> {
                 "--fault",
                 SEPARATE_LEADERS,
                 "--fault",
-                "kind=lost-response,role=payment,links=leaders:order,at=5s,for=6s",
+                PILE_UP_AT_SHIPPING,
+                "--fault",
+                "kind=lost-response,role=payment,links=leaders:order,at=7s,for=5s",
             ],
             off_words: &["--no-idempotency"],
             claim_on: "refund keys are presented more than once and each made one refund \
