@@ -17,6 +17,7 @@
 
 pub mod analysis;
 pub mod checks;
+pub mod expectation;
 pub mod final_state;
 pub mod history;
 pub mod lincheck;

@@ -90,6 +90,9 @@ pub struct Results {
     pub duration_s: Option<f64>,
     /// Every check, in the order they ran.
     pub checks: Vec<CheckResult>,
+    /// The scenario's expectation and whether it held, when `spec.json` names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expectation: Option<crate::expectation::ExpectationResult>,
 }
 
 impl Results {
@@ -102,6 +105,7 @@ impl Results {
             started_unix_ms: None,
             duration_s: None,
             checks,
+            expectation: None,
         }
     }
 }

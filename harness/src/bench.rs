@@ -182,15 +182,13 @@ pub async fn consistency(args: &BenchConsistencyArgs) -> anyhow::Result<i32> {
     let mut runs = Vec::with_capacity(MODES.len());
     for mode in MODES {
         let run = run_args(args, mode)?;
-        let code = crate::run::run(run).await?;
+        let outcome = crate::run::execute(run).await?;
+        let code = outcome.code;
         anyhow::ensure!(
             matches!(code, 0..=2),
             "the {mode} run ended without a verdict (exit {code})"
         );
-        let latest = args.out.join(crate::rundir::LATEST);
-        let dir = std::fs::canonicalize(&latest)
-            .with_context(|| format!("resolving {}", latest.display()))?;
-        runs.push(read_run(mode, &dir)?);
+        runs.push(read_run(mode, &outcome.dir)?);
     }
     let runs: [ModeRun; 2] = runs
         .try_into()

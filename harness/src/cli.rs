@@ -34,6 +34,10 @@ pub enum Command {
     Lincheck(LincheckArgs),
     /// Browse the reports (the runs index and every run's report) on 127.0.0.1.
     Serve(ServeArgs),
+    /// Named scenarios: each proves one protection, and fails without it.
+    Scenario(ScenarioArgs),
+    /// The nightly job: runs with two faults at once, optionally the scenario matrix, a summary.
+    Nightly(NightlyArgs),
     /// Measure costs side by side (use a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -169,6 +173,12 @@ pub struct RunArgs {
     /// seeded pause; anything else is a periodic seeded schedule.
     #[arg(long, default_value = "pause", value_parser = parse_nemesis)]
     pub nemesis: NemesisKinds,
+    /// One fault with its target and timing instead of the seeded schedule (repeat for more),
+    /// e.g. kind=pause,role=order,node=leader,at=4s,for=5s or
+    /// kind=lost-response,role=payment,links=all,at=6s,for=8s (see docs/runbook.md).
+    #[arg(long = "fault", value_name = "SPEC", value_parser = crate::fault_spec::parse,
+          conflicts_with_all = ["nemesis", "nemesis_interval", "nemesis_pairs", "fault_at", "fault_for"])]
+    pub faults: Vec<crate::fault_spec::FaultSpec>,
     /// One fault slot every this long (default 10s for periodic schedules).
     #[arg(long, value_parser = crate::duration::parse)]
     pub nemesis_interval: Option<Duration>,
@@ -222,6 +232,11 @@ pub struct RunArgs {
     /// Switch off saga compensations (to prove the effects check catches lost refunds).
     #[arg(long)]
     pub no_compensation: bool,
+    /// The order leader trusts its leadership flag until its renewal loop notices a lost
+    /// lease, instead of checking the lease before every write: a paused leader then writes
+    /// after it was deposed, and only fencing stops it (see docs/pipeline.md).
+    #[arg(long)]
+    pub no_lease_check: bool,
     /// Consistency model of inventory: linearizable (leader, fencing, majority quorum) or
     /// eventual (any node, W = R = 1).
     #[arg(long, value_enum)]
@@ -229,6 +244,12 @@ pub struct RunArgs {
     /// Share of shipment creations the shipping service refuses (forces compensations).
     #[arg(long)]
     pub shipping_failure_rate: Option<f64>,
+    /// The named scenario's expectation, written to spec.json (set by `harness scenario`).
+    #[arg(skip)]
+    pub expectation: Option<checker::expectation::Expectation>,
+    /// The run this one is paired with (`harness scenario run --pair`), written to spec.json.
+    #[arg(skip)]
+    pub paired_with: Option<String>,
     /// What the clients do: place orders, call the inventory directly (reserve, release,
     /// read-stock on a few contended SKUs), or both at once.
     #[arg(long, value_enum, default_value_t = WorkloadKind::Orders)]
@@ -344,6 +365,7 @@ impl RunArgs {
             no_fencing: self.no_fencing,
             no_retry_budget: self.no_retry_budget,
             no_compensation: self.no_compensation,
+            no_lease_check: self.no_lease_check,
             inventory_mode: self.inventory_mode.map(|m| m.name().to_owned()),
             shipping_failure_rate: self.shipping_failure_rate,
         }
@@ -401,6 +423,19 @@ impl RunArgs {
             .is_some_and(|d| d < Duration::from_secs(1))
         {
             return Err("--nemesis-interval must be at least 1s".into());
+        }
+        if self.faults.len() > crate::fault_spec::MAX_FAULTS {
+            return Err(format!(
+                "at most {} --fault flags",
+                crate::fault_spec::MAX_FAULTS
+            ));
+        }
+        let last_heal = crate::fault_spec::last_heal(&self.faults);
+        if last_heal > self.time_limit {
+            return Err(format!(
+                "--time-limit {:?}: a --fault heals only at {last_heal:?}",
+                self.time_limit
+            ));
         }
         if self.pause_target.is_empty() {
             return Err("--pause-target: give leader, random or a node name".into());
@@ -536,4 +571,73 @@ impl LincheckArgs {
             _ => Ok(()),
         }
     }
+}
+
+/// `harness scenario`.
+#[derive(Debug, Clone, Args)]
+pub struct ScenarioArgs {
+    /// list or run.
+    #[command(subcommand)]
+    pub action: ScenarioAction,
+}
+
+/// What `harness scenario` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ScenarioAction {
+    /// List the scenarios: what each proves, its `harness run` options and its expectation.
+    List,
+    /// Run one scenario; exit 0 when its expectation held, 1 when not, 2 when unknown.
+    Run(ScenarioRunArgs),
+}
+
+/// `harness scenario run`.
+#[derive(Debug, Clone, Args)]
+pub struct ScenarioRunArgs {
+    /// The scenario (see `harness scenario list`).
+    pub name: String,
+    /// Switch the scenario's protection off: its expectation is then that its check fails.
+    #[arg(long, conflicts_with = "pair")]
+    pub protection_off: bool,
+    /// Run with the protection on, then off with the same seed; link the two runs and draw
+    /// both on the first run's retry-load graph.
+    #[arg(long)]
+    pub pair: bool,
+    /// Seed of every random choice (default: a random one, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How long the workload runs (default: the scenario's own; faults must heal before it).
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub time_limit: Option<Duration>,
+    /// Where runs are written.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// The pipeline binary (default: `pipeline` next to this harness binary).
+    #[arg(long)]
+    pub pipeline_bin: Option<PathBuf>,
+}
+
+/// `harness nightly`.
+#[derive(Debug, Clone, Args)]
+pub struct NightlyArgs {
+    /// Combined-fault runs: each runs two faults of different kinds at once, from the seed.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub runs: u16,
+    /// Seed the runs' seeds are drawn from (default: a random one, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Workload length of each combined-fault run (scenarios keep their own).
+    #[arg(long, default_value = "60s", value_parser = crate::duration::parse)]
+    pub time_limit: Duration,
+    /// Where runs and the summary are written.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Also run every named scenario with its protection on and off.
+    #[arg(long)]
+    pub scenarios: bool,
+    /// Start no further run after this much wall-clock time; runs not started count unknown.
+    #[arg(long, default_value = "3h", value_parser = crate::duration::parse)]
+    pub total_limit: Duration,
+    /// The pipeline binary (default: `pipeline` next to this harness binary).
+    #[arg(long)]
+    pub pipeline_bin: Option<PathBuf>,
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nemesis::fault::FaultPlan;
 use nemesis::schedule::{self, Kind, Planned};
 use nemesis::{Control, Nemesis, Recorder};
 use rand::SeedableRng;
@@ -20,18 +21,31 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Whether the run needs link proxies (network faults, local partitions, or `--toxiproxy`).
 pub fn needs_proxies(args: &RunArgs) -> bool {
+    let explicit = args.faults.iter().any(|f| {
+        matches!(
+            f.planned.plan,
+            FaultPlan::Network { .. } | FaultPlan::Storm { .. } | FaultPlan::Partition { .. }
+        )
+    });
     args.toxiproxy.is_some()
-        || args
-            .nemesis
-            .0
-            .iter()
-            .any(|k| k.needs_proxy() || *k == Kind::Partition)
+        || explicit
+        || (args.faults.is_empty()
+            && args
+                .nemesis
+                .0
+                .iter()
+                .any(|k| k.needs_proxy() || *k == Kind::Partition))
 }
 
-/// The run's schedule: one seeded pause for a lone `pause` without an interval (the walking
+/// The run's schedule: the `--fault` flags as given, else one seeded pause for a lone `pause` without an interval (the walking
 /// skeleton's behaviour), a periodic schedule otherwise; `--fault-at` moves the first slot
 /// (and the rest with it), `--fault-for` sets every duration.
 pub fn plan(args: &RunArgs, seed: u64, nodes: usize) -> Vec<Planned> {
+    if !args.faults.is_empty() {
+        let mut planned: Vec<Planned> = args.faults.iter().map(|f| f.planned.clone()).collect();
+        planned.sort_by_key(|p| p.at);
+        return planned;
+    }
     let kinds = &args.nemesis.0;
     let mut planned = if kinds.is_empty() {
         Vec::new()

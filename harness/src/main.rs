@@ -110,6 +110,8 @@ async fn dispatch(command: Command) -> i32 {
             exit_code(harness::bench::consistency(&args).await)
         }
         Command::Cluster(args) => harness::cluster_cmd::cluster(args.action).await,
+        Command::Scenario(args) => harness::scenario::runner::main(args.action).await,
+        Command::Nightly(args) => harness::nightly::main(args).await,
         Command::NodesFromSshConfig(args) => harness::cluster_cmd::nodes_from_ssh_config(&args),
     }
 }

@@ -43,20 +43,43 @@ fn pipeline_bin(args: &RunArgs) -> anyhow::Result<std::path::PathBuf> {
 /// Runs one test end to end and returns the process exit code (0 valid, 1 invalid, 2 unknown,
 /// 130 interrupted). Errors are crashes (exit 255) after best-effort cleanup.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    Ok(execute(args).await?.code)
+}
+
+/// What one run left: its exit code, its directory and (when it was checked) its results.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// 0 valid, 1 invalid, 2 unknown, 130 interrupted.
+    pub code: i32,
+    /// The run directory.
+    pub dir: std::path::PathBuf,
+    /// The seed it ran with.
+    pub seed: u64,
+    /// The checks' results; `None` when the run was interrupted before the check.
+    pub results: Option<checker::Results>,
+}
+
+/// As [`run`], returning the run directory and results too (`harness scenario`, `nightly`).
+pub async fn execute(args: RunArgs) -> anyhow::Result<RunOutcome> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let bin = pipeline_bin(&args)?;
     let interrupt = Interrupt::listen();
     let mut prepared = open::prepare(&args).await?;
     let result = if interrupt.is_set() {
         eprintln!("harness: interrupted while preparing the cluster");
-        Ok(EXIT_INTERRUPTED)
+        Ok(RunOutcome {
+            code: EXIT_INTERRUPTED,
+            dir: args.out.clone(),
+            seed,
+            results: None,
+        })
     } else {
         run_prepared(&args, seed, bin, &prepared, interrupt).await
     };
     let finished = open::finish(&mut prepared).await;
-    let code = result?;
+    let outcome = result?;
     finished.context("taking down the netns cluster")?;
-    Ok(code)
+    Ok(outcome)
 }
 
 /// Ctrl-C, listened for from the very start of a run so that no phase (preparing a netns
@@ -267,7 +290,7 @@ async fn run_prepared(
     bin: std::path::PathBuf,
     prepared: &open::Prepared,
     mut interrupt: Interrupt,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<RunOutcome> {
     let progress = Arc::new(Progress::new());
     let run = open_run_dir(args, seed, prepared, &bin, &progress)?;
     let (dir, history) = (run.dir.clone(), run.history.clone());
@@ -282,7 +305,12 @@ async fn run_prepared(
         stop_all(scraper, cluster.as_ref(), &mut layer).await?;
         history.flush()?;
         progress.finish();
-        return Ok(EXIT_INTERRUPTED);
+        return Ok(RunOutcome {
+            code: EXIT_INTERRUPTED,
+            dir,
+            seed,
+            results: None,
+        });
     }
     let ledger = HealLedger::in_run_dir(&dir);
     let nemesis = Arc::new(Mutex::new(Nemesis::new(ledger)));
@@ -304,7 +332,12 @@ async fn run_prepared(
             history.flush()?;
             progress.finish();
             healed.context("healing faults")?;
-            return Ok(EXIT_INTERRUPTED);
+            return Ok(RunOutcome {
+                code: EXIT_INTERRUPTED,
+                dir,
+                seed,
+                results: None,
+            });
         }
         (Some(Err(e)), _) => {
             stop_all(scraper, cluster.as_ref(), &mut layer).await?;
@@ -333,24 +366,39 @@ async fn run_prepared(
                 progress.line("interrupted while quiescing; the run was not checked");
                 history.flush()?;
                 progress.finish();
-                return Ok(EXIT_INTERRUPTED);
+                return Ok(RunOutcome {
+                    code: EXIT_INTERRUPTED,
+                    dir,
+                    seed,
+                    results: None,
+                });
             };
             collected?;
             history.flush()?;
             progress.finish();
-            let code = check(&dir)?;
-            // The runs index is a convenience: failing to rewrite it does not change the verdict.
-            match checker::report::write_runs_index(&args.out) {
-                Ok(n) => eprintln!(
-                    "harness: runs index {} ({n} runs)",
-                    args.out.join(files::INDEX).display()
-                ),
-                Err(e) => eprintln!("harness: runs index not rewritten: {e}"),
+            let results = check_results(&dir, None)?;
+            write_runs_index(&args.out);
+            RunOutcome {
+                code: results.validity.exit_code(),
+                dir,
+                seed,
+                results: Some(results),
             }
-            code
         }
     };
     Ok(code)
+}
+
+/// Rewrites the runs index under `out`. It is a convenience: failing to rewrite it does not
+/// change any verdict.
+pub fn write_runs_index(out: &std::path::Path) {
+    match checker::report::write_runs_index(out) {
+        Ok(n) => eprintln!(
+            "harness: runs index {} ({n} runs)",
+            out.join(files::INDEX).display()
+        ),
+        Err(e) => eprintln!("harness: runs index not rewritten: {e}"),
+    }
 }
 
 /// Stops the metrics scraper, then the cluster, then the link proxies.
@@ -582,6 +630,15 @@ pub fn check_compared(
     dir: &std::path::Path,
     other: Option<&std::path::Path>,
 ) -> anyhow::Result<i32> {
+    Ok(check_results(dir, other)?.validity.exit_code())
+}
+
+/// Checks the run directory (drawing `other` on the retry-load graph), prints every check, the
+/// scenario expectation if the spec names one, and the verdict; returns the results.
+pub fn check_results(
+    dir: &std::path::Path,
+    other: Option<&std::path::Path>,
+) -> anyhow::Result<checker::Results> {
     let results = checker::analyze_compared(dir, other)?;
     for c in &results.checks {
         eprintln!(
@@ -596,6 +653,9 @@ pub fn check_compared(
         results.validity,
         dir.join(files::INDEX).display()
     );
+    if let Some(e) = &results.expectation {
+        eprintln!("harness: expectation {}", e.line());
+    }
     println!("{}", results.validity);
-    Ok(results.validity.exit_code())
+    Ok(results)
 }

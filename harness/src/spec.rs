@@ -41,7 +41,12 @@ pub fn rerun_command(args: &RunArgs, seed: u64, prepared: &Prepared) -> String {
     flag("concurrency", args.concurrency.to_string());
     flag("seed", seed.to_string());
     flag("scenario", args.scenario.clone());
-    flag("nemesis", args.nemesis.spelling());
+    if args.faults.is_empty() {
+        flag("nemesis", args.nemesis.spelling());
+    }
+    for f in &args.faults {
+        flag("fault", f.text.clone());
+    }
     if let Some(d) = args.nemesis_interval {
         flag("nemesis-interval", secs(d));
     }
@@ -83,6 +88,7 @@ pub fn rerun_command(args: &RunArgs, seed: u64, prepared: &Prepared) -> String {
         (args.no_fencing, "--no-fencing"),
         (args.no_retry_budget, "--no-retry-budget"),
         (args.no_compensation, "--no-compensation"),
+        (args.no_lease_check, "--no-lease-check"),
     ] {
         if on {
             words.push(word.into());
@@ -111,7 +117,9 @@ pub fn spec(
         "time_limit_s": args.time_limit.as_secs_f64(),
         "rate": args.rate,
         "concurrency": args.concurrency,
-        "nemesis": args.nemesis.spelling(),
+        "nemesis": if args.faults.is_empty() { args.nemesis.spelling() } else { "explicit".into() },
+        "faults": (!args.faults.is_empty())
+            .then(|| args.faults.iter().map(|f| f.text.clone()).collect::<Vec<_>>()),
         "nemesis_interval_s": args.nemesis_interval.map(|d| d.as_secs_f64()),
         "nemesis_pairs": args.nemesis_pairs,
         "toxiproxy": args.toxiproxy,
@@ -125,6 +133,9 @@ pub fn spec(
         "no_fencing": args.no_fencing,
         "no_retry_budget": args.no_retry_budget,
         "no_compensation": args.no_compensation,
+        "no_lease_check": args.no_lease_check,
+        "expectation": args.expectation,
+        "paired_with": args.paired_with,
         "inventory_mode": args.inventory_mode.map(|m| m.name()),
         "shipping_failure_rate": args.shipping_failure_rate,
         "workload": args.workload.name(),
@@ -136,5 +147,30 @@ pub fn spec(
         "pipeline_bin": pipeline_bin,
         "harness_version": env!("CARGO_PKG_VERSION"),
         "rerun": rerun_command(args, seed, prepared),
+        "rerun_scenario": args.expectation.as_ref().map(|e| scenario_command(args, e, seed)),
     })
+}
+
+/// The `harness scenario run` command that reruns a scenario's run, expectation included.
+fn scenario_command(args: &RunArgs, e: &checker::expectation::Expectation, seed: u64) -> String {
+    let mut words = vec![
+        "harness".to_owned(),
+        "scenario".into(),
+        "run".into(),
+        e.scenario.clone(),
+        "--seed".into(),
+        seed.to_string(),
+        "--time-limit".into(),
+        secs(args.time_limit),
+        "--out".into(),
+        args.out.display().to_string(),
+    ];
+    if !e.protection_on {
+        words.push("--protection-off".into());
+    }
+    if let Some(p) = &args.pipeline_bin {
+        words.push("--pipeline-bin".into());
+        words.push(p.display().to_string());
+    }
+    words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }

@@ -7,8 +7,12 @@ use std::time::{Duration, Instant};
 
 /// Width of one bucket of the sliding window.
 const BUCKET: Duration = Duration::from_secs(1);
-/// Buckets in the window (10 s).
+/// Seconds in the window (10 s): the floor is granted per second of it.
 pub const WINDOW_BUCKETS: usize = 10;
+/// Buckets kept: the current, partial second and the full window before it, so that every
+/// 10 s interval that ends now lies inside what is counted. No 10 s interval then ever holds
+/// more retries than the budget allows, which is what the retry-load check verifies.
+const RING: usize = WINDOW_BUCKETS + 1;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
@@ -18,13 +22,13 @@ struct Bucket {
     retries: u64,
 }
 
-/// Counts requests and retries over the last [`WINDOW_BUCKETS`] seconds.
+/// Counts requests and retries over the last [`WINDOW_BUCKETS`] seconds (and the current one).
 #[derive(Debug)]
 pub struct RetryBudget {
     start: Instant,
     ratio: f64,
     floor_per_s: u64,
-    buckets: Mutex<[Bucket; WINDOW_BUCKETS]>,
+    buckets: Mutex<[Bucket; RING]>,
 }
 
 impl RetryBudget {
@@ -34,7 +38,7 @@ impl RetryBudget {
             start: Instant::now(),
             ratio,
             floor_per_s,
-            buckets: Mutex::new([Bucket::default(); WINDOW_BUCKETS]),
+            buckets: Mutex::new([Bucket::default(); RING]),
         }
     }
 
@@ -44,7 +48,7 @@ impl RetryBudget {
 
     fn with_bucket<R>(&self, now: Instant, f: impl FnOnce(&mut [Bucket], usize) -> R) -> R {
         let second = self.second(now);
-        let idx = (second % WINDOW_BUCKETS as u64) as usize;
+        let idx = (second % RING as u64) as usize;
         let mut guard = match self.buckets.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -58,7 +62,7 @@ impl RetryBudget {
         }
         // Buckets older than the window no longer count.
         for b in guard.iter_mut() {
-            if second.saturating_sub(b.second) >= WINDOW_BUCKETS as u64 {
+            if second.saturating_sub(b.second) >= RING as u64 {
                 *b = Bucket::default();
             }
         }
@@ -101,8 +105,9 @@ impl RetryBudget {
 mod tests {
     use super::*;
 
-    /// Proves retries are capped at the floor plus 10 % of requests within the window, and that
-    /// the window slides: old requests and retries stop counting.
+    /// Proves retries are capped at the floor plus 10 % of requests within the window, that the
+    /// window covers every 10 s interval ending now, and that it slides: old requests and
+    /// retries stop counting.
     #[test]
     fn budget_caps_retries_and_slides() {
         let b = RetryBudget::new(0.1, 1);
@@ -115,6 +120,12 @@ mod tests {
             granted,
             10 + 10,
             "10 % of 100 plus a floor of 1/s over 10 s"
+        );
+        // Everything granted at 0 s still counts 10.5 s later: no 10 s interval holds more.
+        let edge = t0 + Duration::from_millis(WINDOW_BUCKETS as u64 * 1000 + 500);
+        assert!(
+            !b.try_withdraw_at(edge),
+            "the 10 s before 10.5 s hold 20 retries"
         );
         let later = t0 + Duration::from_secs(WINDOW_BUCKETS as u64 + 1);
         let granted = (0..1000).filter(|_| b.try_withdraw_at(later)).count();

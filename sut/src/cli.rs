@@ -86,6 +86,11 @@ pub struct OrderArgs {
     /// Retry without a budget (to prove the retry-load check can fail).
     #[arg(long)]
     pub no_retry_budget: bool,
+    /// Trust the leadership flag until the renewal loop notices a lost lease, instead of
+    /// checking the lease's end on the monotonic clock before every write: what a process
+    /// pause between "check" and "use" does, so that only fencing stops a deposed leader.
+    #[arg(long)]
+    pub no_lease_check: bool,
 }
 
 /// `pipeline payment`.

@@ -200,6 +200,8 @@ struct Inner {
     replicas: Replicas,
     ttl: Duration,
     rng: SharedRng,
+    /// Whether [`Elector::leadership`] also checks the lease's end on the monotonic clock.
+    lease_check: bool,
     state: Mutex<State>,
     changes: watch::Sender<LeaderView>,
 }
@@ -220,6 +222,23 @@ impl Elector {
         ttl: Duration,
         rng: SharedRng,
     ) -> Elector {
+        Elector::start_with(domain, node, replicas, ttl, rng, true)
+    }
+
+    /// As [`Elector::start`]; `lease_check` false makes [`Elector::leadership`] trust the
+    /// leadership flag until the renewal loop notices that the lease is lost (a renewal
+    /// refused, or one undecided past the lease's end), instead of also checking the lease's end
+    /// on the monotonic clock. That is what a process paused between checking its lease and
+    /// using it does: after the pause it acts on a stale answer, and only fencing tokens stop
+    /// its writes (the `--no-lease-check` switch, docs/pipeline.md).
+    pub fn start_with(
+        domain: &str,
+        node: &str,
+        replicas: Replicas,
+        ttl: Duration,
+        rng: SharedRng,
+        lease_check: bool,
+    ) -> Elector {
         let (changes, _) = watch::channel(LeaderView::default());
         let e = Elector {
             inner: Arc::new(Inner {
@@ -228,6 +247,7 @@ impl Elector {
                 replicas,
                 ttl,
                 rng,
+                lease_check,
                 state: Mutex::new(State {
                     view: LeaderView::default(),
                     until: None,
@@ -244,10 +264,11 @@ impl Elector {
         &self.inner.domain
     }
 
-    /// This process's token if it leads now (its lease has not run out).
+    /// This process's token if it leads now (its lease has not run out; without the lease
+    /// check, until the renewal loop has noticed that it lost the lease).
     pub fn leadership(&self) -> Option<u64> {
         let st = self.inner.state.lock().ok()?;
-        let live = st.until.is_some_and(|u| u > Instant::now());
+        let live = !self.inner.lease_check || st.until.is_some_and(|u| u > Instant::now());
         (st.view.is_leader && live).then_some(st.view.token)
     }
 

@@ -93,7 +93,12 @@ pub struct CallerWindow {
     pub retries: f64,
     /// Retries refused by the budget.
     pub refused: f64,
-    /// What the budget allows: `ratio * requests + floor * window length`.
+    /// The requests the allowance rests on: this window's and the previous window's (the
+    /// pipeline's budget slides, so a retry late in one window may rest on requests made in
+    /// the window before).
+    pub budget_requests: f64,
+    /// What the budget allows: `ratio * budget_requests + floor * (window length + 1 s)`; the
+    /// extra second is the grain of the once-a-second scrape.
     pub allowed_retries: f64,
 }
 
@@ -175,6 +180,7 @@ pub fn caller_windows(m: &Metrics, budget: &BudgetParams) -> Vec<CallerWindow> {
             let end = (start + window).min(seconds);
             let total = |v: &[f64]| v[start..end].iter().sum::<f64>();
             let requests = total(req);
+            let budget_requests = req[start.saturating_sub(window)..end].iter().sum::<f64>();
             out.push(CallerWindow {
                 node: key.0.clone(),
                 role: key.1.clone(),
@@ -184,8 +190,9 @@ pub fn caller_windows(m: &Metrics, budget: &BudgetParams) -> Vec<CallerWindow> {
                 requests,
                 retries: total(ret),
                 refused: total(refu),
-                allowed_retries: budget.ratio * requests
-                    + budget.floor_retries_per_s * (end - start) as f64,
+                budget_requests,
+                allowed_retries: budget.ratio * budget_requests
+                    + budget.floor_retries_per_s * (end - start + 1) as f64,
             });
         }
     }

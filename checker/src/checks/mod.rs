@@ -6,7 +6,7 @@
 //! | `effects` | history, final state | an order is not in a legal end state with its effects |
 //! | `idempotency` | history, final state | a key produced more than one effect record |
 //! | `fencing` | `nodes/*/store.log` | a replica accepted a token below one it had accepted |
-//! | `retry-load` | `metrics.csv`, history | retries exceeded the budget while it was on |
+//! | `retry-load` | `metrics.csv`, history | a caller's retries exceeded the budget (also when the pipeline's budget was switched off) |
 //! | `signals` | `metrics.csv`, history | never (informational; unknown without data) |
 //! | `perf` | history | never (informational; unknown without data) |
 
@@ -21,6 +21,7 @@ pub mod signals;
 use serde::Serialize;
 
 use crate::analysis::seams::{BudgetParams, SignalParams};
+use crate::expectation::{self, ExpectationResult};
 use crate::rundir::RunData;
 use crate::verdict::{CheckResult, Results};
 
@@ -62,5 +63,27 @@ pub fn check_all_parts(run: &RunData, params: &Params, inventory: CheckResult) -
     let mut results = Results::new(run.history.header.run_id.clone(), checks);
     results.started_unix_ms = Some(run.history.header.started_unix_ms);
     results.duration_s = Some(crate::analysis::end_ns(&run.history) as f64 / 1e9);
+    results.expectation = expectation_of(run, &results);
     results
+}
+
+/// The spec's expectation evaluated against `results`; a malformed one is unknown, with the
+/// reason as its claim.
+fn expectation_of(run: &RunData, results: &Results) -> Option<ExpectationResult> {
+    Some(match expectation::from_spec(&run.spec)? {
+        Ok(e) => expectation::evaluate(&e, results),
+        Err(why) => ExpectationResult {
+            outcome: expectation::Outcome::Unknown,
+            scenario: run
+                .spec
+                .get("scenario")
+                .and_then(|v| v.as_str())
+                .unwrap_or("-")
+                .to_owned(),
+            protection: "-".into(),
+            protection_on: false,
+            claim: why,
+            requirements: Vec::new(),
+        },
+    })
 }

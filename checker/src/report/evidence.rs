@@ -334,6 +334,7 @@ pub fn tables(check: &CheckResult) -> Vec<Table> {
                     ("from (s)", "start_s"),
                     ("to (s)", "end_s"),
                     ("requests", "requests"),
+                    ("requests the budget rests on", "budget_requests"),
                     ("retries", "retries"),
                     ("allowed retries", "allowed_retries"),
                     ("refused", "refused"),

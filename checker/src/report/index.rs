@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{evidence, timeline, Graph, ReportError, TEMPLATE};
 use crate::analysis::FaultWindow;
+use crate::expectation::{ExpectationResult, Outcome};
 use crate::rundir::{files, RunData};
 use crate::verdict::Results;
 
@@ -208,6 +209,64 @@ fn raw_files(dir: &Path, signal_files: &[String]) -> Vec<String> {
     out
 }
 
+#[derive(Serialize)]
+struct RequirementView {
+    check: String,
+    expected: String,
+    found: String,
+    why: String,
+    outcome: String,
+    class: &'static str,
+}
+
+#[derive(Serialize)]
+struct ExpectationView {
+    outcome: &'static str,
+    class: &'static str,
+    scenario: String,
+    protection: String,
+    switched: &'static str,
+    claim: String,
+    requirements: Vec<RequirementView>,
+}
+
+fn outcome_class(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Held => "valid",
+        Outcome::NotHeld => "invalid",
+        Outcome::Unknown => "unknown",
+    }
+}
+
+fn expectation_view(e: &ExpectationResult) -> ExpectationView {
+    ExpectationView {
+        outcome: e.outcome.as_str(),
+        class: outcome_class(e.outcome),
+        scenario: e.scenario.clone(),
+        protection: e.protection.clone(),
+        switched: if e.protection_on { "on" } else { "off" },
+        claim: e.claim.clone(),
+        requirements: e
+            .requirements
+            .iter()
+            .map(|r| RequirementView {
+                check: r.requirement.check.clone(),
+                expected: match &r.requirement.evidence {
+                    Some(ev) => format!(
+                        "{} with at least {} {}",
+                        r.requirement.validity, ev.at_least, ev.what
+                    ),
+                    None => r.requirement.validity.to_string(),
+                },
+                found: r.found.map_or("missing".into(), |v| v.to_string()),
+                why: r.why.clone(),
+                outcome: r.outcome.as_str().to_owned(),
+                class: outcome_class(r.outcome),
+            })
+            .collect(),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn render_index(
     run: &RunData,
@@ -253,6 +312,7 @@ pub(super) fn render_index(
         files => raw_files(&run.dir, signal_files),
         linearizability => linearizability,
         compared_with => other.map(|o| o.history.header.run_id.clone()),
+        expectation => results.expectation.as_ref().map(expectation_view),
     })?;
     Ok(html)
 }

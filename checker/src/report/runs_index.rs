@@ -33,6 +33,10 @@ pub struct RunRow {
     pub seed: String,
     /// `valid`, `invalid`, `unknown` or `not checked`.
     pub verdict: String,
+    /// The scenario expectation: `fencing on: held`, or `-` for runs without one.
+    pub expectation: String,
+    /// `valid`, `invalid` or `unknown` for held, not held, unknown; empty without one.
+    pub expectation_class: String,
     /// Duration in seconds, as text.
     pub duration: String,
     /// Link relative to the reports directory.
@@ -83,6 +87,7 @@ fn row(reports: &Path, scenario: &str, run: &Path) -> Option<RunRow> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let spec = spec.unwrap_or_default();
+    let expectation = results.as_ref().and_then(|r| r.expectation.clone());
     let started_unix_ms = head.as_ref().map_or(0, |h| h.started_unix_ms);
     let dir_name = run.file_name()?.to_string_lossy().into_owned();
     let rel = run
@@ -110,6 +115,17 @@ fn row(reports: &Path, scenario: &str, run: &Path) -> Option<RunRow> {
         },
         started_unix_ms,
         seed: spec.get("seed").map_or("-".into(), |v| v.to_string()),
+        expectation: expectation.as_ref().map_or("-".into(), |e| {
+            format!(
+                "{} {}: {}",
+                e.protection,
+                if e.protection_on { "on" } else { "off" },
+                e.outcome
+            )
+        }),
+        expectation_class: expectation
+            .as_ref()
+            .map_or(String::new(), |e| e.outcome.as_validity().to_string()),
         verdict: results.map_or("not checked".into(), |r| r.validity.to_string()),
         duration,
         link: if run.join(files::INDEX).is_file() {

@@ -13,15 +13,16 @@ fn retry_load(run: &Run) -> checker::CheckResult {
     checker::checks::retry_load::check(&data, &p.budget, &p.recovery)
 }
 
-/// n1's order role retries payment 10 times a second from 9 s to 13 s: 40 retries in the
-/// 10-20 s window against 100 requests, where the budget allows 0.1 * 100 + 1 * 10 = 20.
+/// n1's order role retries payment 20 times a second from 9 s to 13 s: 60 retries in the
+/// 10-20 s window, where the budget allows 0.1 * 190 requests (this window's 100 and the 90 of
+/// the window before) + 1 * 11 = 30.
 fn storm(run: &mut Run) {
     run.metrics
         .retain(|m| !(m.1 == "n1" && m.3 == "retry_attempts_total" && m.4.contains("payment")));
     let mut retries = 0.0;
     for s in 0..20 {
         if (9..13).contains(&s) {
-            retries += 10.0;
+            retries += 20.0;
         }
         let l = "{downstream=\"payment\"}";
         run.metric(
@@ -64,10 +65,11 @@ fn within_budget_passes_with_the_numbers() {
     );
 }
 
-/// Proves retries past the budget while it was on are invalid, naming the caller and window;
-/// the same metrics with `no_retry_budget` in the spec are reported but valid.
+/// Proves retries past the budget are invalid, naming the caller and window, also when the
+/// pipeline's budget was switched off (`no_retry_budget`: the switch proves the check can
+/// fail), and that the summary then says the budget was off.
 #[test]
-fn over_budget_is_flagged_only_when_the_budget_was_on() {
+fn over_budget_is_flagged_with_or_without_the_budget() {
     let mut run = legal_run();
     storm(&mut run);
     let r = retry_load(&run);
@@ -76,14 +78,16 @@ fn over_budget_is_flagged_only_when_the_budget_was_on() {
     assert_eq!(w["node"], "n1");
     assert_eq!(w["downstream"], "payment");
     assert_eq!(w["start_s"], 10);
-    assert_eq!(w["retries"], 30.0);
-    assert_eq!(w["allowed_retries"], 20.0);
+    assert_eq!(w["retries"], 60.0);
+    assert_eq!(w["budget_requests"], 190.0);
+    assert_eq!(w["allowed_retries"], 30.0);
 
     run.spec["no_retry_budget"] = json!(true);
     let r = retry_load(&run);
-    assert_eq!(r.validity, Validity::Valid, "{r:#?}");
+    assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
     assert_eq!(r.details["over_budget_total"], 1);
-    assert!(r.summary.contains("budget off"), "{}", r.summary);
+    assert_eq!(r.details["budget_on"], false);
+    assert!(r.summary.contains("switched off"), "{}", r.summary);
 }
 
 /// Proves a run without `metrics.csv`, or without request counters in it, is unknown.

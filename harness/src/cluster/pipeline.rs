@@ -16,9 +16,15 @@ pub const ORDER_SKUS: usize = 10;
 pub const ORDER_SKU_STOCK: i64 = 1000;
 
 /// Settings the harness gives every node unless told otherwise: a shipping failure rate, so
-/// that runs exercise compensations too.
+/// that runs exercise compensations too, and the retry budget the retry-load check holds the
+/// callers to (`checker::analysis::seams::BudgetParams`), so that pipeline and check agree.
 pub fn default_settings() -> Value {
-    json!({"shipping_failure_rate": 0.1})
+    let budget = checker::analysis::seams::BudgetParams::default();
+    json!({
+        "shipping_failure_rate": 0.1,
+        "retry_budget_ratio": budget.ratio,
+        "retry_budget_floor_per_s": budget.floor_retries_per_s.round() as u64,
+    })
 }
 
 /// The stock workload's contended SKUs: `stock-0` .. `stock-<count - 1>`, each starting with
@@ -185,6 +191,8 @@ pub struct Switches {
     pub no_retry_budget: bool,
     /// `--no-compensation` on order.
     pub no_compensation: bool,
+    /// `--no-lease-check` on order.
+    pub no_lease_check: bool,
     /// `--inventory-mode` on inventory.
     pub inventory_mode: Option<String>,
     /// `--failure-rate` on shipping.
@@ -213,6 +221,9 @@ pub fn role_flags(switches: &Switches) -> BTreeMap<String, Vec<String>> {
     }
     if switches.no_compensation {
         add("order", &["--no-compensation".to_owned()]);
+    }
+    if switches.no_lease_check {
+        add("order", &["--no-lease-check".to_owned()]);
     }
     if let Some(mode) = &switches.inventory_mode {
         add("inventory", &["--inventory-mode".to_owned(), mode.clone()]);

@@ -27,6 +27,13 @@ pub enum Target {
     },
     /// The node currently leading the fault's role (`GET /admin/leader`).
     Leader,
+    /// The node currently leading another role: e.g. payment's process on the node where
+    /// order leads, which moves payment's leadership away from the orchestrator if it was
+    /// there.
+    LeaderOf {
+        /// The role whose leader's node is meant.
+        role: String,
+    },
 }
 
 /// Which proxied links a network fault hits.
@@ -50,6 +57,16 @@ pub enum Links {
     /// Every link into `role` (the whole service).
     Service {
         /// Role called.
+        role: String,
+    },
+    /// The one link from the node where `from_role` leads to the node where `role` leads
+    /// (both found through `GET /admin/leader` when the fault starts): what the orchestrator
+    /// uses to reach the downstream's leader. Fails to start when both lead on one node
+    /// (a node reaches its own roles directly).
+    Leaders {
+        /// The calling role whose leader's node is the link's source.
+        from_role: String,
+        /// Role called; its leader's node is the link's destination.
         role: String,
     },
 }

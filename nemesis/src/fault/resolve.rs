@@ -33,6 +33,7 @@ async fn node_of(
         Target::Node { node } if nodes.contains(node) => Ok(node.clone()),
         Target::Node { node } => bail!("no node '{node}' in the cluster ({})", nodes.join(", ")),
         Target::Leader => leader::find(ctl, role).await,
+        Target::LeaderOf { role: of } => leader::find(ctl, of).await,
     }
 }
 
@@ -146,6 +147,18 @@ async fn toxics(
         }
         Links::RandomOne { role } => of_role(role).choose(rng).cloned().into_iter().collect(),
         Links::Service { role } => of_role(role),
+        Links::Leaders { from_role, role } => {
+            let from = leader::find(ctl, from_role).await?;
+            let to = leader::find(ctl, role).await?;
+            if from == to {
+                bail!("{from_role} and {role} both lead on {from}: no link between their leaders");
+            }
+            let name = crate::links::proxy_name(&from, &to, role);
+            if !all.iter().any(|(n, _)| *n == name) {
+                bail!("no proxied link {from}->{to}/{role} at {api}");
+            }
+            vec![name]
+        }
     };
     if proxies.is_empty() {
         bail!("the fault proxy at {api} has no links matching {links_wanted:?}");

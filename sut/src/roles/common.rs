@@ -89,14 +89,16 @@ pub fn store_for(boot: &Boot, state: &'static str) -> anyhow::Result<(Replicas, 
     Ok((replicas, quorum))
 }
 
-/// Starts the elector of `domain` for this node.
-pub fn elector_for(boot: &Boot, domain: &str, replicas: &Replicas) -> Elector {
-    Elector::start(
+/// Starts the elector of `domain` for this node. `lease_check` false makes it trust its
+/// leadership flag until the renewal loop notices ([`Elector::start_with`]).
+pub fn elector_for(boot: &Boot, domain: &str, replicas: &Replicas, lease_check: bool) -> Elector {
+    Elector::start_with(
         domain,
         &boot.cfg.node,
         replicas.clone(),
         boot.cfg.settings.lease_ttl(),
         boot.rng.clone(),
+        lease_check,
     )
 }
 

@@ -321,7 +321,7 @@ pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
     let (replicas, quorum) = super::common::store_for(&boot, "inventory")?;
     let mode = boot.cfg.settings.inventory_mode;
     let elector = (mode == InventoryMode::Linearizable)
-        .then(|| super::common::elector_for(&boot, "inventory", &replicas));
+        .then(|| super::common::elector_for(&boot, "inventory", &replicas, true));
     let leader = elector.clone().map(|e| {
         Leader::new(
             "inventory",
