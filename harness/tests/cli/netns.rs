@@ -1,6 +1,7 @@
 //! The netns cluster end to end (root): `harness cluster up` makes five namespaces with their
 //! own sshd, `harness run --cluster netns` deploys the pipeline over SSH (russh) and completes,
-//! and `harness cluster down` leaves no namespace, link or iptables rule behind.
+//! and `harness cluster down` leaves no namespace, link or iptables rule behind. A run killed
+//! with SIGKILL while a partition and a pause stand is healed by `harness heal`.
 
 use std::path::Path;
 use std::process::Command;
@@ -67,7 +68,8 @@ fn our_sshds() -> usize {
 /// into them (each role logs that it listens on its node's own address), completes with a valid
 /// verdict and a complete run directory, and removes what it uploaded; `cluster down` then
 /// leaves no namespace, link, iptables rule, sshd or state directory, and a second `down`
-/// succeeds doing nothing.
+/// succeeds doing nothing. In between, a second run is killed with SIGKILL while a partition
+/// and a pause stand, and `harness heal` removes the rules and resumes the process.
 #[test]
 fn netns_cluster_run_and_teardown() {
     let test = "netns_cluster_run_and_teardown";
@@ -169,6 +171,8 @@ fn netns_cluster_run_and_teardown() {
         "pipeline processes left in the namespaces"
     );
 
+    sigkill_during_partition_and_pause_then_heal(&bin);
+
     let o = harness(&["cluster", "down"]).output().expect("runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(our_namespaces().is_empty(), "{:?}", our_namespaces());
@@ -181,4 +185,94 @@ fn netns_cluster_run_and_teardown() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("removed 0 namespaces"));
     let o = harness(&["cluster", "status"]).output().expect("runs");
     assert_eq!(o.status.code(), Some(1), "status after down: {}", text(&o));
+}
+
+/// Rules of the nemesis chain (`SAGAJ`) in any of the cluster's namespaces.
+fn chain_rules() -> Vec<String> {
+    our_namespaces()
+        .iter()
+        .flat_map(|ns| {
+            stdout_of("ip", &["netns", "exec", ns, "iptables", "-w", "-S"])
+                .lines()
+                .filter(|l| l.contains(nemesis::iptables::CHAIN))
+                .map(|l| format!("{ns}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Pipeline processes in the namespaces that are stopped (state T).
+fn stopped_roles() -> Vec<u32> {
+    super::processes_mentioning("/tmp/harness/")
+        .into_iter()
+        .filter(|(_, s)| *s == 'T')
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// SIGKILLs a netns run while a partition (iptables rules in n2's namespace) and a pause (SIGSTOP
+/// of payment on n3) both stand, then runs `harness heal` on its run directory and asserts that
+/// neither fault outlived it.
+fn sigkill_during_partition_and_pause_then_heal(bin: &Path) {
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut child = harness(&[
+        "run",
+        "--cluster",
+        "netns",
+        "--time-limit",
+        "120s",
+        "--seed",
+        "9",
+        "--fault",
+        "kind=partition,shape=isolate-one,node=n2,at=1s,for=100s",
+        "--fault",
+        "kind=pause,role=payment,node=n3,at=1s,for=100s",
+    ])
+    .arg("--out")
+    .arg(out.path())
+    .arg("--pipeline-bin")
+    .arg(bin)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("spawns");
+    let history = out.path().join("latest/history.jsonl");
+    let started = || {
+        std::fs::read_to_string(&history)
+            .map(|h| {
+                h.lines()
+                    .filter(|l| {
+                        l.contains("\"process\":\"nemesis\"")
+                            && l.contains("\"type\":\"info\",\"f\":\"start\"")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let both = super::wait_until(std::time::Duration::from_secs(90), || started() >= 2);
+    if !both {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("both faults never started");
+    }
+    assert!(!chain_rules().is_empty(), "the partition's rules stand");
+    assert_eq!(stopped_roles().len(), 1, "the pause stands");
+    child.kill().expect("sigkill");
+    child.wait().expect("reaped");
+    assert!(
+        !chain_rules().is_empty(),
+        "SIGKILL left the partition (as it must)"
+    );
+    let run = latest(out.path());
+    let o = harness(&["heal", run.to_str().expect("utf8")])
+        .output()
+        .expect("heal runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("healed 2"),
+        "{}",
+        text(&o)
+    );
+    assert!(chain_rules().is_empty(), "{:?}", chain_rules());
+    assert!(stopped_roles().is_empty(), "{:?}", stopped_roles());
 }
