@@ -501,6 +501,67 @@ fn forward_to_a_dead_leader_is_definite() {
     assert!(ledger.iter().all(|r| r["order_id"] != "o-7"), "{ledger:?}");
 }
 
+/// Proves the saga's "cancel shipment" compensation: a shipment cancelled twice under one key
+/// (through two nodes) is one cancellation with replay count 1 and the shipment ends
+/// `cancelled`; cancelling a shipment that was never created is a 422 that changes nothing; and
+/// with `--no-idempotency` a repeated shipment request ships twice.
+#[test]
+fn cancel_shipment_twice_is_one_cancellation() {
+    let cancel_twice = |c: &Cluster| -> Vec<u16> {
+        let ship = format!("{}/ship", c.url("n1", "shipping"));
+        let (s, b) = c.post(&ship, Some("o-5:ship"), r#"{"order_id":"o-5"}"#);
+        assert_eq!(s, 201, "{b}");
+        let body = r#"{"order_id":"o-5","shipment_key":"o-5:ship"}"#;
+        ["n2", "n3"]
+            .iter()
+            .map(|n| {
+                let url = format!("{}/cancel", c.url(n, "shipping"));
+                let (s, b) = c.post(&url, Some("o-5:cancel-ship"), body);
+                assert!(s == 200 || s == 201, "{s} {b}");
+                if s == 200 {
+                    assert_eq!(b["replayed"], true, "{b}");
+                    assert_eq!(b["cancellation"]["replays"], 1, "{b}");
+                }
+                s
+            })
+            .collect()
+    };
+    let c = Spec::new(3, &["shipping"]).start();
+    assert_eq!(cancel_twice(&c), vec![201, 200]);
+    let shipments = c.admin_all("n1", "shipping", "/admin/shipments");
+    let o5: Vec<&Value> = shipments
+        .iter()
+        .filter(|r| r["order_id"] == "o-5")
+        .collect();
+    assert_eq!(o5.len(), 1, "{shipments:?}");
+    assert_eq!(o5[0]["status"], "cancelled", "{shipments:?}");
+    let url = format!("{}/cancel", c.url("n1", "shipping"));
+    let (s, b) = c.post(
+        &url,
+        Some("o-6:cancel-ship"),
+        r#"{"order_id":"o-6","shipment_key":"o-6:ship"}"#,
+    );
+    assert_eq!((s, b["error"].as_str()), (422, Some("no_shipment")), "{b}");
+    assert_eq!(c.admin_all("n1", "shipping", "/admin/shipments"), shipments);
+
+    // Without idempotency keys the same shipment request twice ships twice (the double effect
+    // the keys prevent), and the saga's cancel, which finds a shipment by its key, finds none.
+    let off = Spec::new(3, &["shipping"])
+        .flag("shipping", "--no-idempotency")
+        .start();
+    for n in ["n1", "n2"] {
+        let ship = format!("{}/ship", off.url(n, "shipping"));
+        let (s, b) = off.post(&ship, Some("o-5:ship"), r#"{"order_id":"o-5"}"#);
+        assert_eq!(s, 201, "{b}");
+    }
+    let shipped = off.admin_all("n1", "shipping", "/admin/shipments");
+    assert_eq!(
+        shipped.iter().filter(|r| r["order_id"] == "o-5").count(),
+        2,
+        "{shipped:?}"
+    );
+}
+
 /// Proves the idempotency test can fail: with `--no-idempotency` the same refund twice makes
 /// two refund records.
 #[test]
