@@ -482,8 +482,14 @@ fn forward_to_a_dead_leader_is_definite() {
         .settings(json!({"lease_ttl_ms": 20000}))
         .start();
     let (leader, _) = c.await_leader("payment", None);
-    c.kill(&leader, "payment");
     let follower = c.nodes.iter().find(|n| **n != leader).expect("a follower");
+    let view = format!("{}/admin/leader", c.url(follower, "payment"));
+    assert!(
+        c.wait_until(Duration::from_secs(10), || c.get(&view).1["leader"]
+            == leader.as_str()),
+        "{follower} never learned the leader {leader}"
+    );
+    c.kill(&leader, "payment");
     let url = format!("{}/charge", c.url(follower, "payment"));
     let (s, b) = c.post(
         &url,
