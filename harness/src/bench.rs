@@ -45,6 +45,13 @@ pub struct ModeRun {
 
 /// The `harness run` arguments of one mode's run.
 pub fn run_args(args: &BenchConsistencyArgs, mode: &str) -> anyhow::Result<RunArgs> {
+    if args.fault_at + args.fault_for >= args.time_limit {
+        return Err(anyhow::Error::new(crate::BadInput(format!(
+            "--fault-at {:?} + --fault-for {:?} must end before --time-limit {:?}, so that both \
+             runs have a phase before, during and after the partition",
+            args.fault_at, args.fault_for, args.time_limit
+        ))));
+    }
     let secs = |d: std::time::Duration| format!("{}s", d.as_secs_f64());
     let mut argv: Vec<String> = [
         "harness",
@@ -179,9 +186,13 @@ pub fn table(runs: &[ModeRun; 2]) -> String {
 /// Runs both modes and prints the table; returns the exit code (0 when both runs reached a
 /// verdict, whatever it was: an invalid eventual run is the expected finding).
 pub async fn consistency(args: &BenchConsistencyArgs) -> anyhow::Result<i32> {
+    // Both runs' arguments are checked before either starts.
+    let planned = MODES
+        .iter()
+        .map(|mode| run_args(args, mode))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut runs = Vec::with_capacity(MODES.len());
-    for mode in MODES {
-        let run = run_args(args, mode)?;
+    for (mode, run) in MODES.into_iter().zip(planned) {
         let outcome = crate::run::execute(run).await?;
         let code = outcome.code;
         anyhow::ensure!(

@@ -361,3 +361,40 @@ fn bad_stock_arguments_exit_254() {
         assert!(err.contains(args[args.len() - 2]), "{args:?}: {err}");
     }
 }
+
+/// Proves `harness bench consistency` checks its arguments before it starts anything: a fault
+/// that does not fit in the time limit or a zero SKU count is an error whose first line names
+/// the flag, exit 254, and nothing is written.
+#[test]
+fn bench_consistency_bad_arguments_exit_254() {
+    let out = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &[
+            "--time-limit",
+            "5s",
+            "--fault-at",
+            "4s",
+            "--fault-for",
+            "5s",
+        ][..],
+        &["--stock-skus", "0"][..],
+    ] {
+        let o = harness(&["bench", "consistency", "--out"])
+            .arg(out.path())
+            .args(args)
+            .output()
+            .expect("runs");
+        assert_eq!(o.status.code(), Some(254), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("harness: ") || first.starts_with("error: "),
+            "{args:?}: {err}"
+        );
+        assert!(first.contains(args[args.len() - 2]), "{args:?}: {err}");
+        assert!(
+            std::fs::read_dir(out.path()).expect("out").next().is_none(),
+            "{args:?} wrote something"
+        );
+    }
+}
