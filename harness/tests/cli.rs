@@ -414,6 +414,20 @@ fn ctrl_c_during_deploy_stops_everything() {
     );
 }
 
+/// Runs `harness heal RUN` and asserts it succeeds having healed exactly `n` standing faults.
+fn heal_expecting(run: &Path, n: usize) {
+    let o = harness(&["heal", run.to_str().expect("utf8")])
+        .output()
+        .expect("heal runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let said = format!("healed {n} ");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&said),
+        "expected '{said}': {}",
+        text(&o)
+    );
+}
+
 /// Proves that after SIGKILL of the harness during a pause no process of the run survives (the
 /// unpaused roles see their parent gone; the paused one is in an orphaned process group, which
 /// the kernel sends SIGHUP and SIGCONT), and that `harness heal` then settles the ledger.
@@ -452,23 +466,10 @@ fn sigkill_then_heal_leaves_nothing() {
         1,
         "the ledger still lists the pause"
     );
-    let o = harness(&["heal", run.to_str().expect("utf8")])
-        .output()
-        .expect("heal runs");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("healed 1"),
-        "{}",
-        text(&o)
-    );
+    heal_expecting(&run, 1);
     assert!(ledger.pending().expect("ledger").is_empty());
-    let o = harness(&["heal", run.to_str().expect("utf8")])
-        .output()
-        .expect("heal runs");
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("healed 0"),
-        "healing twice is a no-op"
-    );
+    // Healing twice is a no-op.
+    heal_expecting(&run, 0);
 }
 
 /// Proves bad arguments give one clear line and exit 254, and change nothing.

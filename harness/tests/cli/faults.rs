@@ -328,15 +328,7 @@ fn sigkill_with_partition_and_pause_then_heal() {
         processes_mentioning(out_s)
     );
     let run = latest(out.path());
-    let o = harness(&["heal", run.to_str().expect("utf8")])
-        .output()
-        .expect("heal runs");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("healed 2"),
-        "{}",
-        text(&o)
-    );
+    super::heal_expecting(&run, 2);
     let proxies = rt.block_on(client.proxies()).expect("list");
     assert!(!proxies.is_empty());
     assert!(
@@ -504,15 +496,7 @@ async fn heal_reaches_netns_nodes_through_cluster_json() {
             "partition applied in {ns}"
         );
     }
-    let o = harness(&["heal", run.path().to_str().expect("utf8")])
-        .output()
-        .expect("heal runs");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("healed 1"),
-        "{}",
-        text(&o)
-    );
+    super::heal_expecting(run.path(), 1);
     for ns in &names {
         let out = Command::new("ip")
             .args(["netns", "exec", ns, "sh", "-c", &nemesis::iptables::list()])

@@ -264,15 +264,7 @@ fn sigkill_during_partition_and_pause_then_heal(bin: &Path) {
         "SIGKILL left the partition (as it must)"
     );
     let run = latest(out.path());
-    let o = harness(&["heal", run.to_str().expect("utf8")])
-        .output()
-        .expect("heal runs");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("healed 2"),
-        "{}",
-        text(&o)
-    );
+    super::heal_expecting(&run, 2);
     assert!(chain_rules().is_empty(), "{:?}", chain_rules());
     assert!(stopped_roles().is_empty(), "{:?}", stopped_roles());
 }
