@@ -49,6 +49,19 @@ impl std::str::FromStr for FaultSpec {
     }
 }
 
+/// True for a role the pipeline runs (`harness::cluster::pipeline::ROLES`).
+fn is_role(s: &str) -> bool {
+    crate::cluster::pipeline::ROLES.contains(&s)
+}
+
+/// The error for a name that is not a role.
+fn not_a_role(what: &str, r: &str) -> String {
+    format!(
+        "{what} '{r}' is not a role (roles: {})",
+        crate::cluster::pipeline::ROLES.join(", ")
+    )
+}
+
 fn ok_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -84,8 +97,8 @@ pub fn parse(text: &str) -> Result<FaultSpec, String> {
     let role = take("role");
     let role_named = |what: &str| -> Result<String, String> {
         match role {
-            Some(r) if ok_name(r) => Ok(r.to_owned()),
-            Some(r) => Err(err(format!("role '{r}' is not a role name"))),
+            Some(r) if is_role(r) => Ok(r.to_owned()),
+            Some(r) => Err(err(not_a_role("role", r))),
             None => Err(err(format!("{what} needs role=<role>"))),
         }
     };
@@ -111,6 +124,9 @@ pub fn parse(text: &str) -> Result<FaultSpec, String> {
         }
         "partition" => {
             let whose = role.unwrap_or("order").to_owned();
+            if !is_role(&whose) {
+                return Err(err(not_a_role("role", &whose)));
+            }
             let shape = match take("shape").unwrap_or("isolate-leader") {
                 "isolate-one" => Shape::IsolateOne {
                     node: take("node").map(str::to_owned),
@@ -176,15 +192,54 @@ pub fn parse(text: &str) -> Result<FaultSpec, String> {
     })
 }
 
+impl FaultSpec {
+    /// The node names this fault names explicitly (a node target, the node an isolate-one
+    /// partition cuts off, the ends of a named link), to be checked against the cluster's.
+    pub fn named_nodes(&self) -> Vec<String> {
+        match &self.planned.plan {
+            FaultPlan::Pause {
+                target: Target::Node { node },
+                ..
+            }
+            | FaultPlan::Kill {
+                target: Target::Node { node },
+                ..
+            } => vec![node.clone()],
+            FaultPlan::Partition {
+                shape: Shape::IsolateOne { node: Some(node) },
+            } => vec![node.clone()],
+            FaultPlan::Network {
+                links: Links::One { from, to, .. },
+                ..
+            } => vec![from.clone(), to.clone()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Checks that every node the faults name is one of `nodes`; the error names the fault.
+pub fn check_nodes(faults: &[FaultSpec], nodes: &[String]) -> Result<(), String> {
+    for f in faults {
+        if let Some(n) = f.named_nodes().into_iter().find(|n| !nodes.contains(n)) {
+            return Err(format!(
+                "--fault '{}': node '{n}' is not in the cluster (nodes: {})",
+                f.text,
+                nodes.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn target(v: &str) -> Result<Target, String> {
     Ok(match v {
         "leader" => Target::Leader,
         "random" => Target::Random,
         _ => match v.strip_prefix("leader-of:") {
-            Some(role) if ok_name(role) => Target::LeaderOf {
+            Some(role) if is_role(role) => Target::LeaderOf {
                 role: role.to_owned(),
             },
-            Some(role) => return Err(format!("node=leader-of:'{role}' is not a role name")),
+            Some(role) => return Err(not_a_role("node=leader-of:", role)),
             None if ok_name(v) => Target::Node { node: v.to_owned() },
             None => return Err(format!("node '{v}' is not a node name")),
         },
@@ -198,8 +253,8 @@ fn links(v: &str, role: &str) -> Result<Links, String> {
         "random" => Links::RandomOne { role },
         _ => {
             if let Some(from_role) = v.strip_prefix("leaders:") {
-                if !ok_name(from_role) {
-                    return Err(format!("links=leaders:'{from_role}' is not a role name"));
+                if !is_role(from_role) {
+                    return Err(not_a_role("links=leaders:", from_role));
                 }
                 Links::Leaders {
                     from_role: from_role.to_owned(),
@@ -295,9 +350,53 @@ mod tests {
             ("kind=storm,role=payment,latency=2h,at=1s,for=1s", "latency"),
             ("kind=pause,role=order,node=a b,at=1s,for=1s", "'a b'"),
             ("pause", "'pause'"),
+            ("kind=pause,role=nope,at=1s,for=1s", "'nope' is not a role"),
+            (
+                "kind=pause,role=payment,node=leader-of:x,at=1s,for=1s",
+                "'x' is not a role",
+            ),
+            (
+                "kind=partition,role=ordr,at=1s,for=1s",
+                "'ordr' is not a role",
+            ),
+            (
+                "kind=latency,role=payment,links=leaders:y,at=1s,for=1s",
+                "'y' is not a role",
+            ),
         ] {
             let e = parse(bad).expect_err(bad);
             assert!(e.contains(culprit), "{bad}: {e}");
+        }
+    }
+
+    /// Proves nodes a fault names are checked against the cluster's: a node target, the node
+    /// an isolate-one partition cuts off and both ends of a named link; faults naming no node
+    /// always pass.
+    #[test]
+    fn named_nodes_must_be_in_the_cluster() {
+        let nodes: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+        let spec = |t: &str| parse(t).expect(t);
+        for good in [
+            "kind=pause,role=payment,node=n3,at=1s,for=1s",
+            "kind=partition,shape=isolate-one,node=n2,at=1s,for=1s",
+            "kind=latency,role=payment,links=n1->n2,at=1s,for=1s",
+            "kind=pause,role=order,node=leader,at=1s,for=1s",
+        ] {
+            assert_eq!(check_nodes(&[spec(good)], &nodes), Ok(()), "{good}");
+        }
+        for (bad, node) in [
+            ("kind=kill,role=payment,node=n9,at=1s,for=1s", "n9"),
+            (
+                "kind=partition,shape=isolate-one,node=n4,at=1s,for=1s",
+                "n4",
+            ),
+            ("kind=reset,role=payment,links=n1->n7,at=1s,for=1s", "n7"),
+        ] {
+            let e = check_nodes(&[spec(bad)], &nodes).expect_err(bad);
+            assert!(
+                e.contains(&format!("'{node}' is not in the cluster")),
+                "{e}"
+            );
         }
     }
 }

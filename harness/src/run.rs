@@ -65,6 +65,12 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<RunOutcome> {
     let bin = pipeline_bin(&args)?;
     let interrupt = Interrupt::listen();
     let mut prepared = open::prepare(&args).await?;
+    if let Err(msg) = crate::fault_spec::check_nodes(&args.faults, &prepared.node_names) {
+        open::finish(&mut prepared)
+            .await
+            .context("taking down the netns cluster")?;
+        return Err(anyhow::Error::new(crate::BadInput(msg)));
+    }
     let result = if interrupt.is_set() {
         eprintln!("harness: interrupted while preparing the cluster");
         Ok(RunOutcome {
