@@ -21,6 +21,9 @@ pub struct FaultWindow {
     pub start_ns: u64,
     /// When the heal completed; `None` if the history ends first.
     pub end_ns: Option<u64>,
+    /// Why the fault did not start, when its start completed with an error (its target was
+    /// not found, a command failed): then nothing was injected.
+    pub start_error: Option<String>,
 }
 
 impl FaultWindow {
@@ -68,7 +71,12 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
                 target: render_target(op.value.get("target").unwrap_or(&serde_json::Value::Null)),
                 start_ns: op.time_ns,
                 end_ns: None,
+                start_error: None,
             });
+        } else if op.f == f::FAULT_START && op.op_type.is_completion() {
+            if let (Some(&i), Some(e)) = (by_id.get(&id), &op.error) {
+                windows[i].start_error = Some(e.clone());
+            }
         } else if op.f == f::FAULT_HEAL && op.op_type.is_completion() {
             if let Some(&i) = by_id.get(&id) {
                 windows[i].end_ns = Some(op.time_ns);

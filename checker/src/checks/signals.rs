@@ -119,6 +119,30 @@ pub fn check(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> CheckRes
             json!({"params": p, "faults": []}),
         );
     };
+    // A fault whose start failed injected nothing: it is named, not attributed.
+    let not_started: Vec<String> = windows
+        .iter()
+        .filter_map(|w| {
+            Some(format!(
+                "{} {}: {}",
+                w.id,
+                w.label(),
+                w.start_error.as_ref()?
+            ))
+        })
+        .collect();
+    let windows: Vec<&FaultWindow> = windows.iter().filter(|w| w.start_error.is_none()).collect();
+    if windows.is_empty() {
+        return result(
+            Validity::Unknown,
+            format!(
+                "none of the {} planned faults started ({}): the run tested nothing under faults",
+                not_started.len(),
+                not_started.join("; ")
+            ),
+            json!({"params": p, "faults": [], "not_started": not_started}),
+        );
+    }
     let faults: Vec<FaultSignals> = windows.iter().map(|w| attribute(w, &signals, p)).collect();
     let thresholds: Vec<serde_json::Value> = signals
         .iter()
@@ -129,7 +153,8 @@ pub fn check(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> CheckRes
         .collect();
     let blind: Vec<&FaultSignals> = faults.iter().filter(|f| f.sampled_seconds == 0).collect();
     let caught = faults.iter().filter(|f| f.first.is_some()).count();
-    let details = json!({"params": p, "signals": thresholds, "faults": faults});
+    let details =
+        json!({"params": p, "signals": thresholds, "faults": faults, "not_started": not_started});
     if !blind.is_empty() {
         return result(
             Validity::Unknown,
@@ -150,10 +175,19 @@ pub fn check(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> CheckRes
         })
         .take(5)
         .collect();
+    let skipped = if not_started.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} did not start ({})",
+            not_started.len(),
+            not_started.join("; ")
+        )
+    };
     result(
         Validity::Valid,
         format!(
-            "{caught} of {} faults moved a seam signal; first to move: {}{}",
+            "{caught} of {} faults moved a seam signal; first to move: {}{}{skipped}",
             faults.len(),
             firsts.join(", "),
             if faults.len() > 5 { ", ..." } else { "" }

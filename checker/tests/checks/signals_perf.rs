@@ -131,3 +131,41 @@ fn perf_without_operations_is_unknown() {
         Validity::Unknown
     );
 }
+
+/// Proves a fault whose start failed (its completion carries an error: nothing was injected)
+/// is named as not started rather than attributed: alone it makes the check unknown (the run
+/// tested nothing under faults), beside a fault that did start it is listed in a valid summary.
+#[test]
+fn faults_that_did_not_start_are_named() {
+    let fail_start = |run: &mut Run| {
+        let start = run
+            .ops
+            .iter_mut()
+            .find(|o| {
+                o.process.is_nemesis()
+                    && o.f == checker::history::f::FAULT_START
+                    && o.op_type == OpType::Info
+            })
+            .expect("a start completion");
+        start.error = Some("no role nope on node n1".into());
+    };
+    let mut alone = legal_run();
+    fail_start(&mut alone);
+    let r = signals(&alone);
+    assert_eq!(r.validity, Validity::Unknown, "{r:#?}");
+    assert!(
+        r.summary.contains("none of the 1 planned faults started")
+            && r.summary.contains("no role nope"),
+        "{}",
+        r.summary
+    );
+
+    let mut beside = legal_run();
+    fail_start(&mut beside);
+    beside.fault("f2", "pause", "n2/payment", 10.0, 12.0);
+    let r = signals(&beside);
+    assert_eq!(r.validity, Validity::Valid, "{r:#?}");
+    assert!(r.summary.contains("1 did not start (f1"), "{}", r.summary);
+    assert!(r.summary.starts_with("1 of 1 faults"), "{}", r.summary);
+    assert_eq!(r.details["not_started"].as_array().map(Vec::len), Some(1));
+}
