@@ -206,7 +206,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("check_all", |b| {
         b.iter(|| {
             let results = checker::checks::check_all(&run);
-            assert_eq!(results.checks.len(), 7);
+            assert_eq!(
+                results.checks.len(),
+                8,
+                "every check, linearizability included"
+            );
             results
         })
     });
