@@ -1,0 +1,209 @@
+//! Setting up a run: its directory (spec, history), the deployed cluster behind its link
+//! proxies, `cluster.json` for `harness heal`, and stopping it all again.
+
+use std::sync::Arc;
+
+use checker::rundir::files;
+use nemesis::Control;
+use serde_json::json;
+
+use crate::cli::{ClusterKind, RunArgs};
+use crate::cluster::proxied::{self, ProxyLayer, WithProxy};
+use crate::cluster::{local, open, Cluster};
+use crate::history::HistoryWriter;
+use crate::metrics::Scraper;
+use crate::progress::Progress;
+
+use super::unix_ms;
+
+/// The run directory with its spec and the history file open.
+pub(super) struct RunDir {
+    pub(super) dir: std::path::PathBuf,
+    pub(super) stamp: String,
+    pub(super) history: Arc<HistoryWriter>,
+}
+
+pub(super) fn open_run_dir(
+    args: &RunArgs,
+    seed: u64,
+    prepared: &open::Prepared,
+    bin: &std::path::Path,
+    progress: &Progress,
+) -> anyhow::Result<RunDir> {
+    let dir = crate::rundir::create(&args.out, &args.scenario)?;
+    let stamp = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("run")
+        .to_owned();
+    let run_id = format!("{}/{stamp}", args.scenario);
+    progress.line(&format!("run {run_id} seed {seed}"));
+    progress.line(&format!("writing {}", dir.display()));
+    let spec = crate::spec::spec(args, seed, prepared, bin);
+    std::fs::write(dir.join(files::SPEC), serde_json::to_vec_pretty(&spec)?)?;
+    let history = Arc::new(HistoryWriter::create(
+        &dir.join(files::HISTORY),
+        &run_id,
+        unix_ms(),
+    )?);
+    Ok(RunDir {
+        dir,
+        stamp,
+        history,
+    })
+}
+
+/// What a started run holds: the cluster, the nemesis's view of it, the metrics scraper and
+/// the link proxies (local clusters with network faults).
+pub(super) struct Deployed {
+    pub(super) cluster: Arc<dyn Cluster>,
+    pub(super) ctl: Arc<dyn Control>,
+    pub(super) scraper: Scraper,
+    pub(super) layer: Option<ProxyLayer>,
+}
+
+/// Starts the link proxies if the run needs them, deploys and starts the pipeline, writes
+/// `cluster.json`, then starts the metrics scraper.
+pub(super) async fn deploy(
+    args: &RunArgs,
+    seed: u64,
+    prepared: &open::Prepared,
+    bin: std::path::PathBuf,
+    run: &RunDir,
+    progress: &Progress,
+) -> anyhow::Result<Deployed> {
+    let role_flags = crate::cluster::pipeline::role_flags(&args.switches());
+    let mut start = open::StartOptions {
+        pipeline_bin: bin,
+        run_dir: run.dir.clone(),
+        run_name: format!("{}-{}", args.scenario, run.stamp),
+        role_flags,
+        settings: crate::cluster::pipeline::settings(args.stock_skus().as_ref()),
+        local_ports: None,
+        local_peers: None,
+    };
+    let mut layer = None;
+    if prepared.kind == ClusterKind::Local && crate::faults::needs_proxies(args) {
+        progress.phase("deploy", "starting the link proxies");
+        layer = Some(start_proxies(args, seed, &run.dir, prepared, &mut start).await?);
+    }
+    let api = layer.as_ref().map(|l| l.api().to_owned());
+    progress.phase(
+        "deploy",
+        &format!(
+            "starting a {} cluster of {} nodes",
+            args.cluster.name(),
+            prepared.node_names.len()
+        ),
+    );
+    let cluster: Arc<dyn Cluster> = match open::start(prepared, &start).await {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(l) = layer.as_mut() {
+                let _ = l.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    let ctl: Arc<dyn Control> = Arc::new(WithProxy::new(cluster.clone(), api.clone()));
+    let written = write_cluster_json(&run.dir, prepared, ctl.as_ref(), api.as_deref());
+    let metrics = run.dir.join(files::METRICS);
+    let scraper =
+        written.and_then(|()| Scraper::start(cluster.clone(), run.history.clone(), &metrics));
+    match scraper {
+        Ok(scraper) => Ok(Deployed {
+            cluster,
+            ctl,
+            scraper,
+            layer,
+        }),
+        Err(e) => {
+            cluster.stop().await?;
+            if let Some(l) = layer.as_mut() {
+                l.stop().await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Starts the link proxies (faultproxy, or the `--toxiproxy` server) in front of ports chosen
+/// now, and points each local node's peers at them.
+pub(super) async fn start_proxies(
+    args: &RunArgs,
+    seed: u64,
+    dir: &std::path::Path,
+    prepared: &open::Prepared,
+    start: &mut open::StartOptions,
+) -> anyhow::Result<ProxyLayer> {
+    let mut layer = match &args.toxiproxy {
+        Some(url) => ProxyLayer::external(url).await?,
+        None => {
+            let bin = proxied::faultproxy_bin(args.faultproxy_bin.as_ref())?;
+            ProxyLayer::start(&bin, &dir.join("nodes").join("faultproxy.log"), seed).await?
+        }
+    };
+    let ports = local::choose_ports(prepared.node_names.len())?;
+    let addrs = ports
+        .iter()
+        .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
+        .collect();
+    match layer.link(&addrs).await {
+        Ok(peers) => {
+            start.local_ports = Some(ports);
+            start.local_peers = Some(peers);
+            Ok(layer)
+        }
+        Err(e) => {
+            let _ = layer.stop().await;
+            Err(e)
+        }
+    }
+}
+
+/// `cluster.json`: what `harness heal` needs to reach the cluster without this process
+/// (docs/contracts.md §7).
+pub(super) fn write_cluster_json(
+    dir: &std::path::Path,
+    prepared: &open::Prepared,
+    ctl: &dyn Control,
+    proxy_api: Option<&str>,
+) -> anyhow::Result<()> {
+    let nodes: Vec<_> = prepared
+        .node_names
+        .iter()
+        .map(|n| {
+            let netns =
+                (prepared.kind == ClusterKind::Netns).then(|| crate::cluster::netns::ns_name(n));
+            json!({"name": n, "ip": ctl.node_ip(n), "netns": netns})
+        })
+        .collect();
+    let doc = json!({"kind": prepared.kind.name(), "proxy_api": proxy_api, "nodes": nodes});
+    std::fs::write(
+        dir.join(crate::heal::CLUSTER_FILE),
+        serde_json::to_vec_pretty(&doc)?,
+    )?;
+    Ok(())
+}
+
+/// Stops the metrics scraper, then the cluster, then the link proxies.
+pub(super) async fn stop_all(
+    scraper: Scraper,
+    cluster: &dyn Cluster,
+    layer: &mut Option<ProxyLayer>,
+) -> anyhow::Result<()> {
+    match scraper.stop().await {
+        Ok(t) => tracing::info!(
+            rounds = t.rounds,
+            rows = t.rows,
+            failures = t.failures,
+            "metrics"
+        ),
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "metrics scraper"),
+    }
+    let stopped = cluster.stop().await;
+    if let Some(l) = layer.as_mut() {
+        l.stop().await?;
+    }
+    stopped
+}
