@@ -1,6 +1,6 @@
 //! End-to-end tests of the `harness` binary on a local cluster: a run from start to verdict,
-//! cleanup after Ctrl-C and after SIGKILL + `harness heal`, `analyze` on hand-made runs, and
-//! bad arguments. Submodules: `faults` (link proxies and fault schedules), `scenarios` (named
+//! `analyze` on hand-made runs, and bad
+//! arguments. Submodules: `interrupt` (cleanup after Ctrl-C and after SIGKILL + `harness heal`), `serve` (browsing reports over HTTP), `faults` (link proxies and fault schedules), `scenarios` (named
 //! scenarios with their protection on and off, the nightly job), `deploy` (deploy over
 //! local remotes), `remote` (local and SSH remotes against a real sshd, SSH cluster input
 //! errors), `netns` (the namespace cluster, root only) and `stock` (the stock workload and the
@@ -8,17 +8,21 @@
 
 #[path = "cli/deploy.rs"]
 mod deploy;
+#[path = "cli/interrupt.rs"]
+mod interrupt;
 #[path = "cli/netns.rs"]
 mod netns;
 #[path = "cli/remote.rs"]
 mod remote;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/sshd.rs"]
 mod sshd;
 #[path = "cli/stock.rs"]
 mod stock;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use checker::history::OpType;
@@ -327,93 +331,6 @@ fn local_run_is_valid_and_complete() {
     }
 }
 
-fn spawn_run(out: &str, time_limit: &str, extra: &[&str]) -> std::process::Child {
-    let mut cmd = harness(&[
-        "run",
-        "--time-limit",
-        time_limit,
-        "--out",
-        out,
-        "--seed",
-        "7",
-    ]);
-    cmd.arg("--pipeline-bin")
-        .arg(pipeline_bin())
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.spawn().expect("spawns")
-}
-
-fn history_has(out: &Path, needle: &str) -> bool {
-    std::fs::read_to_string(out.join("latest/history.jsonl"))
-        .map(|h| h.contains(needle))
-        .unwrap_or(false)
-}
-
-/// Proves Ctrl-C during a pause heals it, stops every process, records the heal, and exits 130.
-#[test]
-fn ctrl_c_heals_and_stops_everything() {
-    let out = tempfile::tempdir().expect("tempdir");
-    let out_s = out.path().to_str().expect("utf8");
-    let mut child = spawn_run(out_s, "60s", &["--fault-at", "1s", "--fault-for", "60s"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || history_has(
-            out.path(),
-            "\"type\":\"info\",\"f\":\"start\""
-        )),
-        "the pause never started"
-    );
-    let stopped: Vec<_> = processes_mentioning(out_s)
-        .into_iter()
-        .filter(|(_, s)| *s == 'T')
-        .collect();
-    assert_eq!(stopped.len(), 1, "exactly the paused process is stopped");
-    ctrl_c_leaves_nothing(&mut child, out_s);
-    assert!(history_has(out.path(), "\"f\":\"heal\""), "heal recorded");
-    let ledger = nemesis::ledger::HealLedger::in_run_dir(&latest(out.path()));
-    assert!(ledger.pending().expect("ledger").is_empty());
-}
-
-/// Sends the harness SIGINT (Ctrl-C) and asserts it exits 130 leaving no process of the run
-/// under `out_s` behind.
-fn ctrl_c_leaves_nothing(child: &mut std::process::Child, out_s: &str) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("sigint");
-    let status = child.wait().expect("waits");
-    assert_eq!(status.code(), Some(130));
-    let left = processes_mentioning(out_s);
-    assert!(
-        left.is_empty(),
-        "processes left behind after Ctrl-C: {left:?}"
-    );
-}
-
-/// Proves Ctrl-C while the cluster is still being deployed (before any workload) is not lost:
-/// the deploy finishes or fails, every process is stopped, and the harness exits 130 having
-/// recorded no operation.
-#[test]
-fn ctrl_c_during_deploy_stops_everything() {
-    let out = tempfile::tempdir().expect("tempdir");
-    let out_s = out.path().to_str().expect("utf8");
-    let mut child = spawn_run(out_s, "60s", &[]);
-    assert!(
-        wait_until(Duration::from_secs(30), || out
-            .path()
-            .join("latest/spec.json")
-            .is_file()),
-        "the run directory never appeared"
-    );
-    ctrl_c_leaves_nothing(&mut child, out_s);
-    assert!(
-        !history_has(out.path(), "\"type\":\"invoke\""),
-        "no operation ran after the interrupt"
-    );
-}
-
 /// Runs `harness heal RUN` and asserts it succeeds having healed exactly `n` standing faults.
 fn heal_expecting(run: &Path, n: usize) {
     let o = harness(&["heal", run.to_str().expect("utf8")])
@@ -426,50 +343,6 @@ fn heal_expecting(run: &Path, n: usize) {
         "expected '{said}': {}",
         text(&o)
     );
-}
-
-/// Proves that after SIGKILL of the harness during a pause no process of the run survives (the
-/// unpaused roles see their parent gone; the paused one is in an orphaned process group, which
-/// the kernel sends SIGHUP and SIGCONT), and that `harness heal` then settles the ledger.
-#[test]
-fn sigkill_then_heal_leaves_nothing() {
-    let out = tempfile::tempdir().expect("tempdir");
-    let out_s = out.path().to_str().expect("utf8");
-    let mut child = spawn_run(out_s, "60s", &["--fault-at", "1s", "--fault-for", "60s"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || history_has(
-            out.path(),
-            "\"type\":\"info\",\"f\":\"start\""
-        )),
-        "the pause never started"
-    );
-    assert_eq!(
-        processes_mentioning(out_s)
-            .iter()
-            .filter(|(_, s)| *s == 'T')
-            .count(),
-        1,
-        "the pause stands before the kill"
-    );
-    child.kill().expect("sigkill");
-    child.wait().expect("reaped");
-    assert!(
-        wait_until(Duration::from_secs(10), || processes_mentioning(out_s)
-            .is_empty()),
-        "left behind after SIGKILL: {:?}",
-        processes_mentioning(out_s)
-    );
-    let run = latest(out.path());
-    let ledger = nemesis::ledger::HealLedger::in_run_dir(&run);
-    assert_eq!(
-        ledger.pending().expect("ledger").len(),
-        1,
-        "the ledger still lists the pause"
-    );
-    heal_expecting(&run, 1);
-    assert!(ledger.pending().expect("ledger").is_empty());
-    // Healing twice is a no-op.
-    heal_expecting(&run, 0);
 }
 
 /// Proves bad arguments give one clear line and exit 254, and change nothing.
@@ -589,114 +462,6 @@ fn hand_made_run(dir: &Path) {
                         {"key":"o-1:charge","kind":"charge","order_id":"o-1","amount":100}]}"#,
     )
     .expect("w");
-}
-
-/// One HTTP/1.1 request over a plain TCP connection; returns (status, body).
-fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("writes");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).expect("reads");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Proves `harness serve` rewrites the runs index and serves it and each run's report on
-/// 127.0.0.1, read-only, never outside its directory; a missing directory is exit 254.
-#[test]
-fn serve_browses_reports_on_loopback() {
-    let reports = tempfile::tempdir().expect("tempdir");
-    let run = reports.path().join("hand-made/20260101T000000.000Z");
-    hand_made_run(&run);
-    let o = harness(&["analyze", run.to_str().expect("utf8")])
-        .output()
-        .expect("runs");
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-
-    let mut child = harness(&[
-        "serve",
-        "--dir",
-        reports.path().to_str().expect("utf8"),
-        "--port",
-        "0",
-    ])
-    .stderr(Stdio::piped())
-    .stdout(Stdio::null())
-    .spawn()
-    .expect("serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("serve announces itself");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    assert!(addr.starts_with("127.0.0.1:"), "{line}");
-    let port: u16 = addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-
-    let (status, body) = http(port, "GET", "/");
-    assert_eq!(status, 200, "{body}");
-    assert!(
-        body.contains("hand-made/20260101T000000.000Z/index.html") && body.contains(">invalid<"),
-        "{body}"
-    );
-    let (status, body) = http(port, "GET", "/hand-made/20260101T000000.000Z/");
-    assert_eq!(status, 200);
-    assert!(body.contains(r#"id="verdict">INVALID"#), "{body}");
-    let (status, _) = http(
-        port,
-        "GET",
-        "/hand-made/20260101T000000.000Z/throughput.png",
-    );
-    assert_eq!(status, 200);
-    for evil in [
-        "/../../etc/passwd",
-        "/%2e%2e/%2e%2e/etc/passwd",
-        "/hand-made/../../x",
-    ] {
-        assert_eq!(http(port, "GET", evil).0, 404, "{evil}");
-    }
-    assert_eq!(http(port, "POST", "/").0, 405);
-    let _ = child.kill();
-    let _ = child.wait();
-
-    let o = harness(&["serve", "--dir", "/nonexistent/reports"])
-        .output()
-        .expect("runs");
-    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
 }
 
 /// Proves `analyze --compare` draws a second run on the retry-load graph without writing into

@@ -14,7 +14,8 @@ use nemesis::{Control, FaultPlan, Nemesis, Recorder, Signal};
 use rand::SeedableRng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{faultproxy_bin, harness, history_has, latest, processes_mentioning, text, wait_until};
+use crate::interrupt::history_has;
+use crate::{faultproxy_bin, harness, latest, processes_mentioning, text, wait_until};
 
 /// Nodes whose links go through a proxy layer, and nothing else (no processes).
 struct LinksOnly {
