@@ -1,10 +1,12 @@
 //! Integration tests of the pipeline: real `pipeline` processes on loopback, talking HTTP, with
 //! real fsync and real SIGKILL. `store` covers the replicas, quorum client, leases and fencing
-//! (issue 3); `pipeline` covers the saga roles and `inventory` its two consistency models
-//! (issue 4).
+//! (issue 3); `pipeline` covers the saga roles, `effects` single effects under idempotency
+//! keys, and `inventory` its two consistency models (issue 4).
 
 #[path = "api/cluster.rs"]
 mod cluster;
+#[path = "api/effects.rs"]
+mod effects;
 #[path = "api/inventory.rs"]
 mod inventory;
 #[path = "api/pipeline.rs"]
