@@ -25,21 +25,8 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 font-size:13px;text-align:left}.valid{color:#1a7f37}.invalid{color:#c62828}\
 .unknown{color:#9a6700}code{background:#f4f4f4;padding:1px 4px}svg{border:1px solid #ddd}";
 
-/// Escapes text for HTML and SVG.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML and SVG (the report's escaping).
+use crate::report::timeline::escape as esc;
 
 fn page(title: &str, body: &str) -> String {
     format!(

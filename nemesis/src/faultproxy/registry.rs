@@ -172,6 +172,23 @@ impl Registry {
             .ok_or_else(|| Failure::proxy_not_found(name))
     }
 
+    fn entry_mut(&mut self, name: &str) -> Result<&mut Entry, Failure> {
+        self.proxies
+            .get_mut(name)
+            .ok_or_else(|| Failure::proxy_not_found(name))
+    }
+
+    /// A proxy's entry and the position of one of its toxics (404 for either missing).
+    fn toxic_mut(&mut self, proxy: &str, toxic: &str) -> Result<(&mut Entry, usize), Failure> {
+        let e = self.entry_mut(proxy)?;
+        let i = e
+            .toxics
+            .iter()
+            .position(|t| t.name == toxic)
+            .ok_or_else(|| Failure::toxic_not_found(toxic))?;
+        Ok((e, i))
+    }
+
     async fn start(&self, name: &str, e: &mut Entry) -> Result<(), Failure> {
         if e.running.is_some() {
             return Ok(());
@@ -372,10 +389,7 @@ impl Registry {
     /// Adds a toxic (409 if its name exists on the proxy).
     pub async fn add_toxic(&mut self, proxy: &str, t: Toxic) -> Result<Toxic, Failure> {
         check_name("toxic", &t.name)?;
-        let e = self
-            .proxies
-            .get_mut(proxy)
-            .ok_or_else(|| Failure::proxy_not_found(proxy))?;
+        let e = self.entry_mut(proxy)?;
         if e.toxics.iter().any(|x| x.name == t.name) {
             return Err(Failure::new(StatusCode::CONFLICT, "toxic already exists"));
         }
@@ -399,15 +413,7 @@ impl Registry {
         toxic: &str,
         u: ToxicUpdate,
     ) -> Result<Toxic, Failure> {
-        let e = self
-            .proxies
-            .get_mut(proxy)
-            .ok_or_else(|| Failure::proxy_not_found(proxy))?;
-        let i = e
-            .toxics
-            .iter()
-            .position(|t| t.name == toxic)
-            .ok_or_else(|| Failure::toxic_not_found(toxic))?;
+        let (e, i) = self.toxic_mut(proxy, toxic)?;
         let mut t = e.toxics[i].clone();
         t.kind = t.kind.updated(&u.attributes).map_err(Failure::bad_body)?;
         if let Some(x) = u.toxicity {
@@ -428,15 +434,7 @@ impl Registry {
 
     /// Removes a toxic.
     pub async fn delete_toxic(&mut self, proxy: &str, toxic: &str) -> Result<(), Failure> {
-        let e = self
-            .proxies
-            .get_mut(proxy)
-            .ok_or_else(|| Failure::proxy_not_found(proxy))?;
-        let i = e
-            .toxics
-            .iter()
-            .position(|t| t.name == toxic)
-            .ok_or_else(|| Failure::toxic_not_found(toxic))?;
+        let (e, i) = self.toxic_mut(proxy, toxic)?;
         if let Some(r) = &e.running {
             r.engine
                 .remove(&e.toxics[i])
