@@ -264,6 +264,35 @@ fn runs_index_lists_runs_newest_first() {
     assert!(!html.contains("latest/"), "latest is not listed twice");
 }
 
+/// A legal run whose pipeline had no retry budget and whose order roles retried, per second
+/// and node, `base` (`peak` from 8 to 14 s) cumulatively towards payment, and that times
+/// `inventory_scale` towards inventory.
+fn storm_run(peak: f64, base: f64, inventory_scale: f64) -> Run {
+    let mut storm = legal_run();
+    storm.spec["no_retry_budget"] = json!(true);
+    storm.run_id = "storm/1".into();
+    storm.metrics.retain(|m| m.3 != "retry_attempts_total");
+    let mut retries = 0.0;
+    for s in 0..20 {
+        retries += if (8..14).contains(&s) { peak } else { base };
+        for node in ["n1", "n2", "n3"] {
+            for d in ["payment", "inventory"] {
+                let l = format!("{{downstream=\"{d}\"}}");
+                let scale = if d == "payment" { 1.0 } else { inventory_scale };
+                storm.metric(
+                    s as f64 + 0.02,
+                    node,
+                    "order",
+                    "retry_attempts_total",
+                    &l,
+                    retries * scale,
+                );
+            }
+        }
+    }
+    storm
+}
+
 /// Proves the retry-load graph draws two runs (with and without the budget) on one picture,
 /// and that analyzing with a comparison names both runs in the legend (different pixels from
 /// the single-run graph).
@@ -271,27 +300,7 @@ fn runs_index_lists_runs_newest_first() {
 fn retry_graph_compares_two_runs() {
     let with_budget = copy_run(&stored_fixture());
     let without = tempfile::tempdir().expect("tempdir");
-    let mut storm = legal_run();
-    storm.spec["no_retry_budget"] = json!(true);
-    storm.run_id = "storm/1".into();
-    storm.metrics.retain(|m| m.3 != "retry_attempts_total");
-    let mut retries = 0.0;
-    for s in 0..20 {
-        retries += if (8..14).contains(&s) { 30.0 } else { 1.0 };
-        for node in ["n1", "n2", "n3"] {
-            for d in ["payment", "inventory"] {
-                let l = format!("{{downstream=\"{d}\"}}");
-                storm.metric(
-                    s as f64 + 0.02,
-                    node,
-                    "order",
-                    "retry_attempts_total",
-                    &l,
-                    retries,
-                );
-            }
-        }
-    }
+    let storm = storm_run(30.0, 1.0, 1.0);
     storm.write(without.path());
     checker::analyze(with_budget.path()).expect("single");
     let single = std::fs::read(with_budget.path().join("retry-load.png")).expect("png");
@@ -321,28 +330,7 @@ fn demo_runs_for_viewing() {
     fixture_run().write(&fixture);
     let storm_dir = out.join("storm");
     std::fs::create_dir_all(&storm_dir).expect("mkdir");
-    let mut storm = legal_run();
-    storm.spec["no_retry_budget"] = json!(true);
-    storm.run_id = "storm/1".into();
-    storm.metrics.retain(|m| m.3 != "retry_attempts_total");
-    let mut retries = 0.0;
-    for s in 0..20 {
-        retries += if (8..14).contains(&s) { 12.0 } else { 0.5 };
-        for node in ["n1", "n2", "n3"] {
-            for d in ["payment", "inventory"] {
-                let l = format!("{{downstream=\"{d}\"}}");
-                let scale = if d == "payment" { 1.0 } else { 0.6 };
-                storm.metric(
-                    s as f64 + 0.02,
-                    node,
-                    "order",
-                    "retry_attempts_total",
-                    &l,
-                    retries * scale,
-                );
-            }
-        }
-    }
+    let storm = storm_run(12.0, 0.5, 0.6);
     storm.write(&storm_dir);
     checker::analyze(&storm_dir).expect("storm");
     checker::analyze_compared(&fixture, Some(&storm_dir)).expect("fixture");
