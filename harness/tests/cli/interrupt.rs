@@ -31,19 +31,26 @@ pub(crate) fn history_has(out: &Path, needle: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Starts a 60 s run under `out` whose pause starts at 1 s and outlasts it, and returns once
+/// the pause has started.
+fn spawn_paused_run(out: &str) -> std::process::Child {
+    let child = spawn_run(out, "60s", &["--fault-at", "1s", "--fault-for", "60s"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || history_has(
+            Path::new(out),
+            "\"type\":\"info\",\"f\":\"start\""
+        )),
+        "the pause never started"
+    );
+    child
+}
+
 /// Proves Ctrl-C during a pause heals it, stops every process, records the heal, and exits 130.
 #[test]
 fn ctrl_c_heals_and_stops_everything() {
     let out = tempfile::tempdir().expect("tempdir");
     let out_s = out.path().to_str().expect("utf8");
-    let mut child = spawn_run(out_s, "60s", &["--fault-at", "1s", "--fault-for", "60s"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || history_has(
-            out.path(),
-            "\"type\":\"info\",\"f\":\"start\""
-        )),
-        "the pause never started"
-    );
+    let mut child = spawn_paused_run(out_s);
     let stopped: Vec<_> = processes_mentioning(out_s)
         .into_iter()
         .filter(|(_, s)| *s == 'T')
@@ -101,14 +108,7 @@ fn ctrl_c_during_deploy_stops_everything() {
 fn sigkill_then_heal_leaves_nothing() {
     let out = tempfile::tempdir().expect("tempdir");
     let out_s = out.path().to_str().expect("utf8");
-    let mut child = spawn_run(out_s, "60s", &["--fault-at", "1s", "--fault-for", "60s"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || history_has(
-            out.path(),
-            "\"type\":\"info\",\"f\":\"start\""
-        )),
-        "the pause never started"
-    );
+    let mut child = spawn_paused_run(out_s);
     assert_eq!(
         processes_mentioning(out_s)
             .iter()
