@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use formats::Role;
 use serde::Deserialize;
 
 use crate::control::Control;
@@ -22,7 +23,7 @@ struct LeaderView {
 
 /// The node leading `role` now: the node that says it leads (the highest token if several
 /// do, as a deposed leader may not know yet), else the leader most nodes name.
-pub async fn find(ctl: &dyn Control, role: &str) -> anyhow::Result<String> {
+pub async fn find(ctl: &dyn Control, role: Role) -> anyhow::Result<String> {
     let http = reqwest::Client::builder().timeout(LEADER_TIMEOUT).build()?;
     let mut claims: Vec<(u64, String)> = Vec::new();
     let mut named: BTreeMap<String, usize> = BTreeMap::new();

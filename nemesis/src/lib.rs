@@ -17,7 +17,7 @@
 //! use rand::SeedableRng;
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
 //! let mut nem = Nemesis::new(ledger.clone());
-//! let plan = FaultPlan::Pause { role: "payment".into(), target: Target::Node { node: "n1".into() } };
+//! let plan = FaultPlan::Pause { role: formats::Role::Payment, target: Target::Node { node: "n1".into() } };
 //! let id = nem.start(ctl, rec, &plan, &mut rng).await?;
 //! nem.heal(ctl, rec, &id).await?;
 //! # Ok(()) }
@@ -35,6 +35,6 @@ pub mod nemesis;
 pub mod schedule;
 pub mod toxiproxy;
 
-pub use control::{Control, ExecOutput, Gone, Recorder, Signal, Unsupported};
+pub use control::{signal_local, Control, ExecOutput, Gone, Recorder, Signal, Unsupported};
 pub use fault::{ActiveFault, FaultPlan};
 pub use nemesis::{heal_ledger, Nemesis};

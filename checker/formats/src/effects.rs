@@ -61,7 +61,7 @@ impl StepKind {
 
 impl fmt::Display for StepKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -139,7 +139,8 @@ pub fn parse_effect_key(key: &str) -> Option<(&str, Step)> {
     Some((order, step.parse().ok()?))
 }
 
-/// The effect ledgers the idempotency check counts keys in.
+/// The effect ledgers the idempotency check counts keys in (declared by name, so ordered
+/// alphabetically).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Ledger {
@@ -147,10 +148,10 @@ pub enum Ledger {
     Orders,
     /// Charges and refunds.
     Payments,
-    /// Shipments and their cancellations.
-    Shipments,
     /// Stock reservations.
     Reservations,
+    /// Shipments and their cancellations.
+    Shipments,
 }
 
 impl Ledger {
@@ -167,7 +168,7 @@ impl Ledger {
 
 impl fmt::Display for Ledger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -232,7 +233,7 @@ impl EffectViolation {
 
 impl fmt::Display for EffectViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -257,7 +258,10 @@ mod tests {
             let key = effect_key("o-0a", s);
             assert_eq!(parse_effect_key(&key), Some(("o-0a", s)));
         }
-        assert_eq!(effect_key("o-1", Step::once(StepKind::Charge)), "o-1:charge");
+        assert_eq!(
+            effect_key("o-1", Step::once(StepKind::Charge)),
+            "o-1:charge"
+        );
         assert_eq!(
             effect_key("o-1", Step::item(StepKind::Reserve, 2)),
             "o-1:reserve:2"

@@ -68,7 +68,7 @@ impl CheckId {
 
 impl fmt::Display for CheckId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -172,13 +172,9 @@ impl Measure {
     /// The check whose details it reads.
     pub fn check(&self) -> CheckId {
         match self {
-            Measure::FencingRejected { .. } | Measure::FencingViolations { .. } => {
-                CheckId::Fencing
-            }
+            Measure::FencingRejected { .. } | Measure::FencingViolations { .. } => CheckId::Fencing,
             Measure::RepeatedKeys { .. } => CheckId::Idempotency,
-            Measure::EffectViolations { .. } | Measure::OrdersWithStatus { .. } => {
-                CheckId::Effects
-            }
+            Measure::EffectViolations { .. } | Measure::OrdersWithStatus { .. } => CheckId::Effects,
             Measure::RetriesRefused { .. } | Measure::WindowsOverBudget => CheckId::RetryLoad,
         }
     }
@@ -294,14 +290,20 @@ mod tests {
         assert_eq!(json["check"], "fencing");
         assert_eq!(json["evidence"]["measure"], "fencing-rejected");
         assert_eq!(json["evidence"]["domain"], "order");
-        assert_eq!(serde_json::from_value::<Requirement>(json).expect("reads"), r);
+        assert_eq!(
+            serde_json::from_value::<Requirement>(json).expect("reads"),
+            r
+        );
         assert_eq!(r.problem(), None);
         let mut wrong = r.clone();
         wrong.check = Subject::Check(CheckId::Effects);
         assert!(wrong.problem().is_some());
         let v = Requirement::is(Subject::Verdict, Validity::Invalid);
         let json = serde_json::to_value(&v).expect("serializes");
-        assert_eq!(json, serde_json::json!({"check": "verdict", "validity": "invalid"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"check": "verdict", "validity": "invalid"})
+        );
         assert!(serde_json::from_value::<Requirement>(
             serde_json::json!({"check": "nope", "validity": "valid"})
         )

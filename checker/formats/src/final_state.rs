@@ -10,26 +10,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::role::Role;
 
-/// An order's saga status, as the order service reports it.
+/// An order's saga status, as the order service reports it. Declared (and so ordered) by
+/// name, so that maps keyed by status list in alphabetical order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderStatus {
     /// In the log, saga not started.
     Accepted,
-    /// Reserving stock.
-    Reserving,
     /// Charging.
     Charging,
-    /// Creating the shipment.
-    Shipping,
+    /// Charged, then refunded and released after a later step failed.
+    Compensated,
     /// A step failed; undoing the steps that succeeded, in reverse.
     Compensating,
     /// Reserved, charged, shipped, stock committed.
     Completed,
     /// Refused before any charge landed (out of stock, payment declined).
     Rejected,
-    /// Charged, then refunded and released after a later step failed.
-    Compensated,
+    /// Reserving stock.
+    Reserving,
+    /// Creating the shipment.
+    Shipping,
 }
 
 impl OrderStatus {
@@ -70,7 +71,7 @@ impl OrderStatus {
 
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -194,6 +195,32 @@ pub enum ReservationStatus {
     Committed,
     /// Units given back.
     Released,
+}
+
+impl ShipmentStatus {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShipmentStatus::Created => "created",
+            ShipmentStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for ShipmentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl fmt::Display for ReservationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReservationStatus::Reserved => "reserved",
+            ReservationStatus::Committed => "committed",
+            ReservationStatus::Released => "released",
+        })
+    }
 }
 
 impl ReservationStatus {

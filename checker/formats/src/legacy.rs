@@ -92,7 +92,9 @@ pub(crate) fn spec_v1(v: serde_json::Value) -> Result<(Spec, Option<String>), Sp
     let note = (!old.expectation.is_null()).then(|| {
         "spec.json version 1: its expectation (JSON pointers) is not read by this version".into()
     });
-    let nodes = old.nodes.or(old.node_names.as_ref().map(|n| n.len() as u16));
+    let nodes = old
+        .nodes
+        .or(old.node_names.as_ref().map(|n| n.len() as u16));
     let config = RunConfig {
         cluster: old.cluster.unwrap_or(d.cluster),
         nodes,
@@ -138,11 +140,9 @@ pub(crate) fn spec_v1(v: serde_json::Value) -> Result<(Spec, Option<String>), Sp
     };
     let spec = Spec {
         schema_version: SPEC_VERSION,
-        node_names: old.node_names.unwrap_or_else(|| {
-            (1..=config.node_count())
-                .map(|i| format!("n{i}"))
-                .collect()
-        }),
+        node_names: old
+            .node_names
+            .unwrap_or_else(|| (1..=config.node_count()).map(|i| format!("n{i}")).collect()),
         roles: old.roles.unwrap_or_default(),
         leader_role: config.leader_role(),
         stock_sku_names: old.stock_skus,

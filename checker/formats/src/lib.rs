@@ -26,11 +26,12 @@ pub mod fault;
 pub mod files;
 pub mod final_state;
 pub mod history;
-mod legacy;
 pub mod ledger;
+mod legacy;
 pub mod metrics;
 pub mod role;
 pub mod spec;
+mod spelled;
 pub mod validity;
 
 pub use role::Role;

@@ -42,6 +42,49 @@ impl ClusterKind {
     }
 }
 
+/// `FromStr` for a unit enum from its `as_str` names; the error lists them.
+macro_rules! from_names {
+    ($t:ty, $what:literal, [$($v:expr),+]) => {
+        impl std::str::FromStr for $t {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<$t, String> {
+                let all = [$($v),+];
+                all.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let names: Vec<&str> = all.iter().map(|v| v.as_str()).collect();
+                    format!("{} '{s}' (expected {})", $what, names.join(", "))
+                })
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+
+from_names!(
+    ClusterKind,
+    "cluster",
+    [ClusterKind::Local, ClusterKind::Netns, ClusterKind::Ssh]
+);
+from_names!(
+    WorkloadKind,
+    "workload",
+    [
+        WorkloadKind::Orders,
+        WorkloadKind::Stock,
+        WorkloadKind::Mixed
+    ]
+);
+from_names!(
+    InventoryMode,
+    "inventory mode",
+    [InventoryMode::Linearizable, InventoryMode::Eventual]
+);
+
 /// What the clients of a run do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -174,7 +217,8 @@ pub struct RunConfig {
     pub faultproxy_bin: Option<PathBuf>,
     /// The role the single pause stops.
     pub pause_role: Role,
-    /// Which of its processes.
+    /// Which of its processes (`leader`, `random` or a node), as `--pause-target` spells it.
+    #[serde(with = "crate::spelled")]
     pub pause_target: Target,
     /// Where runs are written.
     pub out: PathBuf,
@@ -252,13 +296,27 @@ impl Default for RunConfig {
 }
 
 /// Default state directory of the netns cluster.
-pub const DEFAULT_NETNS_STATE_DIR: &str = "/tmp/saga-jepsen-netns";
+pub const DEFAULT_NETNS_STATE_DIR: &str = "/run/harness-netns";
 /// Nodes of a local cluster by default.
 pub const DEFAULT_LOCAL_NODES: u16 = 3;
 /// Nodes of a netns cluster by default.
 pub const DEFAULT_NETNS_NODES: u16 = 5;
 
 impl RunConfig {
+    /// The config in its one canonical form: explicit faults replace the seeded schedule, so
+    /// the schedule's options are cleared when `faults` is not empty (the command line refuses
+    /// both at once).
+    pub fn canonical(mut self) -> RunConfig {
+        if !self.faults.is_empty() {
+            self.nemesis = Kinds::none();
+            self.nemesis_interval = None;
+            self.nemesis_pairs = false;
+            self.fault_at = None;
+            self.fault_for = None;
+        }
+        self
+    }
+
     /// The role whose leader the nemesis's leader-shaped faults aim at: the inventory's in a
     /// stock-only run with a leader (linearizable mode), the order service's otherwise.
     pub fn leader_role(&self) -> Role {

@@ -8,12 +8,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde_json::json;
+use formats::Role;
+use serde::{Deserialize, Serialize};
 
+use super::Params;
+use crate::check::{Check, Verdict};
 use crate::logs::{self, LogEvent};
+use crate::report::table::{opt, Table};
 use crate::rundir::RunData;
-use crate::verdict::{CheckResult, Validity};
+use crate::verdict::{CheckId, Validity};
 
 /// How many rejections and violations are listed in full; counts cover all of them.
 pub const MAX_LISTED: usize = 1000;
@@ -29,7 +32,7 @@ pub mod messages {
 }
 
 /// A rejected stale write.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rejection {
     /// The replica's node.
     pub node: String,
@@ -48,7 +51,7 @@ pub struct Rejection {
 }
 
 /// A write accepted under a token lower than one already accepted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StaleAccept {
     /// The replica's node.
     pub node: String,
@@ -151,16 +154,134 @@ impl Scan {
     }
 }
 
+/// What the check read and found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Details {
+    /// False when the run deployed no store (nothing else is filled then).
+    pub applicable: bool,
+    /// The store logs read, relative to the run directory.
+    pub store_logs: Vec<String>,
+    /// Store logs that should be there and are not.
+    pub missing_logs: Vec<String>,
+    /// Store logs that could not be read.
+    pub read_errors: Vec<String>,
+    /// Lines read.
+    pub log_lines: usize,
+    /// Lines that are not JSON.
+    pub unparseable_lines: usize,
+    /// Where some of them are.
+    pub unparseable_at: Vec<String>,
+    /// Relevant lines lacking a field.
+    pub incomplete_lines: Vec<String>,
+    /// Writes accepted, per domain.
+    pub accepted_writes_by_domain: BTreeMap<String, u64>,
+    /// Highest accepted token, per domain.
+    pub max_token_by_domain: BTreeMap<String, u64>,
+    /// Stale tokens rejected, per domain (all of them).
+    pub rejected_by_domain: BTreeMap<String, u64>,
+    /// Rejections, at most [`MAX_LISTED`].
+    pub rejections: Vec<Rejection>,
+    /// Rejections beyond those listed.
+    pub rejections_not_listed: usize,
+    /// Writes accepted under a stale token, at most [`MAX_LISTED`].
+    pub violations: Vec<StaleAccept>,
+    /// Violations beyond those listed.
+    pub violations_not_listed: usize,
+}
+
+/// The check.
+pub struct Fencing;
+
+impl Check for Fencing {
+    const ID: CheckId = CheckId::Fencing;
+    type Details = Details;
+
+    fn run(run: &RunData, _: &Params) -> Verdict<Details> {
+        check(run)
+    }
+
+    fn tables(d: &Details) -> Vec<Table> {
+        vec![
+            Table::of(
+                "Writes accepted under a stale token",
+                &[
+                    "node",
+                    "domain",
+                    "key",
+                    "token",
+                    "higher token before",
+                    "log line",
+                    "higher token at",
+                    "message",
+                ],
+                &d.violations,
+                d.violations_not_listed,
+                |v| {
+                    vec![
+                        v.node.clone(),
+                        v.domain.clone(),
+                        v.key.clone(),
+                        v.token.to_string(),
+                        v.prior_token.to_string(),
+                        v.at.clone(),
+                        v.prior_at.clone(),
+                        v.message.clone(),
+                    ]
+                },
+            ),
+            Table::pairs(
+                "Stale tokens rejected per domain",
+                "domain",
+                "rejections",
+                d.rejected_by_domain.iter(),
+            ),
+            Table::pairs(
+                "Highest accepted token per domain",
+                "domain",
+                "token",
+                d.max_token_by_domain.iter(),
+            ),
+            Table::of(
+                "Rejected stale tokens",
+                &[
+                    "node",
+                    "domain",
+                    "key",
+                    "rejected token",
+                    "current token",
+                    "log line",
+                    "time",
+                ],
+                &d.rejections,
+                d.rejections_not_listed,
+                |r| {
+                    vec![
+                        r.node.clone(),
+                        r.domain.clone(),
+                        r.key.clone(),
+                        r.rejected_token.to_string(),
+                        r.current_token.to_string(),
+                        r.at.clone(),
+                        opt(r.timestamp.as_deref()),
+                    ]
+                },
+            ),
+            Table::list("Store logs missing", &d.missing_logs, 0),
+            Table::list("Store logs unreadable", &d.read_errors, 0),
+            Table::list("Relevant log lines lacking fields", &d.incomplete_lines, 0),
+        ]
+    }
+}
+
 /// Runs the check over `nodes/*/store.log`.
-pub fn check(run: &RunData) -> CheckResult {
-    let logs = logs::role_logs(&run.dir, "store");
-    if !run.had_role("store") {
-        return CheckResult {
-            name: "fencing".into(),
-            validity: Validity::Valid,
-            summary: "not applicable: this run deployed no store".into(),
-            details: json!({"applicable": false}),
-        };
+pub fn check(run: &RunData) -> Verdict<Details> {
+    let logs = logs::role_logs(&run.dir, Role::Store.as_str());
+    if !run.had_role(Role::Store) {
+        return Verdict::new(
+            Validity::Valid,
+            "not applicable: this run deployed no store",
+            Details::default(),
+        );
     }
     let mut missing: Vec<String> = logs::node_names(&run.dir)
         .into_iter()
@@ -168,11 +289,7 @@ pub fn check(run: &RunData) -> CheckResult {
         .map(|n| format!("nodes/{n}/store.log"))
         .collect();
     // Nodes with no log folder at all: the spec says how many there were.
-    let expected = match run.spec.get("nodes") {
-        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0) as usize,
-        Some(serde_json::Value::Array(a)) => a.len(),
-        _ => 0,
-    };
+    let expected = run.spec.node_names.len();
     if logs.len() + missing.len() < expected {
         missing.push(format!(
             "{} more: spec.json has {expected} nodes, {} have store logs",
@@ -234,26 +351,25 @@ pub fn check(run: &RunData) -> CheckResult {
             ),
         )
     };
-    CheckResult {
-        name: "fencing".into(),
+    Verdict::new(
         validity,
         summary,
-        details: json!({
-            "applicable": true,
-            "store_logs": logs.iter().map(|(_, rel, _)| rel).collect::<Vec<_>>(),
-            "missing_logs": missing,
-            "read_errors": read_errors,
-            "log_lines": lines,
-            "unparseable_lines": bad_lines,
-            "unparseable_at": bad_at,
-            "incomplete_lines": scan.incomplete.iter().take(MAX_LISTED).collect::<Vec<_>>(),
-            "accepted_writes_by_domain": scan.accepted_by_domain,
-            "max_token_by_domain": scan.max_token_by_domain,
-            "rejected_by_domain": scan.rejected_by_domain,
-            "rejections": scan.rejections,
-            "rejections_not_listed": (rejected_total as usize).saturating_sub(MAX_LISTED),
-            "violations": scan.violations,
-            "violations_not_listed": scan.violations_total.saturating_sub(MAX_LISTED),
-        }),
-    }
+        Details {
+            applicable: true,
+            store_logs: logs.iter().map(|(_, rel, _)| rel.clone()).collect(),
+            missing_logs: missing,
+            read_errors,
+            log_lines: lines,
+            unparseable_lines: bad_lines,
+            unparseable_at: bad_at,
+            incomplete_lines: scan.incomplete.into_iter().take(MAX_LISTED).collect(),
+            accepted_writes_by_domain: scan.accepted_by_domain,
+            max_token_by_domain: scan.max_token_by_domain,
+            rejected_by_domain: scan.rejected_by_domain,
+            rejections: scan.rejections,
+            rejections_not_listed: (rejected_total as usize).saturating_sub(MAX_LISTED),
+            violations: scan.violations,
+            violations_not_listed: scan.violations_total.saturating_sub(MAX_LISTED),
+        },
+    )
 }

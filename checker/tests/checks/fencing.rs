@@ -1,11 +1,12 @@
 //! The fencing check over store logs (contract §4).
 
 use checker::{RunData, Validity};
+use formats::Role;
 use serde_json::json;
 
 use crate::support::{legal_run, Run};
 
-fn fencing(run: &Run) -> checker::CheckResult {
+fn fencing(run: &Run) -> checker::Verdict<checker::checks::fencing::Details> {
     let dir = tempfile::tempdir().expect("tempdir");
     run.write(dir.path());
     let data = RunData::load(dir.path()).expect("loads");
@@ -18,15 +19,15 @@ fn fencing(run: &Run) -> checker::CheckResult {
 fn rejections_are_listed_and_the_run_passes() {
     let r = fencing(&legal_run());
     assert_eq!(r.validity, Validity::Valid, "{r:#?}");
-    let rejections = r.details["rejections"].as_array().expect("list");
+    let rejections = &r.details.rejections;
     assert_eq!(rejections.len(), 3, "one per replica");
     let first = &rejections[0];
-    assert_eq!(first["domain"], "order");
-    assert_eq!(first["key"], "saga/o3");
-    assert_eq!(first["rejected_token"], 1);
-    assert_eq!(first["current_token"], 2);
-    assert_eq!(first["at"], "nodes/n1/store.log:6");
-    assert_eq!(r.details["rejected_by_domain"]["order"], 3);
+    assert_eq!(first.domain, "order");
+    assert_eq!(first.key, "saga/o3");
+    assert_eq!(first.rejected_token, 1);
+    assert_eq!(first.current_token, 2);
+    assert_eq!(first.at, "nodes/n1/store.log:6");
+    assert_eq!(r.details.rejected_by_domain["order"], 3);
 }
 
 /// Proves a replica accepting a write under a token lower than one it already accepted in that
@@ -43,12 +44,12 @@ fn lower_token_after_higher_is_flagged() {
     );
     let r = fencing(&run);
     assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
-    let v = &r.details["violations"][0];
-    assert_eq!(v["node"], "n2");
-    assert_eq!(v["token"], 1);
-    assert_eq!(v["prior_token"], 2);
-    assert_eq!(v["at"], "nodes/n2/store.log:8");
-    assert_eq!(v["prior_at"], "nodes/n2/store.log:4");
+    let v = &r.details.violations[0];
+    assert_eq!(v.node, "n2");
+    assert_eq!(v.token, 1);
+    assert_eq!(v.prior_token, 2);
+    assert_eq!(v.at, "nodes/n2/store.log:8");
+    assert_eq!(v.prior_at, "nodes/n2/store.log:4");
     assert!(r.summary.contains("nodes/n2/store.log:8"), "{}", r.summary);
 
     let mut other_domain = legal_run();
@@ -75,9 +76,9 @@ fn stale_write_with_fencing_disabled_is_flagged() {
     );
     let r = fencing(&run);
     assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
-    let v = &r.details["violations"][0];
-    assert_eq!(v["prior_token"], 2);
-    assert_eq!(v["message"], "stale write accepted (fencing disabled)");
+    let v = &r.details.violations[0];
+    assert_eq!(v.prior_token, 2);
+    assert_eq!(v.message, "stale write accepted (fencing disabled)");
 }
 
 /// Proves missing store logs in a run that had a store give unknown (all missing, or one node's
@@ -99,7 +100,7 @@ fn missing_store_logs_are_unknown() {
     );
     let r = fencing(&run);
     assert_eq!(r.validity, Validity::Unknown, "{r:#?}");
-    assert_eq!(r.details["missing_logs"][0], "nodes/n3/store.log");
+    assert_eq!(r.details.missing_logs[0], "nodes/n3/store.log");
 
     let mut run = legal_run();
     run.logs.retain(|path, _| !path.starts_with("nodes/n3/"));
@@ -109,18 +110,16 @@ fn missing_store_logs_are_unknown() {
         Validity::Unknown,
         "a node without any log folder: {r:#?}"
     );
-    assert!(r.details["missing_logs"][0]
-        .as_str()
-        .is_some_and(|m| m.contains("3 nodes")));
+    assert!(r.details.missing_logs[0].contains("3 nodes"));
 
     let mut run = legal_run();
     run.logs.clear();
     run.metrics.clear();
     run.spec["roles"] = json!(["order", "payment"]);
-    run.state.services = vec!["order".into(), "payment".into()];
+    run.state.services = vec![Role::Order, Role::Payment];
     let r = fencing(&run);
     assert_eq!(r.validity, Validity::Valid, "{r:#?}");
-    assert_eq!(r.details["applicable"], false);
+    assert!(!r.details.applicable);
 }
 
 /// Proves a non-JSON line (a panic message, a line cut by SIGKILL) is counted, not fatal, and a
@@ -134,7 +133,7 @@ fn unreadable_lines_are_counted() {
         .push("thread 'main' panicked at write accepted".into());
     let r = fencing(&run);
     assert_eq!(r.validity, Validity::Valid, "{r:#?}");
-    assert_eq!(r.details["unparseable_lines"], 1);
+    assert_eq!(r.details.unparseable_lines, 1);
 
     run.log(
         "n1",

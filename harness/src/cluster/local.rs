@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
+use formats::spec::ClusterKind;
+use formats::Role;
 use nemesis::Signal;
 use nix::sys::signal::{kill, Signal as NixSignal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use super::pipeline::{self, ROLES};
+use super::pipeline::{self, RoleKey, ROLES};
 use super::Cluster;
 
 /// How long roles get to answer `/health` after start.
@@ -44,23 +46,19 @@ pub struct LocalOptions {
     /// Run directory: logs go to `nodes/<node>/<role>.log`, state to `nodes/<node>/data/`.
     pub run_dir: PathBuf,
     /// Extra flags per role (e.g. `payment` => `--no-idempotency`).
-    pub role_flags: BTreeMap<String, Vec<String>>,
+    pub role_flags: BTreeMap<Role, Vec<String>>,
     /// The `settings` of every node's config (contract §1).
     pub settings: serde_json::Value,
     /// Ports per (node, role) chosen beforehand ([`choose_ports`]); free ones if `None`.
-    pub ports: Option<BTreeMap<(String, String), u16>>,
+    pub ports: Option<BTreeMap<RoleKey, u16>>,
     /// Each node's peers when links go through the proxy layer (`cluster::proxied`).
     pub peers: Option<super::proxied::PeersByNode>,
 }
 
 /// Free loopback ports for every role of `nodes` nodes, keyed (node, role).
-pub fn choose_ports(nodes: usize) -> anyhow::Result<BTreeMap<(String, String), u16>> {
-    let keys: Vec<(String, String)> = (1..=nodes)
-        .flat_map(|i| {
-            ROLES
-                .iter()
-                .map(move |r| (format!("n{i}"), (*r).to_owned()))
-        })
+pub fn choose_ports(nodes: usize) -> anyhow::Result<BTreeMap<RoleKey, u16>> {
+    let keys: Vec<RoleKey> = (1..=nodes)
+        .flat_map(|i| ROLES.iter().map(move |r| (format!("n{i}"), *r)))
         .collect();
     Ok(keys.iter().cloned().zip(free_ports(keys.len())?).collect())
 }
@@ -69,7 +67,7 @@ pub fn choose_ports(nodes: usize) -> anyhow::Result<BTreeMap<(String, String), u
 pub struct LocalCluster {
     nodes: Vec<String>,
     bin: PathBuf,
-    roles: BTreeMap<(String, String), RoleProcess>,
+    roles: BTreeMap<RoleKey, RoleProcess>,
 }
 
 /// How many ports below the kernel's ephemeral range role ports are drawn from.
@@ -131,9 +129,9 @@ fn config_path(opts: &LocalOptions, node: &str) -> PathBuf {
 fn write_configs(
     opts: &LocalOptions,
     nodes: &[String],
-    ports: &BTreeMap<(String, String), u16>,
+    ports: &BTreeMap<RoleKey, u16>,
 ) -> anyhow::Result<()> {
-    let direct: BTreeMap<(String, String), String> = ports
+    let direct: BTreeMap<RoleKey, String> = ports
         .iter()
         .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
         .collect();
@@ -155,15 +153,15 @@ fn write_configs(
     Ok(())
 }
 
-fn role_args(opts: &LocalOptions, node: &str, role: &str) -> Vec<String> {
+fn role_args(opts: &LocalOptions, node: &str, role: Role) -> Vec<String> {
     let data = opts
         .run_dir
         .join("nodes")
         .join(node)
         .join("data")
-        .join(role);
+        .join(role.as_str());
     let mut extra = vec!["--watch-parent".to_owned(), std::process::id().to_string()];
-    if let Some(flags) = opts.role_flags.get(role) {
+    if let Some(flags) = opts.role_flags.get(&role) {
         extra.extend(flags.iter().cloned());
     }
     pipeline::role_args(
@@ -207,11 +205,11 @@ impl LocalCluster {
             );
         }
         let nodes: Vec<String> = (1..=opts.nodes).map(|i| format!("n{i}")).collect();
-        let keys: Vec<(String, String)> = nodes
+        let keys: Vec<RoleKey> = nodes
             .iter()
-            .flat_map(|n| ROLES.iter().map(move |r| (n.clone(), (*r).to_owned())))
+            .flat_map(|n| ROLES.iter().map(move |r| (n.clone(), *r)))
             .collect();
-        let ports: BTreeMap<(String, String), u16> = match &opts.ports {
+        let ports: BTreeMap<RoleKey, u16> = match &opts.ports {
             Some(p) => p.clone(),
             None => keys.iter().cloned().zip(free_ports(keys.len())?).collect(),
         };
@@ -236,7 +234,7 @@ impl LocalCluster {
                         return Err(e);
                     }
                 };
-                let key = (node.clone(), (*role).to_owned());
+                let key = (node.clone(), role);
                 cluster.roles.insert(
                     key.clone(),
                     RoleProcess {
@@ -248,7 +246,7 @@ impl LocalCluster {
                 );
             }
             // The services elect leaders through the stores: start those first.
-            if *role == "store" {
+            if role == Role::Store {
                 if let Err(e) = cluster.wait_healthy(&opts.run_dir).await {
                     let _ = cluster.stop().await;
                     return Err(e);
@@ -290,18 +288,10 @@ impl LocalCluster {
         Ok(())
     }
 
-    fn role(&self, node: &str, role: &str) -> anyhow::Result<&RoleProcess> {
+    fn role(&self, node: &str, role: Role) -> anyhow::Result<&RoleProcess> {
         self.roles
-            .get(&(node.to_owned(), role.to_owned()))
+            .get(&(node.to_owned(), role))
             .with_context(|| format!("no role {role} on node {node}"))
-    }
-}
-
-fn to_nix(sig: Signal) -> NixSignal {
-    match sig {
-        Signal::Stop => NixSignal::SIGSTOP,
-        Signal::Cont => NixSignal::SIGCONT,
-        Signal::Kill => NixSignal::SIGKILL,
     }
 }
 
@@ -311,7 +301,7 @@ impl nemesis::Control for LocalCluster {
         self.nodes.clone()
     }
 
-    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    async fn pid(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         let proc_ = self.role(node, role)?;
         let guard = proc_.child.lock().await;
         guard
@@ -321,18 +311,10 @@ impl nemesis::Control for LocalCluster {
     }
 
     async fn signal(&self, node: &str, pid: u32, signal: Signal) -> anyhow::Result<()> {
-        let pid_i32 = i32::try_from(pid).context("pid out of range")?;
-        match kill(Pid::from_raw(pid_i32), to_nix(signal)) {
-            Ok(()) => Ok(()),
-            Err(nix::errno::Errno::ESRCH) if signal == Signal::Cont => Ok(()),
-            Err(e) => Err(anyhow::anyhow!(
-                "{node}: kill -{} {pid}: {e}",
-                signal.name()
-            )),
-        }
+        nemesis::signal_local(pid, signal).with_context(|| node.to_owned())
     }
 
-    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
+    async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {
         let proc_ = self.role(node, role)?;
         let mut guard = proc_.child.lock().await;
         if let Some(child) = guard.as_mut() {
@@ -347,11 +329,11 @@ impl nemesis::Control for LocalCluster {
 
 #[async_trait]
 impl Cluster for LocalCluster {
-    fn kind(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> ClusterKind {
+        ClusterKind::Local
     }
 
-    fn url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+    fn url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         Ok(format!("http://127.0.0.1:{}", self.role(node, role)?.port))
     }
 
@@ -369,7 +351,11 @@ impl Cluster for LocalCluster {
             match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                 Ok(Ok(_)) => {}
                 _ => {
-                    tracing::warn!(node, role, "did not stop after SIGTERM; killing");
+                    tracing::warn!(
+                        node,
+                        role = role.as_str(),
+                        "did not stop after SIGTERM; killing"
+                    );
                     let _ = child.kill().await;
                 }
             }

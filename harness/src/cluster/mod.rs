@@ -10,14 +10,16 @@ pub mod proxied;
 pub mod remote;
 
 use async_trait::async_trait;
+use formats::spec::ClusterKind;
+use formats::Role;
 
 /// A running cluster. The nemesis drives it through [`nemesis::Control`].
 #[async_trait]
 pub trait Cluster: nemesis::Control {
-    /// `local`, `netns` or `ssh`.
-    fn kind(&self) -> &'static str;
+    /// Which kind.
+    fn kind(&self) -> ClusterKind;
     /// Base URL a client on this machine uses to reach `role` on `node`.
-    fn url(&self, node: &str, role: &str) -> anyhow::Result<String>;
+    fn url(&self, node: &str, role: Role) -> anyhow::Result<String>;
     /// Stops every process the harness started (resuming paused ones first). Idempotent.
     async fn stop(&self) -> anyhow::Result<()>;
 }

@@ -13,10 +13,10 @@ use super::local::{LocalCluster, LocalOptions};
 use super::netns;
 use super::remote::{RemoteCluster, RemoteNode, RemoteOptions};
 use super::Cluster;
-use crate::cli::{ClusterKind, RunArgs};
 use crate::nodes_file::NodesFile;
 use crate::remote::ssh::SshRemote;
 use crate::BadInput;
+use formats::spec::{ClusterKind, RunConfig};
 
 /// A cluster ready to be started: checked input and, for SSH clusters, open connections.
 pub struct Prepared {
@@ -41,7 +41,7 @@ impl Prepared {
 
 /// Checks the cluster arguments and connects to SSH nodes. Input mistakes are [`BadInput`].
 /// A netns cluster that is not up is brought up here (and taken down by [`Prepared::finish`]).
-pub async fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+pub async fn prepare(args: &RunConfig) -> anyhow::Result<Prepared> {
     match args.cluster {
         ClusterKind::Local => {
             let n = args.node_count();
@@ -80,7 +80,7 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     }
 }
 
-async fn prepare_netns(args: &RunArgs) -> anyhow::Result<Prepared> {
+async fn prepare_netns(args: &RunConfig) -> anyhow::Result<Prepared> {
     netns::preflight().map_err(BadInput)?;
     let state = &args.netns_state_dir;
     let n = args.node_count();
@@ -164,12 +164,12 @@ pub struct StartOptions {
     /// Names the run's directory on remote nodes.
     pub run_name: String,
     /// Extra flags per role.
-    pub role_flags: BTreeMap<String, Vec<String>>,
+    pub role_flags: BTreeMap<formats::Role, Vec<String>>,
     /// The `settings` of every node's config (contract §1).
     pub settings: serde_json::Value,
     /// Local clusters behind link proxies: the ports the roles bind (chosen before the proxies
     /// were made).
-    pub local_ports: Option<BTreeMap<(String, String), u16>>,
+    pub local_ports: Option<BTreeMap<super::pipeline::RoleKey, u16>>,
     /// Local clusters behind link proxies: each node's peer addresses.
     pub local_peers: Option<super::proxied::PeersByNode>,
 }
@@ -204,7 +204,7 @@ pub async fn start(prepared: &Prepared, opts: &StartOptions) -> anyhow::Result<A
             RemoteCluster::deploy(
                 prepared.remotes.clone(),
                 &RemoteOptions {
-                    kind: kind.name(),
+                    kind,
                     workdir: prepared.workdir.clone(),
                     run_name: opts.run_name.clone(),
                     run_dir: opts.run_dir.clone(),

@@ -3,11 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use formats::spec::RunConfig;
+use formats::Role;
 use serde_json::{json, Value};
 
 /// The pipeline roles the harness deploys, in start order (the store first: every other role
 /// keeps its state there).
-pub const ROLES: &[&str] = &["store", "inventory", "payment", "shipping", "order"];
+pub const ROLES: [Role; 5] = Role::ALL;
+
+/// A role on a node: `(node, role)`.
+pub type RoleKey = (String, Role);
 
 /// SKUs the order workload chooses from (`sku-0` ...), as many as the pipeline's default.
 pub const ORDER_SKUS: usize = 10;
@@ -27,35 +32,19 @@ pub fn default_settings() -> Value {
     })
 }
 
-/// The stock workload's contended SKUs: `stock-0` .. `stock-<count - 1>`, each starting with
-/// `initial` units. They are apart from the order SKUs, so that the only reserves on them are
-/// the stock clients' recorded ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StockSkus {
-    /// How many.
-    pub count: usize,
-    /// Units of each at the start.
-    pub initial: i64,
-}
-
-impl StockSkus {
-    /// The SKU names.
-    pub fn names(&self) -> Vec<String> {
-        (0..self.count).map(|i| format!("stock-{i}")).collect()
-    }
-}
-
-/// The settings of every node of a run: the defaults, plus with `stock` an `initial_stock`
-/// map holding the order SKUs (at the pipeline's default) and the contended SKUs.
-pub fn settings(stock: Option<&StockSkus>) -> Value {
+/// The settings of every node of a run: the defaults, plus with a stock workload an
+/// `initial_stock` map holding the order SKUs (at the pipeline's default) and the contended
+/// SKUs (`stock-0` .. , apart from the order SKUs, so that the only reserves on them are the
+/// stock clients' recorded ones).
+pub fn settings(config: &RunConfig) -> Value {
     let mut settings = default_settings();
-    if let Some(stock) = stock {
+    if let Some(names) = config.stock_sku_names() {
         let mut initial = serde_json::Map::new();
         for i in 0..ORDER_SKUS {
             initial.insert(format!("sku-{i}"), json!(ORDER_SKU_STOCK));
         }
-        for name in stock.names() {
-            initial.insert(name, json!(stock.initial));
+        for name in names {
+            initial.insert(name, json!(config.initial_stock));
         }
         settings["initial_stock"] = Value::Object(initial);
     }
@@ -67,17 +56,17 @@ pub fn settings(stock: Option<&StockSkus>) -> Value {
 pub fn node_config(
     node: &str,
     nodes: &[String],
-    addrs: &BTreeMap<(String, String), String>,
+    addrs: &BTreeMap<RoleKey, String>,
     settings: &Value,
 ) -> Value {
     let mut listen = serde_json::Map::new();
     let mut peers: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
     for ((n, role), addr) in addrs {
         if n == node {
-            listen.insert(role.clone(), json!(addr));
+            listen.insert(role.as_str().to_owned(), json!(addr));
         }
         peers
-            .entry(role.clone())
+            .entry(role.as_str().to_owned())
             .or_default()
             .insert(n.clone(), json!(addr));
     }
@@ -94,13 +83,13 @@ pub fn node_config(
 /// file, `data_dir` the role's state, `extra` protection switches and other flags.
 pub fn role_args(
     node: &str,
-    role: &str,
+    role: Role,
     config: &str,
     data_dir: &str,
     extra: &[String],
 ) -> Vec<String> {
     let mut args = vec![
-        role.to_owned(),
+        role.as_str().to_owned(),
         "--node".into(),
         node.to_owned(),
         "--config".into(),
@@ -120,11 +109,13 @@ mod tests {
     /// the order SKUs at the pipeline's default next to the contended SKUs at their stock.
     #[test]
     fn settings_carry_the_initial_stock() {
-        assert_eq!(settings(None), default_settings());
-        let s = settings(Some(&StockSkus {
-            count: 2,
-            initial: 7,
-        }));
+        assert_eq!(settings(&RunConfig::default()), default_settings());
+        let s = settings(&RunConfig {
+            workload: formats::spec::WorkloadKind::Stock,
+            stock_skus: 2,
+            initial_stock: 7,
+            ..RunConfig::default()
+        });
         assert_eq!(s["shipping_failure_rate"], 0.1);
         let initial = s["initial_stock"].as_object().expect("a map");
         assert_eq!(initial.len(), ORDER_SKUS + 2);
@@ -138,14 +129,14 @@ mod tests {
     #[test]
     fn config_has_listen_and_peers() {
         let nodes = vec!["n1".to_owned(), "n2".to_owned()];
-        let addrs: BTreeMap<(String, String), String> = [
-            (("n1", "store"), "127.0.0.1:1"),
-            (("n2", "store"), "127.0.0.1:2"),
-            (("n1", "order"), "127.0.0.1:3"),
-            (("n2", "order"), "127.0.0.1:4"),
+        let addrs: BTreeMap<RoleKey, String> = [
+            (("n1", Role::Store), "127.0.0.1:1"),
+            (("n2", Role::Store), "127.0.0.1:2"),
+            (("n1", Role::Order), "127.0.0.1:3"),
+            (("n2", Role::Order), "127.0.0.1:4"),
         ]
         .into_iter()
-        .map(|((n, r), a)| ((n.to_owned(), r.to_owned()), a.to_owned()))
+        .map(|((n, r), a)| ((n.to_owned(), r), a.to_owned()))
         .collect();
         let cfg = node_config("n2", &nodes, &addrs, &json!({}));
         assert_eq!(
@@ -159,7 +150,7 @@ mod tests {
         assert_eq!(cfg["node"], "n2");
         let args = role_args(
             "n2",
-            "order",
+            Role::Order,
             "/c.json",
             "/d",
             &["--no-compensation".into()],
@@ -180,56 +171,41 @@ mod tests {
     }
 }
 
-/// The protection switches and per-role overrides of one run.
-#[derive(Debug, Clone, Default)]
-pub struct Switches {
-    /// `--no-idempotency` on payment, inventory and shipping.
-    pub no_idempotency: bool,
-    /// `--no-fencing` on the store.
-    pub no_fencing: bool,
-    /// `--no-retry-budget` on order (the only caller of other services).
-    pub no_retry_budget: bool,
-    /// `--no-compensation` on order.
-    pub no_compensation: bool,
-    /// `--no-lease-check` on order.
-    pub no_lease_check: bool,
-    /// `--inventory-mode` on inventory.
-    pub inventory_mode: Option<String>,
-    /// `--failure-rate` on shipping.
-    pub shipping_failure_rate: Option<f64>,
-}
-
-/// The extra flags of each role for `switches`.
-pub fn role_flags(switches: &Switches) -> BTreeMap<String, Vec<String>> {
-    let mut flags: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut add = |role: &str, words: &[String]| {
-        flags
-            .entry(role.to_owned())
-            .or_default()
-            .extend(words.iter().cloned());
+/// The extra flags of each role for a run's protection switches and role overrides.
+pub fn role_flags(config: &RunConfig) -> BTreeMap<Role, Vec<String>> {
+    let mut flags: BTreeMap<Role, Vec<String>> = BTreeMap::new();
+    let mut add = |role: Role, words: &[String]| {
+        flags.entry(role).or_default().extend(words.iter().cloned());
     };
-    if switches.no_idempotency {
-        for role in ["payment", "inventory", "shipping"] {
+    let sw = &config.switches;
+    if sw.no_idempotency {
+        for role in [Role::Payment, Role::Inventory, Role::Shipping] {
             add(role, &["--no-idempotency".to_owned()]);
         }
     }
-    if switches.no_fencing {
-        add("store", &["--no-fencing".to_owned()]);
+    if sw.no_fencing {
+        add(Role::Store, &["--no-fencing".to_owned()]);
     }
-    if switches.no_retry_budget {
-        add("order", &["--no-retry-budget".to_owned()]);
+    if sw.no_retry_budget {
+        add(Role::Order, &["--no-retry-budget".to_owned()]);
     }
-    if switches.no_compensation {
-        add("order", &["--no-compensation".to_owned()]);
+    if sw.no_compensation {
+        add(Role::Order, &["--no-compensation".to_owned()]);
     }
-    if switches.no_lease_check {
-        add("order", &["--no-lease-check".to_owned()]);
+    if sw.no_lease_check {
+        add(Role::Order, &["--no-lease-check".to_owned()]);
     }
-    if let Some(mode) = &switches.inventory_mode {
-        add("inventory", &["--inventory-mode".to_owned(), mode.clone()]);
+    if let Some(mode) = config.inventory_mode {
+        add(
+            Role::Inventory,
+            &["--inventory-mode".to_owned(), mode.as_str().to_owned()],
+        );
     }
-    if let Some(rate) = switches.shipping_failure_rate {
-        add("shipping", &["--failure-rate".to_owned(), rate.to_string()]);
+    if let Some(rate) = config.shipping_failure_rate {
+        add(
+            Role::Shipping,
+            &["--failure-rate".to_owned(), rate.to_string()],
+        );
     }
     flags
 }

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
+use formats::Role;
 use nemesis::links::Link;
 use nemesis::toxiproxy::{NewProxy, ToxiproxyClient};
 use nemesis::{Control, ExecOutput, Signal};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::pipeline::RoleKey;
 use super::Cluster;
 
 /// How long `faultproxy` gets to print its address.
@@ -25,7 +27,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// Node → (node, role) → `host:port` this node uses to reach that role.
-pub type PeersByNode = BTreeMap<String, BTreeMap<(String, String), String>>;
+pub type PeersByNode = BTreeMap<String, BTreeMap<RoleKey, String>>;
 
 /// A Toxiproxy-compatible API and the links the run created on it.
 pub struct ProxyLayer {
@@ -100,10 +102,7 @@ impl ProxyLayer {
     /// Creates a proxy for every cross-node link to the roles at `addrs` ((node, role) →
     /// `host:port`) and returns each node's peers: its own roles directly, other nodes'
     /// through the link proxies.
-    pub async fn link(
-        &mut self,
-        addrs: &BTreeMap<(String, String), String>,
-    ) -> anyhow::Result<PeersByNode> {
+    pub async fn link(&mut self, addrs: &BTreeMap<RoleKey, String>) -> anyhow::Result<PeersByNode> {
         let nodes: Vec<&String> = addrs
             .keys()
             .map(|(n, _)| n)
@@ -116,7 +115,7 @@ impl ProxyLayer {
                 if *from == to {
                     continue;
                 }
-                let link = Link::new(from, to, role).with_context(|| {
+                let link = Link::new(from, to, role.as_str()).with_context(|| {
                     format!("node or role name unusable in a proxy name: {from} {to} {role}")
                 })?;
                 wanted.push((link, upstream.clone()));
@@ -146,13 +145,13 @@ impl ProxyLayer {
                 let via = if from == to {
                     addr.clone()
                 } else {
-                    let name = nemesis::links::proxy_name(from, to, role);
+                    let name = nemesis::links::proxy_name(from, to, role.as_str());
                     listen
                         .get(&name)
                         .cloned()
                         .with_context(|| format!("proxy {name} was not created"))?
                 };
-                map.insert((to.clone(), role.clone()), via);
+                map.insert((to.clone(), *role), via);
             }
             peers.insert(from.clone(), map);
         }
@@ -219,7 +218,7 @@ impl Control for WithProxy {
         self.inner.nodes()
     }
 
-    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    async fn pid(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         self.inner.pid(node, role).await
     }
 
@@ -231,11 +230,11 @@ impl Control for WithProxy {
         self.inner.exec(node, cmd).await
     }
 
-    fn role_url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+    fn role_url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         self.inner.url(node, role)
     }
 
-    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
+    async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {
         self.inner.restart(node, role).await
     }
 

@@ -107,13 +107,13 @@ async fn round(
     totals: &mut ScrapeTotals,
 ) -> anyhow::Result<()> {
     let t_s = format!("{:.3}", clock.now_ns() as f64 / 1e9);
-    let targets: Vec<(String, &str)> = cluster
+    let targets: Vec<(String, formats::Role)> = cluster
         .nodes()
         .into_iter()
         .flat_map(|n| ROLES.iter().map(move |r| (n.clone(), *r)))
         .collect();
     let scrapes = targets.iter().map(|(node, role)| async move {
-        let url = cluster.url(node, role)?;
+        let url = cluster.url(node, *role)?;
         scrape(http, &url).await
     });
     let results = join_all(scrapes).await;
@@ -125,7 +125,7 @@ async fn round(
                     out.write_record([
                         t_s.as_str(),
                         node,
-                        role,
+                        role.as_str(),
                         &s.metric,
                         &s.labels_text(),
                         &format_value(s.value),
@@ -137,7 +137,7 @@ async fn round(
                 totals.failures += 1;
                 tracing::debug!(
                     node,
-                    role,
+                    role = role.as_str(),
                     error = format!("{e:#}"),
                     "metrics scrape failed"
                 );

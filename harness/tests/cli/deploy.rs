@@ -41,7 +41,7 @@ fn deploy_signal_restart_and_teardown() {
     let work = dir.path().join("work");
     let run_dir = dir.path().join("run");
     let opts = RemoteOptions {
-        kind: "ssh",
+        kind: formats::spec::ClusterKind::Ssh,
         workdir: work.to_str().expect("utf8").to_owned(),
         run_name: "t1".into(),
         run_dir: run_dir.clone(),
@@ -60,7 +60,10 @@ fn deploy_signal_restart_and_teardown() {
             .await
             .expect("deploys");
         let http = reqwest::Client::new();
-        let health = format!("{}/health", cluster.role_url("n2", "payment").expect("url"));
+        let health = format!(
+            "{}/health",
+            cluster.role_url("n2", formats::Role::Payment).expect("url")
+        );
         assert!(health.starts_with("http://127.77.0.2:"), "{health}");
         assert!(http
             .get(&health)
@@ -70,7 +73,10 @@ fn deploy_signal_restart_and_teardown() {
             .status()
             .is_success());
 
-        let pid = cluster.pid("n1", "payment").await.expect("pid");
+        let pid = cluster
+            .pid("n1", formats::Role::Payment)
+            .await
+            .expect("pid");
         assert_eq!(state(pid).map(|c| c == 'T'), Some(false), "running");
         cluster.signal("n1", pid, Signal::Stop).await.expect("stop");
         assert!(super::wait_until(Duration::from_secs(5), || state(pid) == Some('T')));
@@ -84,13 +90,22 @@ fn deploy_signal_restart_and_teardown() {
         assert_eq!(out.stdout_text().lines().next(), Some("hi"));
 
         let new_pid = cluster
-            .restart_role("n1", "payment")
+            .restart_role("n1", formats::Role::Payment)
             .await
             .expect("restart");
         assert_ne!(new_pid, pid);
         assert_eq!(state(pid), None, "the old process is gone");
-        assert_eq!(cluster.pid("n1", "payment").await.expect("pid"), new_pid);
-        let url = format!("{}/health", cluster.role_url("n1", "payment").expect("url"));
+        assert_eq!(
+            cluster
+                .pid("n1", formats::Role::Payment)
+                .await
+                .expect("pid"),
+            new_pid
+        );
+        let url = format!(
+            "{}/health",
+            cluster.role_url("n1", formats::Role::Payment).expect("url")
+        );
         assert!(http
             .get(&url)
             .send()

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use checker::history::{OpType, Process};
+use formats::history::{Op, OpType, Process, F};
 use serde_json::Value;
 
 use crate::{faultproxy_bin, harness, latest, pipeline_bin, processes_mentioning, text};
@@ -100,7 +100,7 @@ fn lin_check(run: &Path) -> Value {
 /// without the checker.
 fn certain_oversell_peaks(run: &Path) -> BTreeMap<String, i64> {
     let data = checker::RunData::load(run).expect("run dir parses");
-    let mut invokes: BTreeMap<u64, &checker::history::Op> = BTreeMap::new();
+    let mut invokes: BTreeMap<u64, &Op> = BTreeMap::new();
     // (time, change) per SKU
     let mut changes: BTreeMap<String, Vec<(u64, i64)>> = BTreeMap::new();
     for op in &data.history.ops {
@@ -114,16 +114,16 @@ fn certain_oversell_peaks(run: &Path) -> BTreeMap<String, i64> {
         let inv = invokes.remove(&p).expect("a completion has its invoke");
         let sku = inv.value["sku"].as_str().unwrap_or_default().to_owned();
         let qty = inv.value["qty"].as_i64().unwrap_or(0);
-        match (op.f.as_str(), op.op_type) {
-            ("reserve", OpType::Ok) => changes.entry(sku).or_default().push((op.time_ns, qty)),
-            ("release", OpType::Ok | OpType::Info) => {
+        match (op.f, op.op_type) {
+            (F::Reserve, OpType::Ok) => changes.entry(sku).or_default().push((op.time_ns, qty)),
+            (F::Release, OpType::Ok | OpType::Info) => {
                 changes.entry(sku).or_default().push((inv.time_ns, -qty))
             }
             _ => {}
         }
     }
     // A release invoked but never completed may also have happened.
-    for inv in invokes.values().filter(|i| i.f == "release") {
+    for inv in invokes.values().filter(|i| i.f == F::Release) {
         let sku = inv.value["sku"].as_str().unwrap_or_default().to_owned();
         let qty = inv.value["qty"].as_i64().unwrap_or(0);
         changes.entry(sku).or_default().push((inv.time_ns, -qty));
@@ -153,7 +153,7 @@ fn outcome_counts(run: &Path) -> BTreeMap<(String, String), usize> {
         }
         let kind = serde_json::to_value(op.op_type).expect("serializes");
         let kind = kind.as_str().unwrap_or_default().to_owned();
-        *counts.entry((op.f.clone(), kind)).or_default() += 1;
+        *counts.entry((op.f.as_str().to_owned(), kind)).or_default() += 1;
     }
     counts
 }
@@ -165,7 +165,7 @@ fn partition_shape(run: &Path) -> String {
         .history
         .ops
         .iter()
-        .filter(|o| o.process.is_nemesis() && o.f == "start" && o.op_type == OpType::Info)
+        .filter(|o| o.process.is_nemesis() && o.f == F::FaultStart && o.op_type == OpType::Info)
         .collect();
     assert_eq!(started.len(), 1, "one partition: {started:?}");
     assert!(started[0].error.is_none(), "it started: {:?}", started[0]);

@@ -103,7 +103,9 @@ impl FromStr for Planned {
 
     fn from_str(text: &str) -> Result<Planned, String> {
         let mut keys = Keys::parse(text)?;
-        let kind_text = keys.take("kind").ok_or_else(|| keys.err("needs kind=..."))?;
+        let kind_text = keys
+            .take("kind")
+            .ok_or_else(|| keys.err("needs kind=..."))?;
         let kind: Kind = kind_text.parse().map_err(|_| {
             keys.err(format!(
                 "kind '{kind_text}' (expected pause, kill, partition, latency, lost-response, reset, bandwidth or storm)"
@@ -200,6 +202,21 @@ fn plan(keys: &mut Keys<'_>, kind: Kind, role: Option<&str>) -> Result<FaultPlan
             latency_ms: keys.delay_ms("latency", DEFAULT_STORM_LATENCY)?,
         },
     })
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    /// `leader`, `random`, `leader-of:<role>` or a node name.
+    fn from_str(s: &str) -> Result<Target, String> {
+        target(s)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&spell_target(self))
+    }
 }
 
 fn target(v: &str) -> Result<Target, String> {
