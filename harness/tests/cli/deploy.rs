@@ -116,10 +116,11 @@ fn deploy_signal_restart_and_teardown() {
 
         cluster.stop().await.expect("stops");
         assert_eq!(state(new_pid), None, "stopped");
-        cluster
+        let gone = cluster
             .signal("n1", new_pid, Signal::Cont)
             .await
-            .expect("resuming a gone process is fine");
+            .expect_err("the process is gone");
+        assert!(nemesis::control::is_gone(&gone), "{gone:#}");
         let log = std::fs::read_to_string(run_dir.join("nodes/n1/payment.log")).expect("log");
         assert_eq!(
             log.matches("\"listening\"").count(),

@@ -82,15 +82,23 @@ fn json(path: &Path) -> Value {
 }
 
 /// The run's `linearizability` check from results.json.
-fn lin_check(run: &Path) -> Value {
-    let results = json(&run.join("results.json"));
-    results["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["name"] == "linearizability")
-        .cloned()
-        .expect("a linearizability check")
+/// The linearizability check's verdict, summary and typed details from `results.json`.
+fn lin_check(
+    run: &Path,
+) -> (
+    formats::Validity,
+    String,
+    checker::lincheck::inventory::Details,
+) {
+    let text = std::fs::read(run.join("results.json")).expect("results.json");
+    let results: checker::Results = serde_json::from_slice(&text).expect("results parse");
+    let r = results
+        .get(checker::CheckId::Linearizability)
+        .expect("a linearizability check");
+    let d = r
+        .details_of::<checker::checks::Linearizability>()
+        .expect("typed details");
+    (r.validity, r.summary.clone(), d)
 }
 
 /// Per SKU, the most units that were certainly reserved and not possibly given back at any
@@ -192,17 +200,15 @@ fn linearizable_inventory_passes_under_partition() {
         "{}",
         verdicts(&run)
     );
-    let check = lin_check(&run);
-    assert_eq!(check["validity"], "valid", "{check:#}");
-    let d = &check["details"];
-    assert!(d["skipped"].is_null(), "stock operations were checked");
-    assert!(d["operations"].as_u64().unwrap_or(0) >= 150, "{d:#}");
-    let skus = d["skus"].as_array().expect("skus");
-    assert_eq!(skus.len(), 2, "{d:#}");
-    for s in skus {
-        assert_eq!(s["initial"], INITIAL_STOCK, "{s}");
-        assert!(s["operations"].as_u64().unwrap_or(0) >= 50, "{s}");
-        assert_eq!(s["validity"], "valid", "{s}");
+    let (validity, _, d) = lin_check(&run);
+    assert_eq!(validity, formats::Validity::Valid, "{d:#?}");
+    assert!(!d.skipped, "stock operations were checked");
+    assert!(d.operations >= 150, "{d:#?}");
+    assert_eq!(d.skus.len(), 2, "{d:#?}");
+    for s in &d.skus {
+        assert_eq!(s.initial, Some(INITIAL_STOCK), "{s:?}");
+        assert!(s.operations >= 50, "{s:?}");
+        assert_eq!(s.validity, formats::Validity::Valid, "{s:?}");
     }
     let counts = outcome_counts(&run);
     for (f, t) in [
@@ -259,15 +265,12 @@ fn eventual_inventory_fails_under_partition() {
         "{}",
         verdicts(&run)
     );
-    let check = lin_check(&run);
-    assert_eq!(check["validity"], "invalid", "{check:#}");
-    let failure = &check["details"]["failure"];
-    let op = &failure["operation"];
-    let index = op["index"].as_u64().expect("the failing operation's index");
-    let described = op["op"].as_str().expect("its description");
-    let sku = failure["sku"].as_str().expect("its SKU");
-    assert!(sku.starts_with("stock-"), "{failure:#}");
-    let summary = check["summary"].as_str().unwrap_or_default();
+    let (validity, summary, d) = lin_check(&run);
+    assert_eq!(validity, formats::Validity::Invalid, "{d:#?}");
+    let failure = d.failure.as_ref().expect("a failing operation");
+    let index = failure.operation.index;
+    let described = failure.operation.op.as_str();
+    assert!(failure.sku.starts_with("stock-"), "{failure:#?}");
     assert!(
         summary.contains(&format!("at index {index}")) && summary.contains(described),
         "{summary}"
@@ -336,7 +339,7 @@ fn mixed_workload_runs_orders_and_stock() {
             assert_eq!(stock_op, p >= 1_000_000, "process {p} ran {}", op.f);
         }
     }
-    assert_eq!(lin_check(&run)["validity"], "valid");
+    assert_eq!(lin_check(&run).0, formats::Validity::Valid);
     let spec = json(&run.join("spec.json"));
     assert_eq!(spec["workload"], "mixed");
     let rerun = spec["rerun"].as_str().unwrap_or_default();

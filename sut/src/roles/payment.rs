@@ -84,7 +84,7 @@ fn ledger_key(key: &str) -> String {
 
 /// The idempotency key of the charge a refund of `order_id` must match.
 fn charge_key_of(order_id: &str) -> String {
-    crate::ids::step_key(order_id, "charge")
+    crate::ids::step_key(order_id, super::order::model::StepName::Charge)
 }
 
 impl Payment {

@@ -163,7 +163,7 @@ impl Orders {
             order_id: id.clone(),
             idempotency_key: key,
             offset,
-            status: model::status::ACCEPTED.into(),
+            status: model::Status::Accepted,
             reason: None,
             customer: req.customer,
             items: req.items,
