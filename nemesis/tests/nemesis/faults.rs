@@ -176,7 +176,7 @@ async fn leader_pause_hits_the_leader() {
 
 /// Three nodes whose links for role `svc` go through a faultproxy to echo servers.
 async fn proxied_cluster() -> (
-    nemesis::faultproxy::Server,
+    faultproxy::Server,
     nemesis::toxiproxy::ToxiproxyClient,
     BTreeMap<String, String>,
 ) {
