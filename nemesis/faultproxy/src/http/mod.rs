@@ -156,3 +156,99 @@ impl HttpConn {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::request::RequestSide;
+    use super::response::ResponseSide;
+    use super::*;
+    use crate::api::{HttpAction, HttpToxic, Stream, Toxic, ToxicKind};
+    use crate::link::set::{HttpCounters, Piece, SharedRng, ToxicRt};
+    use rand::SeedableRng;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    const REQUESTS: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\ncontent-length: 3\r\n\r\nabcPOST /c?q HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nHEAD /d HTTP/1.1\r\n\r\n";
+    const RESPONSES: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\naHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n";
+
+    fn bytes(pieces: Vec<Piece>) -> Vec<u8> {
+        pieces
+            .into_iter()
+            .filter_map(|p| match p {
+                Piece::Data { data, .. } => Some(data.to_vec()),
+                Piece::End { .. } => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn toxics(action: HttpAction, path: &str) -> Vec<Arc<ToxicRt>> {
+        let h = HttpToxic {
+            path: path.into(),
+            action,
+            ..HttpToxic::default()
+        };
+        vec![Arc::new(ToxicRt {
+            toxic: Toxic::new(ToxicKind::Http(h), Stream::Downstream),
+            revision: 1,
+            counters: Arc::new(Mutex::new(HttpCounters::default())),
+        })]
+    }
+
+    /// Proves requests and responses no toxic hits pass unchanged whatever the read
+    /// boundaries (also while heads are withheld for a `status` toxic), and every exchange is
+    /// matched to its response (HEAD and 204 without a body, 1xx before the final one).
+    #[test]
+    fn unmatched_exchanges_pass_unchanged_at_any_split() {
+        let rng: SharedRng = Arc::new(Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(3)));
+        let now = Instant::now();
+        for set in [Vec::new(), toxics(HttpAction::Status, "/zzz")] {
+            for split in 1..REQUESTS.len() {
+                let conn = Arc::new(HttpConn::default());
+                let mut req = RequestSide::new(conn.clone());
+                let mut up = Vec::new();
+                for part in [&REQUESTS[..split], &REQUESTS[split..]] {
+                    up.extend(bytes(req.on_data(
+                        Bytes::copy_from_slice(part),
+                        now,
+                        &set,
+                        &rng,
+                    )));
+                }
+                assert_eq!(up, REQUESTS, "split {split}");
+                assert!(!conn.opaque());
+                let rsplit = split % RESPONSES.len();
+                let mut resp = ResponseSide::new(conn.clone());
+                let mut down = Vec::new();
+                for part in [&RESPONSES[..rsplit], &RESPONSES[rsplit..]] {
+                    down.extend(bytes(resp.on_data(Bytes::copy_from_slice(part), now)));
+                }
+                assert_eq!(down, RESPONSES, "split {rsplit}");
+                assert!(conn.with(|s| s.queue.is_empty()), "every exchange answered");
+            }
+        }
+    }
+
+    /// Proves a dropped response is swallowed whole and nothing after it reaches the client,
+    /// while the request went through, and that bytes that are not HTTP pass unchanged.
+    #[test]
+    fn drop_swallows_and_non_http_passes() {
+        let rng: SharedRng = Arc::new(Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(3)));
+        let now = Instant::now();
+        let set = toxics(HttpAction::DropResponse, "/b");
+        let conn = Arc::new(HttpConn::default());
+        let mut req = RequestSide::new(conn.clone());
+        let up = bytes(req.on_data(Bytes::from_static(REQUESTS), now, &set, &rng));
+        assert_eq!(up, REQUESTS);
+        let mut resp = ResponseSide::new(conn.clone());
+        let down = bytes(resp.on_data(Bytes::from_static(RESPONSES), now));
+        let first = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na";
+        assert_eq!(down, first, "only the response before the dropped one");
+        let conn = Arc::new(HttpConn::default());
+        let mut req = RequestSide::new(conn.clone());
+        let tls = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+        let up = bytes(req.on_data(Bytes::from_static(tls), now, &set, &rng));
+        assert_eq!(up, tls);
+        assert!(conn.opaque());
+    }
+}

@@ -118,44 +118,10 @@ impl ResponseSide {
                         method: front.map(|e| e.method),
                     };
                 }
-                State::Head { head, method } => {
-                    let (used, done) = match head.feed(&rest) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            self.emit(&mut out, rest, at);
-                            self.opaque(&e);
-                            break;
-                        }
-                    };
-                    let method = method.clone();
-                    let parsed = done.then(|| parse_response(head.bytes(), method.as_deref()));
-                    self.emit(&mut out, rest.slice(..used), at);
-                    off += used;
-                    match parsed {
-                        None => {}
-                        Some(Err(e)) => self.opaque(&e),
-                        Some(Ok((_, ResponseKind::Interim))) => {
-                            self.state = State::Head {
-                                head: HeadReader::default(),
-                                method,
-                            };
-                        }
-                        Some(Ok((_, ResponseKind::Switch))) => {
-                            self.opaque(&NotHttp("protocol switched".into()))
-                        }
-                        Some(Ok((_, ResponseKind::Final(body)))) => {
-                            let body = BodyReader::new(body);
-                            let done = body.done();
-                            self.state = State::Body {
-                                body,
-                                solicited: method.is_some(),
-                            };
-                            if done {
-                                self.response_complete();
-                            }
-                        }
-                    }
-                }
+                State::Head { .. } => match self.feed_head(&rest, at, &mut out) {
+                    Some(used) => off += used,
+                    None => break,
+                },
                 State::Body { body, .. } => {
                     let used = match body.feed(&rest) {
                         Ok(n) => n,
@@ -176,6 +142,50 @@ impl ResponseSide {
             }
         }
         out
+    }
+
+    /// Takes head bytes; `None` when the rest of the read is done with (opaque now).
+    fn feed_head(&mut self, rest: &Bytes, at: Instant, out: &mut Vec<Piece>) -> Option<usize> {
+        let State::Head { head, method } = &mut self.state else {
+            return None;
+        };
+        let (used, done) = match head.feed(rest) {
+            Ok(r) => r,
+            Err(e) => {
+                self.emit(out, rest.clone(), at);
+                self.opaque(&e);
+                return None;
+            }
+        };
+        let method = method.clone();
+        let parsed = done.then(|| parse_response(head.bytes(), method.as_deref()));
+        self.emit(out, rest.slice(..used), at);
+        match parsed {
+            None => {}
+            Some(Err(e)) => self.opaque(&e),
+            Some(Ok((_, ResponseKind::Interim))) => {
+                self.state = State::Head {
+                    head: HeadReader::default(),
+                    method,
+                };
+            }
+            Some(Ok((_, ResponseKind::Switch))) => {
+                self.opaque(&NotHttp("protocol switched".into()))
+            }
+            Some(Ok((_, ResponseKind::Final(body)))) => {
+                let body = BodyReader::new(body);
+                let done = body.done();
+                self.state = State::Body {
+                    body,
+                    solicited: method.is_some(),
+                };
+                if done {
+                    self.response_complete();
+                    out.extend(self.answers(at));
+                }
+            }
+        }
+        Some(used)
     }
 
     fn response_complete(&mut self) {

@@ -85,3 +85,40 @@ async fn removing_latency_releases_held_data() {
     assert_eq!((got.as_slice(), end), (&b"held reply"[..], Ok(())));
     server.shutdown().await;
 }
+
+/// Proves disabling a proxy closes its open connections and refuses new ones, and enabling it
+/// again restores traffic on the same address.
+#[tokio::test]
+async fn disabling_cuts_the_link_and_enabling_restores_it() {
+    use reqwest::Method;
+    use tokio::io::AsyncReadExt;
+    let (server, api) = support::faultproxy().await;
+    let listen = api.proxy("link", support::echo().await).await;
+    let mut s = TcpStream::connect(&listen).await.expect("connects");
+    s.write_all(b"hi").await.expect("write");
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).await.expect("echo");
+    let a = api
+        .call(
+            Method::PATCH,
+            "/proxies/link",
+            Some(r#"{"enabled": false}"#),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.text);
+    let (got, _, _) = read_all(&mut s, Instant::now()).await;
+    assert!(got.is_empty(), "the open connection is closed: {got:?}");
+    assert!(
+        TcpStream::connect(&listen).await.is_err(),
+        "new connections refused"
+    );
+    let a = api
+        .call(Method::PATCH, "/proxies/link", Some(r#"{"enabled": true}"#))
+        .await;
+    assert_eq!(a.json["listen"], serde_json::json!(listen), "same address");
+    let mut s = TcpStream::connect(&listen).await.expect("connects again");
+    s.write_all(b"ok").await.expect("write");
+    s.read_exact(&mut buf).await.expect("echo again");
+    assert_eq!(&buf, b"ok");
+    server.shutdown().await;
+}
