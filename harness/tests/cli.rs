@@ -59,7 +59,7 @@ fn faultproxy_bin() -> PathBuf {
     if !bin.is_file() {
         let release = bin.to_string_lossy().contains("/release/");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "nemesis", "--bin", "faultproxy"]);
+        cmd.args(["build", "-p", "faultproxy", "--bin", "faultproxy"]);
         if release {
             cmd.arg("--release");
         }

@@ -8,7 +8,7 @@
 //! it for local processes, network namespaces and SSH nodes) and records every start and heal
 //! through [`Recorder`] as history operations of the `nemesis` process. Network faults go
 //! through a Toxiproxy-compatible API ([`toxiproxy::ToxiproxyClient`]), served locally by the
-//! `faultproxy` binary ([`faultproxy`]) or by a real Toxiproxy.
+//! `faultproxy` binary (the `faultproxy` crate, `nemesis/faultproxy/`) or by a real Toxiproxy.
 //!
 //! ```no_run
 //! # async fn demo(ctl: &dyn nemesis::Control, rec: &dyn nemesis::Recorder, ledger: &nemesis::ledger::HealLedger) -> anyhow::Result<()> {
@@ -25,7 +25,6 @@
 
 pub mod control;
 pub mod fault;
-pub mod faultproxy;
 pub mod grudge;
 pub mod iptables;
 pub mod leader;

@@ -41,7 +41,7 @@ impl ProxyLayer {
     pub async fn start(bin: &Path, log: &Path, seed: u64) -> anyhow::Result<ProxyLayer> {
         if !bin.is_file() {
             bail!(
-                "faultproxy binary '{}' not found; build it with `cargo build -p nemesis --bin faultproxy` or pass --faultproxy-bin",
+                "faultproxy binary '{}' not found; build it with `cargo build -p faultproxy` or pass --faultproxy-bin",
                 bin.display()
             );
         }

@@ -177,7 +177,7 @@ async fn leader_pause_hits_the_leader() {
 
 /// Three nodes whose links for role `payment` go through a faultproxy to echo servers.
 async fn proxied_cluster() -> (
-    nemesis::faultproxy::Server,
+    faultproxy::Server,
     nemesis::toxiproxy::ToxiproxyClient,
     BTreeMap<String, String>,
 ) {

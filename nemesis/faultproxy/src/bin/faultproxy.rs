@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use nemesis::faultproxy::Server;
+use faultproxy::Server;
 
 /// How often the parent watch checks that the parent is alive.
 const PARENT_POLL: Duration = Duration::from_millis(500);
 
-/// A Toxiproxy-compatible TCP fault proxy built on noxious.
+/// A Toxiproxy-compatible TCP fault proxy with HTTP-aware toxics.
 #[derive(Debug, Parser)]
 #[command(name = "faultproxy", version)]
 struct Args {
@@ -52,7 +52,7 @@ async fn parent_gone(pid: Option<u32>) {
         return std::future::pending().await;
     };
     loop {
-        if nix::unistd::getppid().as_raw() as u32 != pid {
+        if std::os::unix::process::parent_id() != pid {
             return;
         }
         tokio::time::sleep(PARENT_POLL).await;

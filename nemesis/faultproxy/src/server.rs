@@ -1,15 +1,4 @@
-//! `faultproxy`: a server speaking Toxiproxy's REST API on top of the `noxious` proxy engine.
-//!
-//! Each proxy is a front listener (ours: owns client sockets, so `enabled: false` closes every
-//! connection and `reset_peer` can close with RST; it also paces `bandwidth`) piping to a noxious
-//! runner on a private loopback port (which applies latency, timeout, slow_close, limit_data and
-//! slicer).
-//! Data therefore crosses one extra loopback hop inside the proxy.
-
-pub mod engine;
-pub mod front;
-pub mod registry;
-pub mod routes;
+//! A running API server: the REST API bound on an address, serving the [`Registry`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +6,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
-pub use registry::Registry;
+use crate::registry::Registry;
+use crate::routes;
 
 /// A running API server (used by tests and the binary).
 pub struct Server {
@@ -29,7 +19,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the API on `listen` and serves it in the background.
+    /// Binds the API on `listen` and serves it in the background; `seed` drives every random
+    /// choice of the toxics.
     pub async fn start(listen: SocketAddr, seed: u64) -> std::io::Result<Server> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
