@@ -6,7 +6,12 @@
 //! A write's outcome is three-valued, like a history entry: [`WriteOutcome::Ok`] (W acks),
 //! [`WriteOutcome::Failed`] (every replica refused: definitely not applied) or
 //! [`WriteOutcome::Unknown`] (anything else: it may be on some replicas and surface later).
+//!
+//! Every token a replica reports (in write, read and scan answers and in fenced refusals) goes
+//! into the client's [`TokenFloor`], also from the answers that arrive after the quorum was
+//! reached, so that the domain's elector learns when a replica has promised a higher token.
 
+pub mod floor;
 pub mod replicas;
 
 use std::collections::BTreeMap;
@@ -18,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use self::floor::TokenFloor;
 use self::replicas::{Replicas, Reply};
 use crate::config::QuorumSpec;
 use crate::store::wire::{
@@ -112,6 +118,7 @@ struct Inner {
     state: &'static str,
     domain: String,
     clock: SeqClock,
+    floor: TokenFloor,
 }
 
 impl Quorum {
@@ -133,6 +140,7 @@ impl Quorum {
                     last: AtomicU64::new(0),
                     node_bits: (node_index % 8) as u64,
                 },
+                floor: TokenFloor::new(),
             }),
         }
     }
@@ -140,6 +148,29 @@ impl Quorum {
     /// The quorum sizes.
     pub fn spec(&self) -> QuorumSpec {
         self.inner.spec
+    }
+
+    /// The store domain.
+    pub fn domain(&self) -> &str {
+        &self.inner.domain
+    }
+
+    /// The highest token the replicas have reported to this client (share it with the
+    /// domain's elector).
+    pub fn floor(&self) -> &TokenFloor {
+        &self.inner.floor
+    }
+
+    /// Feeds the token in replica `i`'s answer to a write into the floor.
+    fn observe_write(&self, i: usize, reply: &Reply<WriteReply>) {
+        let token = match reply {
+            Reply::Ok(r) => Some(r.current_token),
+            Reply::Refused { current_token, .. } => *current_token,
+            Reply::Failed(_) => None,
+        };
+        if let Some(t) = token {
+            self.inner.floor.observe(t, self.inner.replicas.node(i));
+        }
     }
 
     fn unavailable(&self, reason: String) -> Unavailable {
@@ -174,6 +205,7 @@ impl Quorum {
             let Some((i, reply)) = rx.recv().await else {
                 break None;
             };
+            self.observe_write(i, &reply);
             match reply {
                 Reply::Ok(_) => {
                     acks += 1;
@@ -199,6 +231,15 @@ impl Quorum {
                 Reply::Failed(e) => errors.push(e),
             }
         };
+        if outcome.is_some() {
+            // The quorum is reached; the other replicas' answers still tell their floors.
+            let me = self.clone();
+            tokio::spawn(async move {
+                while let Some((i, reply)) = rx.recv().await {
+                    me.observe_write(i, &reply);
+                }
+            });
+        }
         let outcome = outcome.unwrap_or_else(|| {
             let reason = format!(
                 "{acks} of {n} replicas acked (need {w}): {}",
@@ -229,6 +270,7 @@ impl Quorum {
         while answers.len() < self.inner.spec.r {
             match rx.recv().await {
                 Some((i, Reply::Ok(reply))) if reply.records.len() == keys.len() => {
+                    self.observe(i, reply.current_token);
                     answers.push((i, reply.records));
                 }
                 Some((i, Reply::Ok(_))) => errors.push(format!(
@@ -306,6 +348,11 @@ impl Quorum {
         self.write(token, json).await
     }
 
+    /// Feeds a token replica `i` reported into the floor.
+    fn observe(&self, i: usize, token: u64) {
+        self.inner.floor.observe(token, self.inner.replicas.node(i));
+    }
+
     async fn repair(&self, i: usize, stale: Vec<Record>) {
         let path = format!("/kv/{}/repair", self.inner.domain);
         for chunk in stale.chunks(MAX_BATCH_ENTRIES) {
@@ -332,6 +379,7 @@ impl Quorum {
         tokio::spawn(async move {
             while let Some((i, reply)) = rx.recv().await {
                 if let Reply::Ok(reply) = reply {
+                    me.observe(i, reply.current_token);
                     if reply.records.len() == newest.len() {
                         me.repair(i, stale_records(&newest, &reply.records)).await;
                     }
@@ -369,7 +417,10 @@ impl Quorum {
                 None => rx.recv().await,
             };
             match next {
-                Some((i, Reply::Ok(page))) => pages.push((i, page)),
+                Some((i, Reply::Ok(page))) => {
+                    self.observe(i, page.current_token);
+                    pages.push((i, page));
+                }
                 Some((_, Reply::Failed(e) | Reply::Refused { message: e, .. })) => errors.push(e),
                 None => break,
             }
@@ -513,10 +564,12 @@ mod tests {
         let full = ScanReply {
             items: vec![rec("a", 1, 1), rec("b", 1, 1)],
             next: Some("b".into()),
+            current_token: 1,
         };
         let other = ScanReply {
             items: vec![rec("a", 1, 2), rec("c", 1, 1)],
             next: None,
+            current_token: 1,
         };
         let (items, next) = merge_pages(&[(0, full), (1, other)], 2);
         let keys: Vec<&str> = items.iter().map(|r| r.key.as_str()).collect();

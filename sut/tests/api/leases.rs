@@ -1,0 +1,632 @@
+//! Issue 15: leases that cannot be split or poisoned. Electors of the library against real
+//! `pipeline store` processes on loopback: candidates that start at once, a leader left below
+//! a replica's floor by a lost race, tokens out of range, and domains written without a leader.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pipeline::config::QuorumSpec;
+use pipeline::lease::{Candidate, Elector};
+use pipeline::quorum::replicas::Replicas;
+use pipeline::quorum::{Quorum, WriteOutcome};
+use pipeline::rng::SharedRng;
+use pipeline::store::wire::MAX_TOKEN;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::cluster::{Cluster, Spec};
+
+/// Lease length of the test's candidates: short, so that a round takes well under a second.
+const TTL: Duration = Duration::from_millis(1000);
+/// One store request of a candidate.
+const STORE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Rounds of three candidates starting at once; the later half runs under a CPU hog.
+const ROUNDS: usize = 120;
+/// The first round with a thread spinning on a core.
+const HOGGED_FROM_ROUND: usize = 60;
+/// Liveness bound for a round's first election (the claim checked is what happens after it).
+const ELECTION_BOUND: Duration = Duration::from_secs(10);
+/// Most a candidate's requests to one replica are held, per round (seeded).
+const MAX_LINK_DELAY_MS: u64 = 8;
+/// Most the candidates' starts are apart, per round (seeded).
+const MAX_START_SPREAD_MS: u64 = 6;
+/// How often a round samples who leads.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+
+/// The JSON log lines of the tracing events of the threads that installed it.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Captures the current thread's events for as long as the guard lives.
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let me = self.clone();
+        let sub = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || me.clone())
+            .finish();
+        tracing::subscriber::set_default(sub)
+    }
+
+    /// A runtime of three worker threads whose events are all captured here.
+    fn runtime(&self) -> tokio::runtime::Runtime {
+        let me = self.clone();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(3)
+            .enable_all()
+            .on_thread_start(move || std::mem::forget(me.install()))
+            .build()
+            .expect("runtime")
+    }
+
+    /// The fields of every line whose message is `message`.
+    fn lines(&self, message: &str) -> Vec<Value> {
+        let buf = self.0.lock().expect("log buffer").clone();
+        String::from_utf8_lossy(&buf)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["fields"]["message"] == message)
+            .map(|v| v["fields"].clone())
+            .collect()
+    }
+}
+
+/// A thread spinning on a core until dropped.
+struct Hog {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Hog {
+    fn start() -> Hog {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut spins = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                spins = spins.wrapping_add(1);
+                std::hint::spin_loop();
+            }
+            spins
+        });
+        Hog {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A TCP proxy on loopback in front of one store replica that holds each chunk a client sends
+/// for a settable delay before passing it on (answers pass at once). Set per candidate and
+/// replica each round, seeded, so that the candidates' requests reach the replicas in many
+/// orders, as on a busy machine.
+struct DelayProxy {
+    url: String,
+    delay_ms: Arc<AtomicU64>,
+}
+
+impl DelayProxy {
+    async fn start(target: std::net::SocketAddr) -> DelayProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let delay = delay_ms.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let delay = delay.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = from_client.read(&mut buf).await?;
+                            if n == 0 {
+                                return to_server.shutdown().await;
+                            }
+                            let d = delay.load(Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(d)).await;
+                            to_server.write_all(&buf[..n]).await?;
+                        }
+                    };
+                    let down = tokio::io::copy(&mut from_server, &mut to_client);
+                    let _: (std::io::Result<()>, _) = tokio::join!(up, down);
+                });
+            }
+        });
+        DelayProxy { url, delay_ms }
+    }
+}
+
+/// Three proxies per candidate, one in front of each replica.
+fn proxies(rt: &tokio::runtime::Runtime, c: &Cluster) -> Vec<Vec<DelayProxy>> {
+    let targets: Vec<std::net::SocketAddr> = c
+        .store_replicas()
+        .iter()
+        .map(|(_, url)| {
+            url.trim_start_matches("http://")
+                .parse()
+                .expect("replica address")
+        })
+        .collect();
+    (0..3)
+        .map(|_| {
+            targets
+                .iter()
+                .map(|t| rt.block_on(DelayProxy::start(*t)))
+                .collect()
+        })
+        .collect()
+}
+
+/// A candidate: its own store client and a quorum client that needs every replica (W = 3),
+/// sharing the elector's floor.
+struct Cand {
+    replicas: Replicas,
+    quorum: Quorum,
+}
+
+impl Cand {
+    /// A candidate reaching the replicas `(node, URL)` at `urls`.
+    fn new(urls: Vec<(String, String)>, index: usize) -> Cand {
+        let replicas = Replicas::new(urls, STORE_TIMEOUT);
+        let spec = QuorumSpec {
+            n: 3,
+            r: 2,
+            w: 3,
+            eventual: false,
+        };
+        let quorum = Quorum::new(&replicas, spec, "order", "order", index);
+        Cand { replicas, quorum }
+    }
+
+    fn elector(&self, name: &str, seed: u64) -> Elector {
+        Elector::start(Candidate {
+            domain: "order".into(),
+            node: name.into(),
+            replicas: self.replicas.clone(),
+            floor: self.quorum.floor().clone(),
+            ttl: TTL,
+            rng: SharedRng::from_seed(seed),
+            lease_check: true,
+        })
+    }
+}
+
+/// Who leads now, checking that at most one does.
+fn leader_of(electors: &[Elector], round: usize) -> Option<(usize, u64)> {
+    let leading: Vec<(usize, u64)> = electors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.leadership().map(|t| (i, t)))
+        .collect();
+    assert!(
+        leading.len() <= 1,
+        "round {round}: two leaders at once: {leading:?}"
+    );
+    leading.first().copied()
+}
+
+/// Every replica's floor in `domain`.
+async fn floors(replicas: &Replicas, domain: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for i in 0..replicas.len() {
+        match replicas
+            .get::<Value>(i, &format!("/lease/{domain}"), &[])
+            .await
+        {
+            pipeline::quorum::replicas::Reply::Ok(v) => {
+                out.push(v["max_token"].as_u64().expect("max_token"));
+            }
+            other => panic!("lease state of replica {i}: {other:?}"),
+        }
+    }
+    out
+}
+
+/// One round: three candidates start within `delays_ms` of each other; within one lease
+/// period of the first election, a write of whoever leads must be accepted by all three
+/// replicas, and once the losers are stopped (their campaigns in flight ended) every replica's
+/// floor must be that leader's token and another write of it accepted by all three. Returns
+/// the token.
+async fn one_round(
+    c: &Cluster,
+    via: &[Vec<DelayProxy>],
+    round: usize,
+    delays_ms: [u64; 3],
+    seed: u64,
+) -> u64 {
+    let cands: Vec<Cand> = (0..3)
+        .map(|i| {
+            let urls = c
+                .store_replicas()
+                .into_iter()
+                .zip(&via[i])
+                .map(|((node, _), p)| (node, p.url.clone()))
+                .collect();
+            Cand::new(urls, i)
+        })
+        .collect();
+    let electors: Vec<Elector> =
+        futures::future::join_all(cands.iter().enumerate().map(|(i, cand)| async move {
+            tokio::time::sleep(Duration::from_millis(delays_ms[i])).await;
+            cand.elector(&format!("c{}", i + 1), seed ^ i as u64)
+        }))
+        .await;
+    let started = Instant::now();
+    let elected_at = loop {
+        if leader_of(&electors, round).is_some() {
+            break Instant::now();
+        }
+        assert!(
+            started.elapsed() < ELECTION_BOUND,
+            "round {round}: nobody elected in {ELECTION_BOUND:?}"
+        );
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    };
+    let accept_by = elected_at + TTL;
+    let mut last = String::from("no leader");
+    let mut losers_stopped = false;
+    let (leader, token) = loop {
+        if let Some((i, t)) = leader_of(&electors, round) {
+            let probe = vec![(
+                format!("probe/{round}"),
+                json!({"round": round, "token": t}),
+            )];
+            match cands[i].quorum.write(t, probe).await {
+                WriteOutcome::Ok(_) if !losers_stopped => {
+                    // The losers' campaigns in flight may still reach a replica with a higher
+                    // token: stop them (which waits for those) and look again.
+                    for (j, e) in electors.iter().enumerate() {
+                        if j != i {
+                            e.release().await;
+                        }
+                    }
+                    losers_stopped = true;
+                    continue;
+                }
+                WriteOutcome::Ok(_) => {
+                    let floors = floors(&cands[0].replicas, "order").await;
+                    if floors == [t; 3] && Instant::now() <= accept_by {
+                        break (i, t);
+                    }
+                    last = format!("c{} wrote at {t} but the floors are {floors:?}", i + 1);
+                }
+                other => last = format!("c{} at {t}: {other:?}", i + 1),
+            }
+        }
+        assert!(
+            Instant::now() < accept_by,
+            "round {round}: within one lease period of the first election, no write was accepted by all three replicas with every floor at its token (last: {last})"
+        );
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    };
+    electors[leader].release().await;
+    token
+}
+
+/// Proves that three candidates starting at once, in 120 seeded rounds against three real
+/// store replicas (the later 60 while a thread spins on a core), never make two leaders of one
+/// token (from the electors' own `became leader` lines) nor two leaders at once, and that in
+/// every round, within one lease period of the first election, all three replicas accept the
+/// leader's write and hold its token as their floor: a replica that a losing candidate left
+/// with a higher token makes the leader step down and campaign above it.
+#[test]
+fn three_candidates_starting_at_once_agree_on_one_leader() {
+    let c = Spec::new(3, &["store"]).start();
+    let logs = Captured::default();
+    let _guard = logs.install();
+    let rt = logs.runtime();
+    let via = proxies(&rt, &c);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15_0001);
+    let mut hog = None;
+    let mut tokens = Vec::new();
+    let started = Instant::now();
+    for round in 0..ROUNDS {
+        if round == HOGGED_FROM_ROUND {
+            hog = Some(Hog::start());
+        }
+        for p in via.iter().flatten() {
+            p.delay_ms
+                .store(rng.gen_range(0..=MAX_LINK_DELAY_MS), Ordering::Relaxed);
+        }
+        let starts = [0, 1, 2].map(|_| rng.gen_range(0..=MAX_START_SPREAD_MS));
+        let seed = rng.gen();
+        tokens.push(rt.block_on(one_round(&c, &via, round, starts, seed)));
+    }
+    drop(hog);
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "leaders' tokens grow round to round: {tokens:?}"
+    );
+    let became = logs.lines("became leader");
+    let mut holders: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for l in &became {
+        let token = l["token"].as_u64().expect("token");
+        let holder = l["holder"].as_str().expect("holder").to_owned();
+        holders.entry(token).or_default().insert(holder);
+    }
+    for (token, h) in &holders {
+        assert_eq!(h.len(), 1, "token {token} was led by {h:?}");
+    }
+    assert!(became.len() >= ROUNDS, "{} elections", became.len());
+    let outbid_leaders = logs
+        .lines("stepped down")
+        .iter()
+        .filter(|l| l["cause"] == "outbid")
+        .count();
+    eprintln!(
+        "{ROUNDS} rounds in {:?}: {} elections, {} campaigns outbid before leading, {} leaders outbid, last token {:?}",
+        started.elapsed(),
+        became.len(),
+        logs.lines("campaign outbid").len(),
+        outbid_leaders,
+        tokens.last()
+    );
+}
+
+/// POSTs `body` to `path` on every store replica of `c`; (node, status, body) of each.
+fn post_to_every_replica(c: &Cluster, path: &str, body: &Value) -> Vec<(String, u16, Value)> {
+    c.store_replicas()
+        .into_iter()
+        .map(|(node, url)| {
+            let (s, b) = c.post(&format!("{url}{path}"), None, &body.to_string());
+            (node, s, b)
+        })
+        .collect()
+}
+
+/// Proves the case the race test hits by chance, on purpose: candidate `a` leads under token
+/// t; then replica n3 grants t+1 to a loser and is given it back (as when a losing candidate's
+/// request reached n3 first), so n3 refuses `a`'s writes. Within one lease period `a` learns
+/// n3's floor (from its renewal), steps down with cause `outbid`, campaigns above it, and all
+/// three replicas accept its writes again.
+#[test]
+fn a_leader_below_a_replicas_floor_campaigns_above_it() {
+    let c = Spec::new(3, &["store"]).start();
+    let logs = Captured::default();
+    let _guard = logs.install();
+    let rt = logs.runtime();
+    let cand = Cand::new(c.store_replicas(), 0);
+    let a = rt.block_on(async { cand.elector("a", 7) });
+    let mut t = 0;
+    assert!(c.wait_until(Duration::from_secs(10), || {
+        t = a.leadership().unwrap_or(0);
+        t > 0
+    }));
+    let n3 = &c.store_replicas()[2].1;
+    let lease = |action: &str, holder: &str, token: u64| {
+        c.post(
+            &format!("{n3}/lease/order/{action}"),
+            None,
+            &json!({"holder": holder, "token": token, "ttl_ms": 1000}).to_string(),
+        )
+    };
+    assert_eq!(
+        lease("release", "a", t).1["granted"],
+        true,
+        "n3 gives up a's lease"
+    );
+    assert_eq!(
+        lease("acquire", "loser", t + 1).1["granted"],
+        true,
+        "n3 grants the loser t+1"
+    );
+    assert_eq!(lease("release", "loser", t + 1).1["granted"], true);
+    let poisoned = Instant::now();
+    let (s, b) = c.post(
+        &format!("{n3}/kv/order/write"),
+        None,
+        &json!({"token": t, "entries": [{"key": "probe", "value": 1, "seq": 1}]}).to_string(),
+    );
+    assert_eq!(
+        (s, b["current_token"].as_u64()),
+        (409, Some(t + 1)),
+        "n3 refuses token {t}: {b}"
+    );
+    let mut led = 0;
+    let converged = c.wait_until(TTL, || {
+        led = a.leadership().unwrap_or(0);
+        led > t + 1
+            && matches!(
+                rt.block_on(cand.quorum.write(led, vec![("probe".into(), json!(2))])),
+                WriteOutcome::Ok(_)
+            )
+    });
+    let took = poisoned.elapsed();
+    assert!(converged, "a still leads under {led} after {took:?}");
+    assert!(took <= TTL, "took {took:?}, more than one lease period");
+    let outbid: Vec<Value> = logs
+        .lines("stepped down")
+        .into_iter()
+        .filter(|l| l["cause"] == "outbid" && l["token"] == t)
+        .collect();
+    assert_eq!(outbid.len(), 1, "{outbid:?}");
+    let terms: Vec<u64> = logs
+        .lines("became leader")
+        .iter()
+        .filter_map(|l| l["token"].as_u64())
+        .collect();
+    assert_eq!(terms, vec![t, led], "a led under t, then above n3's floor");
+    rt.block_on(a.release());
+}
+
+/// Proves tokens are bounded: on every store replica, a write, a lease request and a repair
+/// under token 2^64-1 or MAX_TOKEN+1 are refused with 400 `bad_token` and change nothing (no
+/// floor moves, the record is intact), a forged repair within the bound but above the
+/// replica's floor installs nothing, and ten seconds later the payment leader, under the same
+/// token, still serves charges through every node.
+#[test]
+fn tokens_out_of_range_change_nothing() {
+    let c = Spec::new(3, &["payment"]).start();
+    let (leader, token) = c.await_leader("payment", None);
+    let charge = |node: &str, key: &str| {
+        c.post(
+            &format!("{}/charge", c.url(node, "payment")),
+            Some(key),
+            &json!({"order_id": key, "amount": 100}).to_string(),
+        )
+    };
+    let (s, b) = charge(&leader, "o-first");
+    assert_eq!(s, 201, "{b}");
+    let key = "ledger/o-first";
+    let before: Vec<(String, u16, Value)> =
+        post_to_every_replica(&c, "/kv/payment/read", &json!({"keys": [key]}));
+    let floors = |c: &Cluster| -> Vec<u64> {
+        c.store_replicas()
+            .iter()
+            .map(|(_, url)| {
+                c.get(&format!("{url}/lease/payment")).1["max_token"]
+                    .as_u64()
+                    .expect("max_token")
+            })
+            .collect()
+    };
+    let floors_before = floors(&c);
+    for bad in [u64::MAX, MAX_TOKEN + 1] {
+        let record = json!({"key": key, "domain": "payment", "token": bad,
+            "version": {"token": bad, "seq": u64::MAX}, "value": "forged"});
+        let cases = [
+            (
+                "/kv/payment/write",
+                json!({"token": bad, "entries": [{"key": key, "value": "forged", "seq": 1}]}),
+            ),
+            (
+                "/lease/payment/acquire",
+                json!({"holder": "forger", "token": bad, "ttl_ms": 1000}),
+            ),
+            (
+                "/lease/payment/renew",
+                json!({"holder": "forger", "token": bad, "ttl_ms": 1000}),
+            ),
+            ("/kv/payment/repair", json!({"records": [record]})),
+        ];
+        for (path, body) in cases {
+            for (node, s, b) in post_to_every_replica(&c, path, &body) {
+                assert_eq!(
+                    (s, b["error"].as_str(), b["max_token"].as_u64()),
+                    (400, Some("bad_token"), Some(MAX_TOKEN)),
+                    "{node} {path} token {bad}: {b}"
+                );
+            }
+        }
+    }
+    let within = json!({"records": [{"key": key, "domain": "payment", "token": MAX_TOKEN,
+        "version": {"token": MAX_TOKEN, "seq": u64::MAX}, "value": "forged"}]});
+    for (node, s, b) in post_to_every_replica(&c, "/kv/payment/repair", &within) {
+        assert_eq!(
+            (s, &b["installed"], &b["above_floor"]),
+            (200, &json!(0), &json!(1)),
+            "{node}: {b}"
+        );
+    }
+    assert_eq!(floors(&c), floors_before, "no floor moved");
+    let after = post_to_every_replica(&c, "/kv/payment/read", &json!({"keys": [key]}));
+    for ((node, _, b), (_, _, a)) in before.iter().zip(&after) {
+        assert_eq!(a["records"], b["records"], "{node}: the record is intact");
+        assert_ne!(a["records"][0]["value"], "forged", "{node}");
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    for (i, n) in c.nodes.clone().iter().enumerate() {
+        let (s, b) = charge(n, &format!("o-later-{i}"));
+        assert_eq!(s, 201, "charge through {n} ten seconds later: {b}");
+    }
+    assert_eq!(
+        c.leader("payment"),
+        Some((leader, token)),
+        "the same leader, same token"
+    );
+}
+
+/// Proves a domain written without a leader is not fenced: in `shipping` and
+/// `inventory-eventual` token-0 writes are admitted on every replica even after someone tried
+/// a write with token 1 (refused with 400 instead of fencing the domain out) and leases cannot
+/// be taken there; and a fenced domain refuses token 0.
+#[test]
+fn unfenced_domains_take_token_zero_only() {
+    let c = Spec::new(3, &["store"]).start();
+    let write = |domain: &str, token: u64, seq: u64| json!({"token": token, "entries": [{"key": format!("{domain}-k"), "value": seq, "seq": seq}]});
+    for domain in ["shipping", "inventory-eventual"] {
+        for (node, s, b) in
+            post_to_every_replica(&c, &format!("/kv/{domain}/write"), &write(domain, 1, 1))
+        {
+            assert_eq!(
+                (s, b["error"].as_str()),
+                (400, Some("bad_token")),
+                "{node} {domain}: {b}"
+            );
+        }
+        for (node, s, b) in post_to_every_replica(
+            &c,
+            &format!("/lease/{domain}/acquire"),
+            &json!({"holder": "x", "token": 1, "ttl_ms": 1000}),
+        ) {
+            assert_eq!(
+                (s, b["error"].as_str()),
+                (400, Some("unfenced_domain")),
+                "{node} {domain}: {b}"
+            );
+        }
+        for seq in [2, 3] {
+            for (node, s, b) in
+                post_to_every_replica(&c, &format!("/kv/{domain}/write"), &write(domain, 0, seq))
+            {
+                assert_eq!(
+                    (s, &b["applied"]),
+                    (200, &json!([true])),
+                    "{node} {domain}: {b}"
+                );
+            }
+        }
+        let reads = post_to_every_replica(
+            &c,
+            &format!("/kv/{domain}/read"),
+            &json!({"keys": [format!("{domain}-k")]}),
+        );
+        for (node, _, b) in reads {
+            assert_eq!(
+                b["records"][0]["value"], 3,
+                "{node} {domain}: the later write won: {b}"
+            );
+            assert_eq!(b["current_token"], 0, "{node} {domain}");
+        }
+    }
+    for (node, s, b) in post_to_every_replica(&c, "/kv/order/write", &write("order", 0, 1)) {
+        assert_eq!(
+            (s, b["error"].as_str()),
+            (400, Some("bad_token")),
+            "{node} order: {b}"
+        );
+    }
+    assert!(c.log_lines("store", "fencing rejected write").is_empty());
+}
