@@ -8,6 +8,8 @@
 mod cluster;
 #[path = "api/effects.rs"]
 mod effects;
+#[path = "api/electors.rs"]
+mod electors;
 #[path = "api/inventory.rs"]
 mod inventory;
 #[path = "api/leases.rs"]

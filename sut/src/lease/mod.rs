@@ -93,12 +93,12 @@ pub struct Candidate {
     pub ttl: Duration,
     /// Election jitter.
     pub rng: SharedRng,
-    /// Whether [`Elector::leadership`] also checks the lease's end on the monotonic clock.
-    /// False makes it trust the leadership flag until the renewal loop notices that the lease
-    /// is lost (a renewal refused, or one undecided past the lease's end). That is what a
-    /// process paused between checking its lease and using it does: after the pause it acts on
-    /// a stale answer, and only fencing tokens stop its writes (the `--no-lease-check` switch,
-    /// docs/pipeline.md).
+    /// Whether [`Elector::leadership`] also checks the lease's end on the monotonic clock and
+    /// the floor. False makes it trust the leadership flag until the renewal loop notices that
+    /// the lease is lost (a renewal refused, or one undecided past the lease's end) or that a
+    /// replica holds a higher token. That is what a process paused between checking its lease
+    /// and using it does: after the pause it acts on a stale answer, and only fencing tokens
+    /// stop its writes (the `--no-lease-check` switch, docs/pipeline.md).
     pub lease_check: bool,
 }
 
@@ -157,15 +157,15 @@ impl Elector {
         &self.inner.c.domain
     }
 
-    /// This process's token if it leads now: its lease has not run out (without the lease
-    /// check, until the renewal loop has noticed that it lost the lease), and no replica has
-    /// reported a higher token.
+    /// This process's token if it leads now: its lease has not run out and no replica has
+    /// reported a higher token. Without the lease check, the leadership flag alone: until the
+    /// renewal loop has noticed that the lease is lost or that a replica holds a higher token.
     pub fn leadership(&self) -> Option<u64> {
         let st = self.inner.state.lock().ok()?;
         let c = &self.inner.c;
-        let live = !c.lease_check || st.until.is_some_and(|u| u > Instant::now());
-        let above_floor = c.floor.token() <= st.view.token;
-        (st.view.is_leader && live && above_floor).then_some(st.view.token)
+        let checked = !c.lease_check
+            || (st.until.is_some_and(|u| u > Instant::now()) && c.floor.token() <= st.view.token);
+        (st.view.is_leader && checked).then_some(st.view.token)
     }
 
     /// What this process knows about the leader.
@@ -280,13 +280,16 @@ impl Elector {
         true
     }
 
+    /// One renewal, TTL/4 after the last. With the lease check, a higher floor reported
+    /// meanwhile (by any of the role's store calls) ends the wait and the term at once; without
+    /// it, only the renewal notices (what `--no-lease-check` stands for).
     async fn lead_round(&self, token: u64, until: Option<Instant>) {
         let c = &self.inner.c;
         let mut floor = c.floor.subscribe();
         let mut stopped = self.inner.stopped.subscribe();
         let _ = tokio::time::timeout(c.ttl / 4, async {
             tokio::select! {
-                _ = floor.wait_for(|f| f.token > token) => {}
+                _ = floor.wait_for(|f| c.lease_check && f.token > token) => {}
                 _ = stopped.wait_for(|s| *s) => {}
             }
         })
@@ -294,7 +297,7 @@ impl Elector {
         if self.stopped() {
             return;
         }
-        if self.step_down_if_outbid(token) {
+        if c.lease_check && self.step_down_if_outbid(token) {
             return;
         }
         let result = renew(&c.replicas, &c.domain, &c.node, token, c.ttl, &c.floor).await;

@@ -55,10 +55,11 @@ fn check_batch(n: usize, what: &str) -> Result<(), ApiError> {
 }
 
 /// 400 `bad_token` unless `token` may be written in `domain` ([`check_token`]); the body
-/// carries the bound as `max_token`.
+/// carries the bound as `token_limit`.
 fn token_in_range(domain: &str, token: u64) -> Result<(), ApiError> {
-    check_token(domain, token)
-        .map_err(|why| ApiError::bad_request("bad_token", why).with("max_token", MAX_TOKEN.into()))
+    check_token(domain, token).map_err(|why| {
+        ApiError::bad_request("bad_token", why).with("token_limit", MAX_TOKEN.into())
+    })
 }
 
 fn engine_error(e: EngineError) -> ApiError {
