@@ -404,3 +404,49 @@ fn unfenced_domains_take_token_zero_only() {
     }
     assert!(c.log_lines("store", "fencing rejected write").is_empty());
 }
+
+/// Proves a renewal takes a free lease at a replica whose floor is at most the renewing token
+/// (a leader that won its majority elsewhere), and only then: below the floor it is refused,
+/// and once taken the lease is the renewer's (another candidate's higher token is refused while
+/// it lives, and the grant is logged).
+#[test]
+fn renewal_takes_a_free_lease_only_at_or_above_the_floor() {
+    let c = Spec::new(1, &["store"]).start();
+    let base = c.url("n1", "store");
+    let post = |path: &str, body: Value| c.post(&format!("{base}{path}"), None, &body.to_string());
+    let (s, b) = post(
+        "/kv/order/write",
+        json!({"token": 5, "entries": [{"key": "k", "value": 1, "seq": 1}]}),
+    );
+    assert_eq!(s, 200, "a write under 5 raises the floor: {b}");
+    let renew = |holder: &str, token: u64| {
+        post(
+            "/lease/order/renew",
+            json!({"holder": holder, "token": token, "ttl_ms": 60_000}),
+        )
+    };
+    assert_eq!(renew("old", 4).1["granted"], false, "below the floor");
+    let (_, b) = renew("leader", 5);
+    assert_eq!(b["granted"], true, "{b}");
+    assert_eq!(
+        (
+            &b["state"]["holder"],
+            &b["state"]["holder_token"],
+            &b["state"]["max_token"]
+        ),
+        (&json!("leader"), &json!(5), &json!(5)),
+        "{b}"
+    );
+    let (_, b) = post(
+        "/lease/order/acquire",
+        json!({"holder": "other", "token": 6, "ttl_ms": 1000}),
+    );
+    assert_eq!(b["granted"], false, "the renewer's lease is live: {b}");
+    assert_eq!(renew("leader", 5).1["granted"], true, "and renews as usual");
+    let grants = c.log_lines("store", "lease granted");
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(
+        (&grants[0].1["holder"], &grants[0].1["token"]),
+        (&json!("leader"), &json!(5))
+    );
+}
