@@ -268,7 +268,7 @@ pub async fn run(args: PaymentArgs) -> anyhow::Result<()> {
     metrics::counter!("duplicate_effects_total", "kind" => "charge").increment(0);
     metrics::counter!("duplicate_effects_total", "kind" => "refund").increment(0);
     let (replicas, quorum) = super::common::store_for(&boot, "payment")?;
-    let elector = super::common::elector_for(&boot, "payment", &replicas, true);
+    let elector = super::common::elector_for(&boot, &replicas, &quorum, true);
     let leader = Leader::new(
         "payment",
         &boot.cfg,

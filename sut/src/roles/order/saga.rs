@@ -15,6 +15,7 @@ use super::model::{OrderRecord, Status, Step, StepName, StepOutcome};
 use super::Orders;
 use crate::client::{Downstream, Outcome};
 use crate::ids::step_key;
+use crate::lease::StepDown;
 use crate::quorum::WriteOutcome;
 use crate::roles::common::now_ms;
 
@@ -93,9 +94,11 @@ impl Orders {
             self.still_leading(token)?;
             let outcome = self.quorum.write_values(token, &[(key.clone(), rec)]).await;
             if let Some(t) = outcome.fenced_by() {
-                self.leader
-                    .elector()
-                    .step_down(&format!("saga write fenced by token {t}"));
+                self.leader.elector().step_down_below(
+                    t,
+                    StepDown::WriteFenced,
+                    &format!("saga write fenced by token {t}"),
+                );
                 return Err(Stop::Lost);
             }
             match outcome {
