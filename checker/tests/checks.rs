@@ -7,6 +7,8 @@
 mod chromium;
 #[path = "checks/effects.rs"]
 mod effects;
+#[path = "checks/effects_kinds.rs"]
+mod effects_kinds;
 #[path = "checks/fencing.rs"]
 mod fencing;
 #[path = "checks/idempotency.rs"]

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use formats::final_state::{
-    FinalState, OrderRecord, PaymentRecord, ReservationRecord, ShipmentRecord, StockRecord,
+    FinalState, OrderRecord, PaymentRecord, ReleaseRecord, ReservationRecord, ShipmentRecord,
+    StockRecord,
 };
 use formats::Role;
 use serde::de::DeserializeOwned;
@@ -66,7 +67,7 @@ async fn read_any<T: DeserializeOwned>(
     Vec::new()
 }
 
-/// Reads orders, the payment ledger, shipments, reservations and stock.
+/// Reads orders, the payment ledger, shipments, reservations, releases and stock.
 pub async fn final_state(cluster: &dyn Cluster) -> FinalState {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -82,6 +83,8 @@ pub async fn final_state(cluster: &dyn Cluster) -> FinalState {
     let reservations =
         read_any::<ReservationRecord>(cluster, &http, Role::Inventory, "/admin/reservations", e)
             .await;
+    let releases =
+        read_any::<ReleaseRecord>(cluster, &http, Role::Inventory, "/admin/releases", e).await;
     let stock = read_any::<StockRecord>(cluster, &http, Role::Inventory, "/admin/stock", e).await;
     FinalState {
         services: vec![Role::Order, Role::Payment, Role::Inventory, Role::Shipping],
@@ -89,6 +92,7 @@ pub async fn final_state(cluster: &dyn Cluster) -> FinalState {
         payments,
         shipments,
         reservations,
+        releases,
         stock,
         read_errors: errors,
     }

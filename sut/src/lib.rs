@@ -33,6 +33,7 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod lease;
+pub mod limits;
 pub mod quorum;
 pub mod rng;
 pub mod roles;

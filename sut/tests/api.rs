@@ -2,8 +2,11 @@
 //! real fsync and real SIGKILL. `store` covers the replicas, quorum client, leases and fencing
 //! (issue 3); `pipeline` covers the saga roles, `effects` single effects under idempotency
 //! keys, and `inventory` its two consistency models (issue 4); `leases` covers elections that
-//! cannot be split or poisoned and bounded tokens (issue 15).
+//! cannot be split or poisoned and bounded tokens (issue 15); `one_effect` one key, one effect
+//! across nodes for every effect, and `bounds` the bounded arithmetic (issue 14).
 
+#[path = "api/bounds.rs"]
+mod bounds;
 #[path = "api/cluster.rs"]
 mod cluster;
 #[path = "api/effects.rs"]
@@ -14,6 +17,8 @@ mod electors;
 mod inventory;
 #[path = "api/leases.rs"]
 mod leases;
+#[path = "api/one_effect.rs"]
+mod one_effect;
 #[path = "api/pipeline.rs"]
 mod pipeline;
 #[path = "api/store.rs"]

@@ -139,6 +139,12 @@ pub fn parse_effect_key(key: &str) -> Option<(&str, Step)> {
     Some((order, step.parse().ok()?))
 }
 
+/// Most units one order item, reserve, release or commit may name (the pipeline refuses more
+/// with a 400; docs/contracts.md §2).
+pub const MAX_QTY_UNITS: i64 = 1_000_000;
+/// Most cents one order, charge or refund may name (docs/contracts.md §2).
+pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000_000;
+
 /// The effect ledgers the idempotency check counts keys in (declared by name, so ordered
 /// alphabetically).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -172,7 +178,7 @@ impl fmt::Display for Ledger {
     }
 }
 
-/// Every kind of effect violation the effects check names.
+/// Every kind of effect violation the effects check names (docs/contracts.md §9 lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EffectViolation {
@@ -186,29 +192,108 @@ pub enum EffectViolation {
     LostRefund,
     /// Completed (or compensated) without a charge.
     LostCharge,
-    /// Refund amount differs from the charge.
+    /// Refund amount differs from the charge it gives back.
     RefundAmountMismatch,
     /// A completed order was refunded.
     RefundOnCompleted,
     /// Not in a terminal state after quiesce.
     StuckSaga,
-    /// The client was told the order was accepted, but the service does not know it.
+    /// A client was told the order was accepted (or read it), but the service does not know it
+    /// under that key.
     AcknowledgedOrderMissing,
-    /// An effect record for an order the order service does not know.
+    /// An effect record (payment, shipment, order reservation or release) for an order the
+    /// order service does not know.
     EffectWithoutOrder,
-    /// Completed without a live shipment, or with more than one.
+    /// Completed without a live shipment.
     MissingShipment,
     /// Rejected or compensated but a shipment is still live.
     ShipmentNotCancelled,
-    /// Rejected or compensated but stock is still reserved.
+    /// Rejected or compensated but stock is still held for it (reserved or committed).
     StockNotReleased,
-    /// Completed but its stock reservation was released.
+    /// Completed but an item's reservation was released.
     StockReleasedOnCompleted,
-    /// Completed with line items but no stock held for it (reserved or committed).
+    /// Completed but an item's stock is only reserved, not committed.
     StockNotCommitted,
+    /// A charge of another amount than its order's.
+    ChargeAmountMismatch,
+    /// A refund that does not name its order's charge.
+    RefundNotLinked,
+    /// Rejected, yet a charge or refund was recorded: a charge that landed makes the order
+    /// compensated, never rejected.
+    RejectedButCharged,
+    /// An item of an order past the reserve step has no reservation.
+    MissingReservation,
+    /// More than one reservation for one order item, or for one stock-workload key.
+    DoubleReservation,
+    /// A reservation whose SKU or quantity differs from its order item's (or names no item).
+    ReservationMismatch,
+    /// An effect record whose key is not the one the pipeline derives for its order and step
+    /// (`<order_id>:<step>`), or a stock-workload record under an order's key.
+    WrongEffectKey,
+    /// An order whose idempotency key no client's `place-order` used.
+    OrderNotPlaced,
+    /// An order whose items or amount differ from what its client placed.
+    OrderPayloadMismatch,
+    /// More than one order for one idempotency key, or one order id listed twice.
+    DoubleOrder,
+    /// More than one shipment record for one order.
+    DoubleShipment,
+    /// A stock-workload reservation or release whose key no client's `reserve` or `release`
+    /// used.
+    UnrequestedEffect,
+    /// A SKU with fewer than zero units available.
+    NegativeStock,
+    /// A SKU whose `initial - available` differs from the units its live reservations hold
+    /// (reserved or committed, orders' and stock clients' alike), or that has records but no
+    /// stock record.
+    StockNotConserved,
+    /// A release that returned more than its reservation held: it names no reservation of its
+    /// SKU, another quantity, a reservation that is not released, or one released before.
+    OverRelease,
+    /// An amount or quantity outside the documented bounds: below 1, or above
+    /// [`MAX_AMOUNT_CENTS`] / [`MAX_QTY_UNITS`].
+    BadAmount,
+    /// A client read a terminal status and the order later had another one.
+    TerminalStatusChanged,
 }
 
 impl EffectViolation {
+    /// Every kind, in declaration order.
+    pub const ALL: [EffectViolation; 32] = [
+        EffectViolation::DoubleCharge,
+        EffectViolation::DoubleRefund,
+        EffectViolation::RefundWithoutCharge,
+        EffectViolation::LostRefund,
+        EffectViolation::LostCharge,
+        EffectViolation::RefundAmountMismatch,
+        EffectViolation::RefundOnCompleted,
+        EffectViolation::StuckSaga,
+        EffectViolation::AcknowledgedOrderMissing,
+        EffectViolation::EffectWithoutOrder,
+        EffectViolation::MissingShipment,
+        EffectViolation::ShipmentNotCancelled,
+        EffectViolation::StockNotReleased,
+        EffectViolation::StockReleasedOnCompleted,
+        EffectViolation::StockNotCommitted,
+        EffectViolation::ChargeAmountMismatch,
+        EffectViolation::RefundNotLinked,
+        EffectViolation::RejectedButCharged,
+        EffectViolation::MissingReservation,
+        EffectViolation::DoubleReservation,
+        EffectViolation::ReservationMismatch,
+        EffectViolation::WrongEffectKey,
+        EffectViolation::OrderNotPlaced,
+        EffectViolation::OrderPayloadMismatch,
+        EffectViolation::DoubleOrder,
+        EffectViolation::DoubleShipment,
+        EffectViolation::UnrequestedEffect,
+        EffectViolation::NegativeStock,
+        EffectViolation::StockNotConserved,
+        EffectViolation::OverRelease,
+        EffectViolation::BadAmount,
+        EffectViolation::TerminalStatusChanged,
+    ];
+
     /// The kebab-case name, as in `results.json`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -227,6 +312,23 @@ impl EffectViolation {
             EffectViolation::StockNotReleased => "stock-not-released",
             EffectViolation::StockReleasedOnCompleted => "stock-released-on-completed",
             EffectViolation::StockNotCommitted => "stock-not-committed",
+            EffectViolation::ChargeAmountMismatch => "charge-amount-mismatch",
+            EffectViolation::RefundNotLinked => "refund-not-linked",
+            EffectViolation::RejectedButCharged => "rejected-but-charged",
+            EffectViolation::MissingReservation => "missing-reservation",
+            EffectViolation::DoubleReservation => "double-reservation",
+            EffectViolation::ReservationMismatch => "reservation-mismatch",
+            EffectViolation::WrongEffectKey => "wrong-effect-key",
+            EffectViolation::OrderNotPlaced => "order-not-placed",
+            EffectViolation::OrderPayloadMismatch => "order-payload-mismatch",
+            EffectViolation::DoubleOrder => "double-order",
+            EffectViolation::DoubleShipment => "double-shipment",
+            EffectViolation::UnrequestedEffect => "unrequested-effect",
+            EffectViolation::NegativeStock => "negative-stock",
+            EffectViolation::StockNotConserved => "stock-not-conserved",
+            EffectViolation::OverRelease => "over-release",
+            EffectViolation::BadAmount => "bad-amount",
+            EffectViolation::TerminalStatusChanged => "terminal-status-changed",
         }
     }
 }
@@ -272,14 +374,10 @@ mod tests {
         assert_eq!(parse_effect_key("st-p1-3"), None);
     }
 
-    /// Proves violation names are the kebab-case `results.json` keys.
+    /// Proves violation names are the kebab-case `results.json` keys, for every kind.
     #[test]
     fn violation_names_match_serde() {
-        for v in [
-            EffectViolation::DoubleCharge,
-            EffectViolation::StockNotCommitted,
-            EffectViolation::AcknowledgedOrderMissing,
-        ] {
+        for v in EffectViolation::ALL {
             let json = serde_json::to_string(&v).expect("serializes");
             assert_eq!(json, format!("\"{}\"", v.as_str()));
         }

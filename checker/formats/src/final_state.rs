@@ -31,15 +31,18 @@ pub enum OrderStatus {
     Reserving,
     /// Creating the shipment.
     Shipping,
+    /// Shipped; committing each item's reserved stock.
+    Committing,
 }
 
 impl OrderStatus {
     /// Every status.
-    pub const ALL: [OrderStatus; 8] = [
+    pub const ALL: [OrderStatus; 9] = [
         OrderStatus::Accepted,
         OrderStatus::Reserving,
         OrderStatus::Charging,
         OrderStatus::Shipping,
+        OrderStatus::Committing,
         OrderStatus::Compensating,
         OrderStatus::Completed,
         OrderStatus::Rejected,
@@ -61,6 +64,7 @@ impl OrderStatus {
             OrderStatus::Reserving => "reserving",
             OrderStatus::Charging => "charging",
             OrderStatus::Shipping => "shipping",
+            OrderStatus::Committing => "committing",
             OrderStatus::Compensating => "compensating",
             OrderStatus::Completed => "completed",
             OrderStatus::Rejected => "rejected",
@@ -92,6 +96,10 @@ pub struct FinalState {
     /// Stock reservations per order and SKU.
     #[serde(default)]
     pub reservations: Vec<ReservationRecord>,
+    /// Stock releases: each names the reservation it gave back (absent in runs recorded
+    /// before releases were read).
+    #[serde(default)]
+    pub releases: Vec<ReleaseRecord>,
     /// Stock per SKU.
     #[serde(default)]
     pub stock: Vec<StockRecord>,
@@ -156,6 +164,9 @@ pub struct PaymentRecord {
     pub order_id: String,
     /// Amount in cents.
     pub amount: i64,
+    /// The key of the charge a refund gives back (refunds only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<String>,
     /// How many times the key was presented again after the first (dedup hits).
     #[serde(default)]
     pub replays: u64,
@@ -246,6 +257,25 @@ pub struct ReservationRecord {
     /// Dedup hits on the key, when the inventory service counts them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replays: Option<u64>,
+}
+
+/// One stock release: units given back from the reservation it names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    /// Idempotency key.
+    pub key: String,
+    /// The order (empty for stock-workload releases).
+    #[serde(default)]
+    pub order_id: String,
+    /// SKU.
+    pub sku: String,
+    /// Units returned.
+    pub qty: i64,
+    /// The key of the reservation it released.
+    pub reservation: String,
+    /// Dedup hits on the key.
+    #[serde(default)]
+    pub replays: u64,
 }
 
 /// Stock level of one SKU.

@@ -1,23 +1,36 @@
-//! The effects check: every order ends in a legal state, with exactly the effects that state
-//! implies. No double effect, no lost effect, no stuck saga.
+//! The effects check: the final state is a ledger, and every record in it is accounted for in
+//! both directions. No double effect, no lost effect, no effect nobody asked for, no unit of
+//! stock unaccounted, no stuck saga.
 //!
-//! Legal end states:
-//! - `completed`: 1 charge, 0 refunds, 1 live shipment (if shipping runs), stock still held
-//!   (`reserved` or `committed`);
-//! - `rejected`: 0 charges, 0 refunds, no live shipment, no reservation left reserved;
-//! - `compensated`: 1 charge, 1 refund of the same amount, no live shipment, stock released.
+//! - Per order, against the order itself ([`orders`]): `completed` is 1 charge of the order's
+//!   amount, 0 refunds, 1 live shipment (if shipping runs) and every item's reservation
+//!   committed; `rejected` is no charge and no refund at all and nothing held; `compensated`
+//!   is 1 charge, 1 refund of it that names it, no live shipment, every item's reservation
+//!   released. Every item of an order past the reserve step has exactly one reservation, of its
+//!   SKU and quantity.
+//! - Per record, against the orders ([`records`]): every payment, shipment, order reservation
+//!   and order release belongs to an order the order service knows, under the key the pipeline
+//!   derives for that order and step (`<order_id>:<step>`); stock-workload records are under
+//!   keys a stock client used.
+//! - Per SKU ([`stock`]): available is never negative, `initial - available` equals the units
+//!   its live reservations hold (reserved or committed, orders' and stock clients' alike), and
+//!   no release returns more than its reservation held.
+//! - Against the clients ([`clients`]): every acknowledged order exists under its key with the
+//!   items and amount the client placed, every order was placed by a client, one key made one
+//!   order, and a terminal status a client read is the status at the end (it never changes).
 
-use std::collections::{BTreeMap, HashMap};
+mod clients;
+mod orders;
+mod records;
+mod stock;
+
+use std::collections::BTreeMap;
 
 use formats::effects::EffectViolation as Violation;
-use formats::final_state::{
-    FinalState, OrderRecord, OrderStatus, PaymentKind, PaymentRecord, ReservationRecord,
-    ReservationStatus, ShipmentRecord, ShipmentStatus,
-};
-use formats::history::{values, OpType, F};
-use formats::Role;
+use formats::final_state::{FinalState, OrderStatus};
 use serde::{Deserialize, Serialize};
 
+pub use self::stock::SkuLedger;
 use super::Params;
 use crate::check::{Check, Verdict};
 use crate::report::table::Table;
@@ -32,10 +45,58 @@ pub const MAX_LISTED_VIOLATIONS: usize = 1000;
 pub struct Finding {
     /// What went wrong.
     pub kind: Violation,
-    /// The order.
-    pub order_id: String,
-    /// What a person needs to see it: status, records, keys.
+    /// The order, where the violation is one order's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// The SKU, where it is one SKU's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    /// The idempotency keys of the records involved.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// The amounts and quantities involved, by name (`order amount`, `charged`, `held`, ...).
+    #[serde(default)]
+    pub amounts: BTreeMap<String, i128>,
+    /// What a person needs to see it: statuses, records, history indexes.
     pub evidence: String,
+}
+
+impl Finding {
+    /// A finding of `kind` with its evidence text.
+    pub fn new(kind: Violation, evidence: impl Into<String>) -> Finding {
+        Finding {
+            kind,
+            order_id: None,
+            sku: None,
+            keys: Vec::new(),
+            amounts: BTreeMap::new(),
+            evidence: evidence.into(),
+        }
+    }
+
+    /// Names the order.
+    pub fn order(mut self, id: &str) -> Finding {
+        self.order_id = Some(id.to_owned());
+        self
+    }
+
+    /// Names the SKU.
+    pub fn sku(mut self, sku: &str) -> Finding {
+        self.sku = Some(sku.to_owned());
+        self
+    }
+
+    /// Adds record keys.
+    pub fn keys<'a>(mut self, keys: impl IntoIterator<Item = &'a str>) -> Finding {
+        self.keys.extend(keys.into_iter().map(str::to_owned));
+        self
+    }
+
+    /// Adds a named amount.
+    pub fn amount(mut self, name: &str, value: impl Into<i128>) -> Finding {
+        self.amounts.insert(name.to_owned(), value.into());
+        self
+    }
 }
 
 /// What the check counted and found.
@@ -45,8 +106,20 @@ pub struct Details {
     pub orders: usize,
     /// Payment ledger records.
     pub payment_records: usize,
+    /// Shipment records.
+    #[serde(default)]
+    pub shipment_records: usize,
+    /// Reservation records (orders' and stock clients').
+    #[serde(default)]
+    pub reservation_records: usize,
+    /// Release records.
+    #[serde(default)]
+    pub release_records: usize,
     /// Orders per final status.
     pub by_status: BTreeMap<OrderStatus, usize>,
+    /// Each SKU's stock, as accounted from the records.
+    #[serde(default)]
+    pub stock: Vec<SkuLedger>,
     /// Violations per kind (all of them).
     pub violation_counts: BTreeMap<Violation, usize>,
     /// Violations, at most [`MAX_LISTED_VIOLATIONS`].
@@ -60,6 +133,14 @@ pub struct Details {
 /// The check.
 pub struct Effects;
 
+fn amounts_text(f: &Finding) -> String {
+    f.amounts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Check for Effects {
     const ID: CheckId = CheckId::Effects;
     type Details = Details;
@@ -72,15 +153,24 @@ impl Check for Effects {
         vec![
             Table::of(
                 "Violations",
-                &["kind", "order", "evidence"],
+                &["kind", "order", "SKU", "keys", "amounts", "evidence"],
                 &d.violations,
                 d.violations_not_listed,
-                |f| vec![f.kind.to_string(), f.order_id.clone(), f.evidence.clone()],
+                |f| {
+                    vec![
+                        f.kind.to_string(),
+                        f.order_id.clone().unwrap_or_default(),
+                        f.sku.clone().unwrap_or_default(),
+                        f.keys.join(", "),
+                        amounts_text(f),
+                        f.evidence.clone(),
+                    ]
+                },
             ),
             Table::pairs(
                 "Violations by kind",
                 "kind",
-                "orders",
+                "violations",
                 d.violation_counts.iter(),
             ),
             Table::pairs(
@@ -88,6 +178,31 @@ impl Check for Effects {
                 "status",
                 "orders",
                 d.by_status.iter(),
+            ),
+            Table::of(
+                "Stock per SKU (initial - available must equal the units held)",
+                &[
+                    "SKU",
+                    "initial",
+                    "available",
+                    "held (reserved + committed)",
+                    "reserved",
+                    "committed",
+                    "released",
+                ],
+                &d.stock,
+                0,
+                |s| {
+                    vec![
+                        s.sku.clone(),
+                        s.initial.to_string(),
+                        s.available.to_string(),
+                        (s.reserved + s.committed).to_string(),
+                        s.reserved.to_string(),
+                        s.committed.to_string(),
+                        s.released.to_string(),
+                    ]
+                },
             ),
             Table::list("Final-state read errors", &d.read_errors, 0),
         ]
@@ -97,212 +212,15 @@ impl Check for Effects {
 /// Runs the effects check.
 pub fn check(history: &History, state: &FinalState) -> Verdict<Details> {
     let mut findings = Vec::new();
-    let orders: HashMap<&str, &OrderRecord> = state
-        .orders
-        .iter()
-        .map(|o| (o.order_id.as_str(), o))
-        .collect();
-
-    let mut payments: HashMap<&str, Vec<&PaymentRecord>> = HashMap::new();
-    for p in &state.payments {
-        payments.entry(p.order_id.as_str()).or_default().push(p);
-    }
-    let mut shipments: HashMap<&str, Vec<&ShipmentRecord>> = HashMap::new();
-    for s in &state.shipments {
-        shipments.entry(s.order_id.as_str()).or_default().push(s);
-    }
-    let mut reservations: HashMap<&str, Vec<&ReservationRecord>> = HashMap::new();
-    for r in &state.reservations {
-        reservations.entry(r.order_id.as_str()).or_default().push(r);
-    }
-
-    for order in &state.orders {
-        let id = order.order_id.as_str();
-        let recs = payments.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        let effects = OrderEffects {
-            charges: recs
-                .iter()
-                .copied()
-                .filter(|r| r.kind == PaymentKind::Charge)
-                .collect(),
-            refunds: recs
-                .iter()
-                .copied()
-                .filter(|r| r.kind == PaymentKind::Refund)
-                .collect(),
-            shipments: shipments.get(id).map(Vec::as_slice).unwrap_or(&[]),
-            reservations: reservations.get(id).map(Vec::as_slice).unwrap_or(&[]),
-        };
-        check_order(order, &effects, state, &mut findings);
-    }
-
-    for (order_id, recs) in &payments {
-        if !orders.contains_key(order_id) {
-            let keys: Vec<&str> = recs.iter().map(|r| r.key.as_str()).collect();
-            findings.push(Finding {
-                kind: Violation::EffectWithoutOrder,
-                order_id: (*order_id).to_owned(),
-                evidence: format!(
-                    "payment records {keys:?} name an order the service does not know"
-                ),
-            });
-        }
-    }
-
-    for op in &history.ops {
-        if op.f != F::PlaceOrder || op.op_type != OpType::Ok {
-            continue;
-        }
-        let Some(order_id) = op.payload::<values::Placed>().and_then(|p| p.order_id) else {
-            continue;
-        };
-        if !orders.contains_key(order_id.as_str()) {
-            findings.push(Finding {
-                kind: Violation::AcknowledgedOrderMissing,
-                order_id: order_id.clone(),
-                evidence: format!(
-                    "history index {} (process {}) acknowledged it; the final state has no such order",
-                    op.index, op.process
-                ),
-            });
-        }
-    }
-
-    summarize(state, findings)
+    let index = records::Index::of(state);
+    orders::check(&index, state, &mut findings);
+    records::check(&index, history, state, &mut findings);
+    let stock = stock::check(state, &mut findings);
+    clients::check(history, state, &mut findings);
+    summarize(state, stock, findings)
 }
 
-/// The effect records of one order.
-struct OrderEffects<'a> {
-    charges: Vec<&'a PaymentRecord>,
-    refunds: Vec<&'a PaymentRecord>,
-    shipments: &'a [&'a ShipmentRecord],
-    reservations: &'a [&'a ReservationRecord],
-}
-
-impl OrderEffects<'_> {
-    fn describe(&self, order: &OrderRecord, state: &FinalState) -> String {
-        let money = |recs: &[&PaymentRecord]| {
-            recs.iter()
-                .map(|r| format!("{} ({} cents)", r.key, r.amount))
-                .collect::<Vec<_>>()
-        };
-        let mut text = format!(
-            "status {}, amount {}, charges {:?}, refunds {:?}",
-            order.status,
-            order.amount,
-            money(&self.charges),
-            money(&self.refunds)
-        );
-        if state.has_service(Role::Shipping) {
-            let s: Vec<String> = self
-                .shipments
-                .iter()
-                .map(|s| format!("{} {}", s.key, s.status))
-                .collect();
-            text.push_str(&format!(", shipments {s:?}"));
-        }
-        if state.has_service(Role::Inventory) {
-            let r: Vec<String> = self
-                .reservations
-                .iter()
-                .map(|r| format!("{} {}x{} {}", r.key, r.qty, r.sku, r.status))
-                .collect();
-            text.push_str(&format!(", reservations {r:?}"));
-        }
-        if let Some(reason) = &order.reason {
-            text.push_str(&format!(", reason {reason:?}"));
-        }
-        text
-    }
-}
-
-fn check_order(
-    order: &OrderRecord,
-    effects: &OrderEffects<'_>,
-    state: &FinalState,
-    out: &mut Vec<Finding>,
-) {
-    let id = order.order_id.as_str();
-    let (charges, refunds) = (&effects.charges, &effects.refunds);
-    let mut push = |kind| {
-        out.push(Finding {
-            kind,
-            order_id: id.to_owned(),
-            evidence: effects.describe(order, state),
-        })
-    };
-
-    if charges.len() > 1 {
-        push(Violation::DoubleCharge);
-    }
-    if refunds.len() > 1 {
-        push(Violation::DoubleRefund);
-    }
-    if !refunds.is_empty() && charges.is_empty() {
-        push(Violation::RefundWithoutCharge);
-    }
-    let live_shipments = effects
-        .shipments
-        .iter()
-        .filter(|s| s.status == ShipmentStatus::Created)
-        .count();
-    let reserved = effects
-        .reservations
-        .iter()
-        .filter(|r| r.status.holds())
-        .count();
-    let released = effects
-        .reservations
-        .iter()
-        .filter(|r| r.status == ReservationStatus::Released)
-        .count();
-    match order.status {
-        OrderStatus::Completed => {
-            if charges.is_empty() {
-                push(Violation::LostCharge);
-            }
-            if !refunds.is_empty() {
-                push(Violation::RefundOnCompleted);
-            }
-            if state.has_service(Role::Shipping) && live_shipments != 1 {
-                push(Violation::MissingShipment);
-            }
-            if state.has_service(Role::Inventory) && released > 0 {
-                push(Violation::StockReleasedOnCompleted);
-            }
-            if state.has_service(Role::Inventory)
-                && !order.items.is_empty()
-                && reserved == 0
-                && released == 0
-            {
-                push(Violation::StockNotCommitted);
-            }
-        }
-        OrderStatus::Rejected | OrderStatus::Compensated => {
-            let compensated = order.status == OrderStatus::Compensated;
-            if compensated && charges.is_empty() {
-                push(Violation::LostCharge);
-            }
-            if charges.len() > refunds.len() {
-                push(Violation::LostRefund);
-            }
-            if let (Some(c), Some(r)) = (charges.first(), refunds.first()) {
-                if c.amount != r.amount {
-                    push(Violation::RefundAmountMismatch);
-                }
-            }
-            if state.has_service(Role::Shipping) && live_shipments > 0 {
-                push(Violation::ShipmentNotCancelled);
-            }
-            if state.has_service(Role::Inventory) && reserved > 0 {
-                push(Violation::StockNotReleased);
-            }
-        }
-        _ => push(Violation::StuckSaga),
-    }
-}
-
-fn summarize(state: &FinalState, findings: Vec<Finding>) -> Verdict<Details> {
+fn summarize(state: &FinalState, stock: Vec<SkuLedger>, findings: Vec<Finding>) -> Verdict<Details> {
     let mut by_status: BTreeMap<OrderStatus, usize> = BTreeMap::new();
     for o in &state.orders {
         *by_status.entry(o.status).or_default() += 1;
@@ -320,7 +238,8 @@ fn summarize(state: &FinalState, findings: Vec<Finding>) -> Verdict<Details> {
     };
     let summary = match validity {
         Validity::Valid => format!(
-            "all {} orders ended in a legal state with exactly their effects",
+            "all {} orders ended in a legal state with exactly their effects; every record and \
+             unit of stock is accounted for",
             state.orders.len()
         ),
         Validity::Invalid => {
@@ -339,7 +258,11 @@ fn summarize(state: &FinalState, findings: Vec<Finding>) -> Verdict<Details> {
         Details {
             orders: state.orders.len(),
             payment_records: state.payments.len(),
+            shipment_records: state.shipments.len(),
+            reservation_records: state.reservations.len(),
+            release_records: state.releases.len(),
             by_status,
+            stock,
             violation_counts: counts,
             violations: findings.into_iter().take(MAX_LISTED_VIOLATIONS).collect(),
             violations_not_listed,

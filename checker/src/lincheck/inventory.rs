@@ -1,7 +1,12 @@
 //! The inventory check of a run: the stock operations of `history.jsonl` (contract §6: `reserve`
-//! and `release` with `{key, sku, qty}`, `read-stock` with `{sku}` answered by
-//! `{sku, available}`) must be linearizable against the stock model, per SKU, starting from the
-//! initial stock that `final-state.json` reports.
+//! with `{key, sku, qty}`, `release` with `{key, sku, qty, reservation}`, `read-stock` with
+//! `{sku}` answered by `{sku, available}`) must be linearizable against the stock model, per
+//! SKU, starting from the initial stock that `final-state.json` reports.
+//!
+//! A release that may have happened (ok or info) names the reservation it gives back: a
+//! `reserve` of the history under that key, of the same SKU and units, invoked before it. A
+//! release that names none, or another SKU or quantity, cannot be modelled as the units of
+//! one reservation coming back, so the operations are not read (unknown).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +66,8 @@ pub fn stock_operations(history: &History, final_state: &FinalState) -> Result<L
     }
     let mut open: HashMap<u64, usize> = HashMap::new();
     let mut dropped: Vec<usize> = Vec::new();
+    // Reserve keys invoked so far: (SKU, units).
+    let mut reserved: HashMap<String, (String, i64)> = HashMap::new();
     for op in &history.ops {
         let Process::Client(p) = op.process else {
             continue;
@@ -82,9 +89,24 @@ pub fn stock_operations(history: &History, final_state: &FinalState) -> Result<L
                         .map(|c| c.qty)
                         .filter(|q| *q >= 0)
                         .ok_or_else(|| at("invocation has no valid qty"))?;
+                    let change = op.payload::<StockChange>();
                     if f == F::Reserve {
+                        if let Some(c) = change {
+                            reserved.insert(c.key, (key.clone(), q));
+                        }
                         Call::Reserve(q)
                     } else {
+                        let named = change.and_then(|c| c.reservation);
+                        let ok = named
+                            .as_ref()
+                            .and_then(|r| reserved.get(r))
+                            .is_some_and(|(sku, units)| *sku == key && *units == q);
+                        if !ok {
+                            return Err(at(&format!(
+                                "names reservation {named:?}, which is no earlier reserve of \
+                                 {q} units of {key}"
+                            )));
+                        }
                         Call::Release(q)
                     }
                 }

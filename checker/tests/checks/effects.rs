@@ -1,14 +1,13 @@
-//! The effects check and the readers' errors over small hand-made run directories: each
-//! violation kind must be flagged, a legal run must pass, and unreadable input must give an error
-//! naming the file, never a panic.
+//! The effects check and the readers' errors over small hand-made run directories: a legal run
+//! must pass, a partial one is unknown, and unreadable input must give an error naming the
+//! file, never a panic. (Every violation kind: `effects_kinds`; corrupted real runs:
+//! `effects_real`.)
 
 use std::path::Path;
 
 use checker::checks::Effects;
 use checker::{ReadError, RunData, Validity};
-use formats::final_state::{
-    FinalState, OrderRecord, OrderStatus, PaymentKind, PaymentRecord, ReservationStatus,
-};
+use formats::final_state::{FinalState, OrderRecord, OrderStatus, PaymentKind, PaymentRecord};
 use formats::history::{Header, Op, OpType, Process, F, SCHEMA_VERSION};
 use formats::Role;
 use serde_json::json;
@@ -30,7 +29,17 @@ fn pay(key: &str, kind: PaymentKind, order_id: &str, amount: i64) -> PaymentReco
         kind,
         order_id: order_id.into(),
         amount,
+        charge: (kind == PaymentKind::Refund).then(|| key.replace(":refund", ":charge")),
         replays: 0,
+    }
+}
+
+/// The amount `legal_state` gives order `id`.
+fn amount_of(id: &str) -> i64 {
+    match id {
+        "o1" => 500,
+        "o2" => 700,
+        _ => 900,
     }
 }
 
@@ -47,7 +56,7 @@ fn history_lines(acked: &[&str]) -> Vec<String> {
         for (op_type, value) in [
             (
                 OpType::Invoke,
-                json!({"key": format!("key-{id}"), "customer": "c", "items": [], "amount": 1}),
+                json!({"key": format!("key-{id}"), "customer": "c", "items": [], "amount": amount_of(id)}),
             ),
             (
                 OpType::Ok,
@@ -105,11 +114,6 @@ fn effects_of(dir: &Path) -> EffectsVerdict {
     results.check::<Effects>().expect("effects check present")
 }
 
-/// Whether `kind` is named in the counts.
-fn counted(d: &checker::checks::effects::Details, kind: &str) -> bool {
-    d.violation_counts.keys().any(|k| k.as_str() == kind)
-}
-
 /// Proves a run in which every order has exactly its effects passes the effects check, and that
 /// a run without `metrics.csv` is unknown overall (retry load cannot be measured), not valid.
 #[test]
@@ -138,137 +142,20 @@ fn legal_run_is_valid() {
     assert_eq!(results.validity.exit_code(), 2);
 }
 
-/// The effects check on the builder's legal run after `mutate`, read back from disk.
-fn effects_after(
-    mutate: fn(&mut FinalState),
-) -> checker::Verdict<checker::checks::effects::Details> {
+/// Proves the builder's legal run (every order completed with its effects, stock accounted)
+/// passes, and that completing an order is not enough: its stock must be committed.
+#[test]
+fn completed_orders_commit_their_stock() {
     let mut run = crate::support::legal_run();
-    assert_eq!(run.state.orders[0].order_id, "o1");
-    assert_eq!(run.state.reservations[0].order_id, "o1");
-    mutate(&mut run.state);
-    let dir = tempfile::tempdir().expect("tempdir");
-    run.write(dir.path());
-    let data = RunData::load(dir.path()).expect("loads");
-    checker::checks::effects::check(&data.history, &data.final_state)
-}
-
-/// Makes order o1 of the legal run rejected before payment (no charge, no shipment).
-fn reject_o1(s: &mut FinalState) {
-    s.orders[0].status = OrderStatus::Rejected;
-    s.payments.retain(|p| p.order_id != "o1");
-    s.shipments.retain(|x| x.order_id != "o1");
-}
-
-/// Proves every shipment and stock rule, in both directions, on the builder's legal run: a
-/// completed order needs a live shipment and held stock; a rejected order may have released its
-/// stock or never reserved any, but may not keep it or a live shipment.
-#[test]
-fn shipment_and_stock_rules() {
-    type Mutate = fn(&mut FinalState);
-    let passing: Vec<(&str, Mutate)> = vec![
-        ("legal as built", |_| {}),
-        ("rejected, stock released", |s| {
-            reject_o1(s);
-            s.reservations[0].status = ReservationStatus::Released;
-        }),
-        ("rejected, never reserved", |s| {
-            reject_o1(s);
-            s.reservations.retain(|r| r.order_id != "o1");
-        }),
-    ];
-    let failing: Vec<(&str, Mutate)> = vec![
-        ("stock-not-committed", |s| {
-            s.reservations.retain(|r| r.order_id != "o1")
-        }),
-        ("stock-released-on-completed", |s| {
-            s.reservations[0].status = ReservationStatus::Released
-        }),
-        ("missing-shipment", |s| {
-            s.shipments.retain(|x| x.order_id != "o1")
-        }),
-        ("refund-on-completed", |s| {
-            let mut r = s.payments[0].clone();
-            r.kind = PaymentKind::Refund;
-            r.key = "o1:refund".into();
-            s.payments.push(r);
-        }),
-        ("stock-not-released", reject_o1),
-        ("shipment-not-cancelled", |s| {
-            reject_o1(s);
-            s.reservations[0].status = ReservationStatus::Released;
-            let mut x = s.shipments[0].clone();
-            x.order_id = "o1".into();
-            x.key = "o1:ship".into();
-            s.shipments.push(x);
-        }),
-    ];
-    for (name, mutate) in passing {
-        let effects = effects_after(mutate);
-        assert_eq!(effects.validity, Validity::Valid, "{name}: {effects:#?}");
-    }
-    for (kind, mutate) in failing {
-        let effects = effects_after(mutate);
-        assert_eq!(effects.validity, Validity::Invalid, "{kind}: {effects:#?}");
-        let counts = &effects.details.violation_counts;
-        assert!(
-            counted(&effects.details, kind),
-            "{kind} not named in {counts:?}"
-        );
-        assert_eq!(counts.len(), 1, "{kind} only: {counts:?}");
-    }
-}
-
-/// Proves each effect violation is flagged by name, each in an otherwise legal run.
-#[test]
-fn every_violation_kind_is_flagged() {
-    type Mutate = fn(&mut FinalState);
-    let cases: Vec<(&str, Mutate)> = vec![
-        ("double-charge", |s| {
-            s.payments
-                .push(pay("o1:charge#2", PaymentKind::Charge, "o1", 500))
-        }),
-        ("double-refund", |s| {
-            s.payments
-                .push(pay("o3:refund#2", PaymentKind::Refund, "o3", 900))
-        }),
-        ("refund-without-charge", |s| {
-            s.payments
-                .push(pay("o2:refund", PaymentKind::Refund, "o2", 700))
-        }),
-        ("lost-refund", |s| {
-            s.payments.retain(|p| p.key != "o3:refund")
-        }),
-        ("lost-charge", |s| {
-            s.payments.retain(|p| p.key != "o1:charge")
-        }),
-        ("refund-amount-mismatch", |s| {
-            s.payments
-                .iter_mut()
-                .filter(|p| p.key == "o3:refund")
-                .for_each(|p| p.amount = 1)
-        }),
-        ("stuck-saga", |s| s.orders[0].status = OrderStatus::Charging),
-        ("acknowledged-order-missing", |s| {
-            s.orders.retain(|o| o.order_id != "o2")
-        }),
-        ("effect-without-order", |s| {
-            s.payments
-                .push(pay("o9:charge", PaymentKind::Charge, "o9", 1))
-        }),
-    ];
-    for (kind, mutate) in cases {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut state = legal_state();
-        mutate(&mut state);
-        write_run(dir.path(), &history_lines(&["o1", "o2", "o3"]), &state);
-        let (validity, details) = effects_of(dir.path());
-        assert_eq!(validity, Validity::Invalid, "{kind}: {details:#?}");
-        assert!(
-            counted(&details, kind),
-            "{kind} not named in {:?}",
-            details.violation_counts
-        );
-    }
+    assert_eq!(crate::effects_kinds::effects_of(&run).validity, Validity::Valid);
+    run.state.reservations[0].status = formats::final_state::ReservationStatus::Reserved;
+    let v = crate::effects_kinds::effects_of(&run);
+    assert_eq!(v.validity, Validity::Invalid);
+    assert_eq!(
+        v.details.violation_counts.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+        ["stock-not-committed"],
+        "{v:#?}"
+    );
 }
 
 /// Proves a partial final state (a node could not be read) gives unknown, not valid.

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use formats::final_state::{
     FinalState, Item, OrderRecord, OrderStatus, PaymentKind, PaymentRecord, ReservationRecord,
-    ReservationStatus, ShipmentRecord, ShipmentStatus,
+    ReservationStatus, ShipmentRecord, ShipmentStatus, StockRecord,
 };
 use formats::history::{Header, Op, OpType, Process, F, SCHEMA_VERSION};
 use formats::Role;
@@ -125,7 +125,8 @@ impl Run {
         self.push(end_s, Process::NEMESIS, OpType::Info, F::FaultHeal, h);
     }
 
-    /// A completed order with every effect: charge, shipment, reservation.
+    /// A completed order with every effect: charge, shipment, committed reservation (call
+    /// [`Run::account_stock`] once the orders are in, so that the stock records match).
     pub fn completed_order(&mut self, process: u64, id: &str, at_s: f64, latency_s: f64) {
         let key = format!("key-{id}");
         self.op(
@@ -153,6 +154,7 @@ impl Run {
             kind: PaymentKind::Charge,
             order_id: id.into(),
             amount: 500,
+            charge: None,
             replays: 0,
         });
         self.state.shipments.push(ShipmentRecord {
@@ -162,13 +164,33 @@ impl Run {
             replays: 0,
         });
         self.state.reservations.push(ReservationRecord {
-            key: format!("{id}:reserve"),
+            key: format!("{id}:reserve:0"),
             order_id: id.into(),
             sku: "sku-1".into(),
             qty: 1,
             status: ReservationStatus::Committed,
             replays: None,
         });
+    }
+
+    /// Sets one stock record per SKU the reservations name, each with an initial stock of
+    /// `initial` and exactly the units its live reservations hold taken: a conserved ledger.
+    pub fn account_stock(&mut self, initial: i64) {
+        let mut held: BTreeMap<String, i64> = BTreeMap::new();
+        for r in &self.state.reservations {
+            let h = held.entry(r.sku.clone()).or_default();
+            if r.status.holds() {
+                *h += r.qty;
+            }
+        }
+        self.state.stock = held
+            .into_iter()
+            .map(|(sku, h)| StockRecord {
+                sku,
+                available: initial - h,
+                initial,
+            })
+            .collect();
     }
 
     /// One metric sample.
@@ -276,6 +298,7 @@ pub fn legal_run() -> Run {
     if let Some(p) = run.state.payments.iter_mut().find(|p| p.order_id == "o20") {
         p.replays = 1;
     }
+    run.account_stock(1000);
     for node in ["n1", "n2", "n3"] {
         store_logs(&mut run, node);
         metrics_for(&mut run, node);

@@ -7,8 +7,9 @@
 //!   answering — so the fail is an observation that stock was short, which is what the
 //!   checker's stock model makes of it), or info (a timeout, a 5xx, or any other answer: the
 //!   reserve may or may not have happened).
-//! - `release` `{key, sku, qty}`: ok (201), fail (a 4xx: nothing changed), or info (timeout,
-//!   5xx). A client releases only units it reserved, so stock stays within its initial amount.
+//! - `release` `{key, sku, qty, reservation}`: ok (201), fail (a 4xx: nothing changed), or info
+//!   (timeout, 5xx). A client releases only reservations it made, each once, naming it by the
+//!   key it was reserved under, so stock stays within its initial amount.
 //! - `read-stock` `{sku}`: ok with `{sku, available}`, or fail. A read changes nothing, so a
 //!   read without an answer is a fail and retires nobody.
 //!
@@ -192,8 +193,16 @@ pub async fn run(
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {
     Reserve { sku: String, qty: i64 },
-    Release { sku: String, qty: i64 },
+    Release(Held),
     Read { sku: String },
+}
+
+/// A reservation a client made and has not released: its SKU, units and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Held {
+    sku: String,
+    qty: i64,
+    reservation: String,
 }
 
 /// How a call ended, as the history records it.
@@ -213,8 +222,8 @@ struct Client {
     process: u64,
     worker: usize,
     seq: u64,
-    /// Reservations this client made and has not released: (SKU, units).
-    held: Vec<(String, i64)>,
+    /// Reservations this client made and has not released.
+    held: Vec<Held>,
     rng: ChaCha8Rng,
     tally: Arc<std::sync::Mutex<StockTally>>,
 }
@@ -252,8 +261,7 @@ impl Client {
         let release = roll < READ_SHARE + RELEASE_SHARE || self.held.len() >= MAX_HELD;
         if release && !self.held.is_empty() {
             let i = self.rng.gen_range(0..self.held.len());
-            let (sku, qty) = self.held.swap_remove(i);
-            return Call::Release { sku, qty };
+            return Call::Release(self.held.swap_remove(i));
         }
         Call::Reserve {
             sku,
@@ -268,19 +276,28 @@ impl Client {
         let key = format!("st-p{}-{}", self.process, self.seq);
         self.seq += 1;
         let p = Process::Client(self.process);
-        let change = |sku: &str, qty: i64| {
-            super::value(&StockChange {
-                key: key.clone(),
-                sku: sku.to_owned(),
-                qty,
-                reservation: None,
-                refused: None,
-            })
+        let change = |sku: &str, qty: i64, reservation: Option<&str>| StockChange {
+            key: key.clone(),
+            sku: sku.to_owned(),
+            qty,
+            reservation: reservation.map(str::to_owned),
+            refused: None,
         };
-        let (f_name, invoke) = match &call {
-            Call::Reserve { sku, qty } => (F::Reserve, change(sku, *qty)),
-            Call::Release { sku, qty } => (F::Release, change(sku, *qty)),
-            Call::Read { sku } => (F::ReadStock, super::value(&ReadStock { sku: sku.clone() })),
+        let (f_name, invoke, body) = match &call {
+            Call::Reserve { sku, qty } => {
+                let c = change(sku, *qty, None);
+                (F::Reserve, super::value(&c), json!({"sku": sku, "qty": qty}))
+            }
+            Call::Release(h) => {
+                let c = change(&h.sku, h.qty, Some(&h.reservation));
+                let body = json!({"sku": h.sku, "qty": h.qty, "reservation": h.reservation});
+                (F::Release, super::value(&c), body)
+            }
+            Call::Read { sku } => (
+                F::ReadStock,
+                super::value(&ReadStock { sku: sku.clone() }),
+                Value::Null,
+            ),
         };
         self.history.record(
             p,
@@ -292,7 +309,7 @@ impl Client {
         );
         let base = &self.urls[i];
         let sent = match &call {
-            Call::Reserve { sku, qty } | Call::Release { sku, qty } => {
+            Call::Reserve { .. } | Call::Release(_) => {
                 let path = if f_name == F::Reserve {
                     "reserve"
                 } else {
@@ -301,7 +318,7 @@ impl Client {
                 self.http
                     .post(format!("{base}/{path}"))
                     .header("idempotency-key", &key)
-                    .json(&json!({"sku": sku, "qty": qty}))
+                    .json(&body)
                     .send()
                     .await
             }
@@ -316,7 +333,7 @@ impl Client {
             Err(e) => Err(super::error_text(&e)),
         };
         let done = complete(&call, invoke, answer);
-        self.bookkeep(&call, done.op_type);
+        self.bookkeep(&call, &key, done.op_type);
         if done.op_type == OpType::Info {
             self.process += self.concurrency;
         }
@@ -324,22 +341,26 @@ impl Client {
             .record(p, done.op_type, f_name, done.value, Some(node), done.error);
     }
 
-    /// Counts the outcome and keeps the held reservations up to date.
-    fn bookkeep(&mut self, call: &Call, op_type: OpType) {
+    /// Counts the outcome and keeps the held reservations up to date; `key` is the call's.
+    fn bookkeep(&mut self, call: &Call, key: &str, op_type: OpType) {
         if let (Call::Reserve { sku, qty }, OpType::Ok) = (call, op_type) {
-            self.held.push((sku.clone(), *qty));
+            self.held.push(Held {
+                sku: sku.clone(),
+                qty: *qty,
+                reservation: key.to_owned(),
+            });
         }
-        if let (Call::Release { sku, qty }, OpType::Fail) = (call, op_type) {
-            // Refused: nothing changed, the units are still ours to release.
-            self.held.push((sku.clone(), *qty));
+        if let (Call::Release(h), OpType::Fail) = (call, op_type) {
+            // Refused: nothing changed, the reservation is still ours to release.
+            self.held.push(h.clone());
         }
         if let Ok(mut t) = self.tally.lock() {
             match (call, op_type) {
                 (_, OpType::Info) => t.info += 1,
                 (Call::Reserve { .. }, OpType::Ok) => t.reserve_ok += 1,
                 (Call::Reserve { .. }, _) => t.reserve_fail += 1,
-                (Call::Release { .. }, OpType::Ok) => t.release_ok += 1,
-                (Call::Release { .. }, _) => t.release_fail += 1,
+                (Call::Release(_), OpType::Ok) => t.release_ok += 1,
+                (Call::Release(_), _) => t.release_fail += 1,
                 (Call::Read { .. }, OpType::Ok) => t.reads_ok += 1,
                 (Call::Read { .. }, _) => t.reads_fail += 1,
             }
@@ -432,7 +453,7 @@ fn complete(call: &Call, invoke: Value, answer: Result<(u16, Value), String>) ->
             value: invoke,
             error,
         },
-        Call::Release { .. }
+        Call::Release(_)
             if ((400..500).contains(&code) && code != 409) || nothing_happened(code, &body) =>
         {
             Completion {
@@ -441,7 +462,7 @@ fn complete(call: &Call, invoke: Value, answer: Result<(u16, Value), String>) ->
                 error,
             }
         }
-        Call::Release { .. } => Completion {
+        Call::Release(_) => Completion {
             op_type: OpType::Info,
             value: invoke,
             error,
@@ -491,10 +512,11 @@ mod tests {
             OpType::Info
         );
         assert_eq!(kind(&reserve(), Err("timeout".into())), OpType::Info);
-        let release = Call::Release {
+        let release = Call::Release(Held {
             sku: "stock-0".into(),
             qty: 1,
-        };
+            reservation: "st-p0-0".into(),
+        });
         assert_eq!(kind(&release, Ok((201, json!({})))), OpType::Ok);
         assert_eq!(kind(&release, Ok((422, json!({})))), OpType::Fail);
         assert_eq!(kind(&release, Ok((409, json!({})))), OpType::Info);

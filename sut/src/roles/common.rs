@@ -139,5 +139,28 @@ pub async fn admin_page(
     Ok(Json(json!({"items": items, "next": next})))
 }
 
+/// Items after the cursor `page.after`, at most `page.limit()`, with the next cursor: the
+/// paginated admin read of records built in memory, each with its cursor (sorted here).
+pub fn paginate(
+    mut items: Vec<(String, serde_json::Value)>,
+    page: &Page,
+) -> Json<serde_json::Value> {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let limit = page.limit();
+    let mut rest = items
+        .into_iter()
+        .filter(|(c, _)| page.after.as_deref().is_none_or(|a| c.as_str() > a))
+        .peekable();
+    let mut out = Vec::new();
+    let mut last = None;
+    while out.len() < limit {
+        let Some((c, v)) = rest.next() else { break };
+        out.push(v);
+        last = Some(c);
+    }
+    let next = if rest.peek().is_some() { last } else { None };
+    Json(json!({"items": out, "next": next}))
+}
+
 /// A JSON answer with a status.
 pub type Answer = (StatusCode, Json<serde_json::Value>);

@@ -1,6 +1,7 @@
 //! One module per role. Each exposes `run(args)`, which serves until SIGTERM or SIGINT.
 
 pub mod common;
+pub mod effect;
 pub mod inventory;
 pub mod leader;
 pub mod order;

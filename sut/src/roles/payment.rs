@@ -1,47 +1,30 @@
 //! The payment role: `POST /charge` and `POST /refund`, each under an idempotency key, served by
-//! the elected payment leader (other nodes forward to it) over the quorum store.
+//! the elected payment leader (other nodes forward to it) through the role's effect ledger
+//! ([`super::effect`]: one key, one effect, replays and reuse).
 //!
-//! The effect (a ledger record) and its first result are one quorum write under the leader's
-//! fencing token. A repeat of the key with the same payload returns the stored record, changes
-//! nothing but the record's replay count, and counts a dedup hit in `duplicate_effects_total`.
-//! The same key with another payload is refused (422); a repeat while the first is still in
-//! flight gets 409. A refund needs a charge of the same order and amount.
+//! An order's payments are one unit, `pay/<order_id>`: its charges and refunds side by side, so
+//! that a refund is decided on the charges it must match in the same versioned write. A refund
+//! needs a charge of the same order and amount and names it; with idempotency a charge is
+//! refunded once (a refund under another key of a refunded charge is 422 `already_refunded`).
+//! Amounts are 1 to [`MAX_AMOUNT_CENTS`](crate::limits::MAX_AMOUNT_CENTS) cents.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::Value;
 
-use super::common::{admin_page, now_ms, now_ns, Answer, InFlightKeys};
-use super::leader::{serve_routed, store_unavailable, write_error, Leader};
+use super::common::paginate;
+use super::effect::{applied_of, Decision, Effects, Entries, Entry, Kind, Ledger, Unit};
+use super::leader::{serve_routed, store_unavailable, Leader};
 use crate::cli::PaymentArgs;
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
-use crate::quorum::{Quorum, WriteOutcome};
+use crate::quorum::Quorum;
 
-/// Store key prefix of ledger records.
-const LEDGER: &str = "ledger/";
-
-/// Charge or refund.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Money taken.
-    Charge,
-    /// Money given back.
-    Refund,
-}
-
-impl Kind {
-    fn label(self) -> &'static str {
-        match self {
-            Kind::Charge => "charge",
-            Kind::Refund => "refund",
-        }
-    }
-}
+/// Store key prefix of payment units.
+const UNITS: &str = "pay/";
 
 /// Body of a charge or refund.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,157 +32,166 @@ impl Kind {
 pub struct PaymentRequest {
     /// The order.
     pub order_id: String,
-    /// Cents, at least 1.
+    /// Cents, 1 to [`MAX_AMOUNT_CENTS`](crate::limits::MAX_AMOUNT_CENTS).
     pub amount: i64,
 }
 
-/// One effect in the ledger.
+/// One effect in the ledger, in the shape of the checker's `PaymentRecord`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerRecord {
     /// Idempotency key it was made under.
     pub key: String,
-    /// Charge or refund.
+    /// `charge` or `refund`.
     pub kind: Kind,
     /// The order.
     pub order_id: String,
     /// Cents.
     pub amount: i64,
+    /// The key of the charge a refund gives back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<String>,
     /// Times the key was presented again after the first.
     pub replays: u64,
     /// When it was made.
     pub created_unix_ms: u64,
 }
 
+/// An order's payments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PaymentUnit {
+    /// The order.
+    pub order_id: String,
+    /// Its charges and refunds (and stored refusals) by storage key.
+    pub entries: Entries,
+}
+
+impl Unit for PaymentUnit {
+    fn entries(&self) -> &Entries {
+        &self.entries
+    }
+    fn entries_mut(&mut self) -> &mut Entries {
+        &mut self.entries
+    }
+}
+
+fn unit_key(order_id: &str) -> String {
+    format!("{UNITS}{order_id}")
+}
+
+fn record(entry: &Entry) -> Option<LedgerRecord> {
+    let req: PaymentRequest = serde_json::from_value(entry.request.clone()).ok()?;
+    Some(LedgerRecord {
+        key: entry.key.clone(),
+        kind: entry.kind,
+        order_id: req.order_id,
+        amount: req.amount,
+        charge: entry.names.clone(),
+        replays: entry.replays,
+        created_unix_ms: entry.at_unix_ms,
+    })
+}
+
+/// The ledger records of a unit: its applied charges and refunds.
+pub fn records(unit: &PaymentUnit) -> Vec<(String, LedgerRecord)> {
+    unit.entries
+        .iter()
+        .filter(|(_, e)| e.applied())
+        .filter_map(|(k, e)| record(e).map(|r| (format!("{}/{k}", unit.order_id), r)))
+        .collect()
+}
+
 #[derive(Clone)]
 struct Payment {
-    quorum: Quorum,
+    ledger: Ledger,
     leader: Leader,
-    in_flight: InFlightKeys,
-    idempotency: bool,
-}
-
-fn ledger_key(key: &str) -> String {
-    format!("{LEDGER}{key}")
-}
-
-/// The idempotency key of the charge a refund of `order_id` must match.
-fn charge_key_of(order_id: &str) -> String {
-    crate::ids::step_key(order_id, super::order::model::StepName::Charge)
 }
 
 impl Payment {
-    async fn write(
-        &self,
-        token: u64,
-        storage_key: String,
-        rec: &LedgerRecord,
-    ) -> Result<(), ApiError> {
-        match self.quorum.write_values(token, &[(storage_key, rec)]).await {
-            WriteOutcome::Ok(_) => Ok(()),
-            other => Err(write_error(&other, Some(self.leader.elector()))),
+    /// The charge a refund of `req` gives back: the order's charge of that amount.
+    fn charge_for(&self, unit: &PaymentUnit, req: &PaymentRequest) -> Result<String, ApiError> {
+        let charges: Vec<LedgerRecord> = applied_of(&unit.entries, Kind::Charge)
+            .filter_map(|(_, e)| record(e))
+            .collect();
+        if let Some(c) = charges.iter().find(|c| c.amount == req.amount) {
+            return Ok(c.key.clone());
+        }
+        match charges.first() {
+            Some(c) => Err(ApiError::unprocessable(
+                "refund_amount_mismatch",
+                format!(
+                    "order {} was charged {}, refund asks {}",
+                    req.order_id, c.amount, req.amount
+                ),
+            )),
+            None => Err(ApiError::unprocessable(
+                "no_matching_charge",
+                format!("order {} has no charge to refund", req.order_id),
+            )),
         }
     }
+}
 
-    /// The charge a refund of `order_id` refers to.
-    async fn charge_of(&self, order_id: &str) -> Result<Option<LedgerRecord>, ApiError> {
-        let key = ledger_key(&charge_key_of(order_id));
-        if self.idempotency {
-            return self
-                .quorum
-                .read_value(&key)
-                .await
-                .map_err(store_unavailable);
-        }
-        // Without idempotency charges live under fresh keys `<key>#<ns>`.
-        let (recs, _) = self
-            .quorum
-            .scan(&key, None, 10)
+impl Effects for Payment {
+    type Unit = PaymentUnit;
+    type Request = PaymentRequest;
+
+    fn unit_key(&self, req: &PaymentRequest) -> String {
+        unit_key(&req.order_id)
+    }
+
+    async fn load(&self, req: &PaymentRequest) -> Result<PaymentUnit, ApiError> {
+        let stored: Option<PaymentUnit> = self
+            .ledger
+            .quorum()
+            .read_value(&unit_key(&req.order_id))
             .await
             .map_err(store_unavailable)?;
-        Ok(recs
-            .into_iter()
-            .find_map(|r| serde_json::from_value::<LedgerRecord>(r.value).ok())
-            .filter(|c| c.kind == Kind::Charge))
+        Ok(stored.unwrap_or_else(|| PaymentUnit {
+            order_id: req.order_id.clone(),
+            entries: Entries::new(),
+        }))
     }
 
-    /// The decision and the write, as the leader holding `token`.
-    async fn apply(
+    fn decide(
         &self,
-        token: u64,
+        unit: &mut PaymentUnit,
         kind: Kind,
-        key: String,
-        req: PaymentRequest,
-    ) -> Result<Answer, ApiError> {
-        let _guard = self.in_flight.enter(&key)?;
-        if self.idempotency {
-            let stored: Option<LedgerRecord> = self
-                .quorum
-                .read_value(&ledger_key(&key))
-                .await
-                .map_err(store_unavailable)?;
-            if let Some(mut rec) = stored {
-                if rec.kind != kind || rec.order_id != req.order_id || rec.amount != req.amount {
-                    return Err(ApiError::unprocessable(
-                        "idempotency_key_reused",
-                        format!(
-                            "key {key:?} was used for a {} of order {} amount {}",
-                            rec.kind.label(),
-                            rec.order_id,
-                            rec.amount
-                        ),
-                    ));
-                }
-                rec.replays += 1;
-                self.write(token, ledger_key(&key), &rec).await?;
-                metrics::counter!("duplicate_effects_total", "kind" => kind.label()).increment(1);
-                tracing::info!(%key, kind = kind.label(), replays = rec.replays, "dedup hit");
-                return Ok((
-                    StatusCode::OK,
-                    Json(json!({"record": rec, "replayed": true})),
-                ));
-            }
+        _key: &str,
+        _storage_key: &str,
+        req: &PaymentRequest,
+    ) -> Result<Decision, ApiError> {
+        if kind == Kind::Charge {
+            return Ok(Decision::Applied { names: None });
         }
-        if kind == Kind::Refund {
-            match self.charge_of(&req.order_id).await? {
-                Some(c) if c.amount == req.amount => {}
-                Some(c) => {
-                    return Err(ApiError::unprocessable(
-                        "refund_amount_mismatch",
-                        format!(
-                            "order {} was charged {}, refund asks {}",
-                            req.order_id, c.amount, req.amount
-                        ),
-                    ))
-                }
-                None => {
-                    return Err(ApiError::unprocessable(
-                        "no_matching_charge",
-                        format!("order {} has no charge to refund", req.order_id),
-                    ))
-                }
-            }
+        let charge = self.charge_for(unit, req)?;
+        let refunded_by = applied_of(&unit.entries, Kind::Refund)
+            .find(|(_, e)| e.names.as_deref() == Some(charge.as_str()))
+            .map(|(_, e)| e.key.clone());
+        if let (true, Some(other)) = (self.ledger.idempotency(), refunded_by) {
+            return Err(ApiError::unprocessable(
+                "already_refunded",
+                format!("charge {charge:?} was refunded under key {other:?}"),
+            ));
         }
-        let rec = LedgerRecord {
-            key: key.clone(),
-            kind,
-            order_id: req.order_id.clone(),
-            amount: req.amount,
-            replays: 0,
-            created_unix_ms: now_ms(),
-        };
-        // Without idempotency every request is a new effect under a fresh storage key.
-        let storage_key = if self.idempotency {
-            ledger_key(&key)
-        } else {
-            ledger_key(&format!("{key}#{}", now_ns()))
-        };
-        self.write(token, storage_key, &rec).await?;
-        metrics::counter!("payment_effects_total", "kind" => kind.label()).increment(1);
-        tracing::info!(%key, kind = kind.label(), order_id = %rec.order_id, amount = rec.amount, "effect recorded");
-        Ok((
-            StatusCode::CREATED,
-            Json(json!({"record": rec, "replayed": false})),
-        ))
+        Ok(Decision::Applied {
+            names: Some(charge),
+        })
+    }
+
+    fn writes(
+        &self,
+        unit: &PaymentUnit,
+        _storage_key: &str,
+        req: &PaymentRequest,
+    ) -> Vec<(String, Value)> {
+        vec![(
+            unit_key(&req.order_id),
+            serde_json::to_value(unit).unwrap_or_default(),
+        )]
+    }
+
+    fn view(&self, _unit: &PaymentUnit, _storage_key: &str, entry: &Entry) -> Value {
+        serde_json::json!({ "record": record(entry) })
     }
 }
 
@@ -210,16 +202,7 @@ fn validate(req: &PaymentRequest) -> Result<(), ApiError> {
             "order_id must be 1 to 200 characters",
         ));
     }
-    if req.amount <= 0 {
-        return Err(ApiError::bad_request(
-            "bad_amount",
-            format!(
-                "amount must be a positive number of cents, got {}",
-                req.amount
-            ),
-        ));
-    }
-    Ok(())
+    crate::limits::amount(req.amount)
 }
 
 async fn handle(svc: Payment, kind: Kind, headers: HeaderMap, req: PaymentRequest) -> Response {
@@ -230,7 +213,12 @@ async fn handle(svc: Payment, kind: Kind, headers: HeaderMap, req: PaymentReques
     };
     let path = format!("/{}", kind.label());
     match svc.leader.route(&path, &headers, &req).await {
-        Ok(route) => serve_routed(route, |token| svc.apply(token, kind, key, req)).await,
+        Ok(route) => {
+            serve_routed(route, move |token| async move {
+                svc.ledger.run(&svc, token, kind, &key, &req).await
+            })
+            .await
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -251,22 +239,35 @@ async fn refund(
     handle(svc, Kind::Refund, headers, req).await
 }
 
+/// Every ledger record, flattened from the units.
+async fn all_records(quorum: &Quorum) -> Result<Vec<(String, Value)>, ApiError> {
+    let units = quorum
+        .scan_all(UNITS, 500)
+        .await
+        .map_err(store_unavailable)?;
+    Ok(units
+        .into_iter()
+        .filter_map(|r| serde_json::from_value::<PaymentUnit>(r.value).ok())
+        .flat_map(|u| records(&u))
+        .map(|(c, r)| (c, serde_json::to_value(r).unwrap_or_default()))
+        .collect())
+}
+
 async fn ledger(
     State(svc): State<Payment>,
     Query(page): Query<Page>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    admin_page(&svc.quorum, LEDGER, &page).await
+) -> Result<Json<Value>, ApiError> {
+    Ok(paginate(all_records(svc.ledger.quorum()).await?, &page))
 }
 
-async fn admin_leader(State(svc): State<Payment>) -> Json<serde_json::Value> {
+async fn admin_leader(State(svc): State<Payment>) -> Json<Value> {
     svc.leader.admin()
 }
 
 /// Runs the payment role until SIGTERM.
 pub async fn run(args: PaymentArgs) -> anyhow::Result<()> {
     let boot = super::boot("payment", &args.common)?;
-    metrics::counter!("duplicate_effects_total", "kind" => "charge").increment(0);
-    metrics::counter!("duplicate_effects_total", "kind" => "refund").increment(0);
+    Kind::register(&[Kind::Charge, Kind::Refund]);
     let (replicas, quorum) = super::common::store_for(&boot, "payment")?;
     let elector = super::common::elector_for(&boot, &replicas, &quorum, true);
     let leader = Leader::new(
@@ -276,10 +277,8 @@ pub async fn run(args: PaymentArgs) -> anyhow::Result<()> {
         boot.cfg.settings.call_timeout() * 3 / 4,
     );
     let svc = Payment {
-        quorum,
+        ledger: Ledger::new(quorum, Some(elector.clone()), !args.no_idempotency),
         leader,
-        in_flight: InFlightKeys::default(),
-        idempotency: !args.no_idempotency,
     };
     let app = Router::new()
         .route("/charge", post(charge))

@@ -145,7 +145,8 @@ fn cancel_shipment_twice_is_one_cancellation() {
                 assert!(s == 200 || s == 201, "{s} {b}");
                 if s == 200 {
                     assert_eq!(b["replayed"], true, "{b}");
-                    assert_eq!(b["cancellation"]["replays"], 1, "{b}");
+                    assert_eq!(b["replays"], 1, "{b}");
+                    assert_eq!(b["cancellation"]["shipment_key"], "o-5:ship", "{b}");
                 }
                 s
             })

@@ -1,5 +1,7 @@
-//! The inventory role: `POST /reserve` and `POST /release` per SKU under idempotency keys,
-//! `GET /stock/{sku}`, and the admin reads of reservations and stock.
+//! The inventory role: `POST /reserve`, `POST /release` and `POST /commit` per SKU under
+//! idempotency keys, through the role's effect ledger ([`super::effect`]); `GET /stock/{sku}`;
+//! and the admin reads of reservations, releases and stock. A release or commit names the
+//! reservation it acts on ([`sku`] has the rules: stock stays between 0 and the initial stock).
 //!
 //! Two consistency models, chosen by `inventory_mode`:
 //! - `linearizable`: an elected leader (other nodes forward to it) serializes the operations of
@@ -7,9 +9,10 @@
 //!   stock never goes below zero and a deposed leader's late writes are refused.
 //! - `eventual`: every node applies locally with W = R = 1 (the write reaches the other
 //!   replicas in the background) and no token: it writes token 0 in the store domain
-//!   `inventory-eventual`, which is not fenced, so no write there is ever refused as stale. Two nodes can both sell the last unit: that is
-//!   the point of offering it. Reservations are also kept as records of their own there, so an
-//!   oversell shows up in the admin reads instead of being overwritten.
+//!   `inventory-eventual`, which is not fenced, so no write there is ever refused as stale.
+//!   Two nodes can both sell the last unit: that is the point of offering it. Reservations are
+//!   also kept as records of their own there, so an oversell shows up in the admin reads
+//!   instead of being overwritten. One key, one effect does not hold across nodes there.
 
 pub mod sku;
 
@@ -17,47 +20,31 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
-use tokio::sync::Mutex;
+use serde_json::{json, Value};
 
-use self::sku::{ReleaseRequest, Reservation, ReserveRequest, SkuState};
-use super::common::{admin_page, now_ns, Answer, InFlightKeys};
-use super::leader::{serve_routed, store_unavailable, write_error, Leader, Route};
+use self::sku::{Request, ReserveRequest, Reservation, SettleRequest, SkuState};
+use super::common::{admin_page, paginate};
+use super::effect::{Decision, Effects, Entry, Kind, Ledger};
+use super::leader::{serve_routed, store_unavailable, Leader, Route};
 use crate::cli::InventoryArgs;
 use crate::config::InventoryMode;
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
-use crate::quorum::{Quorum, WriteOutcome};
 
 const SKU: &str = "sku/";
 const MIRROR: &str = "resv/";
-
-enum Op {
-    Reserve(ReserveRequest),
-    Release(ReleaseRequest),
-}
-
-impl Op {
-    fn sku(&self) -> &str {
-        match self {
-            Op::Reserve(r) => &r.sku,
-            Op::Release(r) => &r.sku,
-        }
-    }
-}
+/// SKU records per scan page: each may be large (up to [`super::effect::MAX_ENTRIES_PER_UNIT`]
+/// entries), so pages are short.
+const SKU_SCAN_PAGE: usize = 16;
 
 #[derive(Clone)]
 struct Inventory {
-    quorum: Quorum,
+    ledger: Ledger,
     leader: Option<Leader>,
-    in_flight: InFlightKeys,
-    idempotency: bool,
     initial: Arc<BTreeMap<String, i64>>,
-    /// One lock per configured SKU: operations on a SKU are read-modify-write.
-    locks: Arc<BTreeMap<String, Arc<Mutex<()>>>>,
 }
 
 fn sku_key(sku: &str) -> String {
@@ -69,19 +56,14 @@ impl Inventory {
         self.leader.is_none()
     }
 
-    fn check(&self, key_sku: &str, qty: i64, order_id: &str) -> Result<(), ApiError> {
-        if !self.initial.contains_key(key_sku) {
+    fn check(&self, sku: &str, qty: i64, order_id: &str) -> Result<(), ApiError> {
+        if !self.initial.contains_key(sku) {
             return Err(ApiError::unprocessable(
                 "unknown_sku",
-                format!("unknown sku {key_sku:?}"),
+                format!("unknown sku {sku:?}"),
             ));
         }
-        if qty <= 0 {
-            return Err(ApiError::bad_request(
-                "bad_quantity",
-                format!("qty must be at least 1, got {qty}"),
-            ));
-        }
+        crate::limits::quantity(&format!("sku {sku}"), qty)?;
         if order_id.len() > 200 {
             return Err(ApiError::bad_request(
                 "bad_order_id",
@@ -93,12 +75,17 @@ impl Inventory {
 
     /// The SKU's state (fresh if never written); in eventual mode merged with the mirrored
     /// reservation `mirror`, which a concurrent write may have dropped from the SKU record.
-    async fn load(&self, sku: &str, mirror: Option<&str>) -> Result<SkuState, ApiError> {
+    async fn load_sku(&self, sku: &str, mirror: Option<&str>) -> Result<SkuState, ApiError> {
         let mut keys = vec![sku_key(sku)];
         if let (true, Some(m)) = (self.eventual(), mirror) {
             keys.push(format!("{MIRROR}{m}"));
         }
-        let recs = self.quorum.read(&keys).await.map_err(store_unavailable)?;
+        let recs = self
+            .ledger
+            .quorum()
+            .read(&keys)
+            .await
+            .map_err(store_unavailable)?;
         let mut state = match recs.first().cloned().flatten() {
             Some(r) => serde_json::from_value(r.value)
                 .map_err(|e| ApiError::internal(format!("sku {sku}: unreadable record: {e}")))?,
@@ -111,59 +98,6 @@ impl Inventory {
             }
         }
         Ok(state)
-    }
-
-    async fn apply(&self, token: u64, key: String, op: Op) -> Result<Answer, ApiError> {
-        let _guard = self.in_flight.enter(&key)?;
-        let lock = self.locks.get(op.sku()).cloned().ok_or_else(|| {
-            ApiError::unprocessable("unknown_sku", format!("unknown sku {:?}", op.sku()))
-        })?;
-        let _sku = lock.lock().await;
-        let storage_key = if self.idempotency {
-            key.clone()
-        } else {
-            format!("{key}#{}", now_ns())
-        };
-        let (mirror_of, decided, state) = match &op {
-            Op::Reserve(req) => {
-                let mut state = self.load(&req.sku, None).await?;
-                let d = state.reserve(&key, &storage_key, req, self.idempotency)?;
-                (Some(storage_key.clone()), d, state)
-            }
-            Op::Release(req) => {
-                let mut state = self.load(&req.sku, req.reservation.as_deref()).await?;
-                let d = state.release(&key, &storage_key, req, self.idempotency)?;
-                (req.reservation.clone(), d, state)
-            }
-        };
-        let (status, body, changed) = decided;
-        if changed {
-            let mut entries = vec![(
-                sku_key(&state.sku),
-                serde_json::to_value(&state).unwrap_or_default(),
-            )];
-            if let (true, Some(m)) = (self.eventual(), mirror_of) {
-                if let Some(r) = state.reservations.get(&m) {
-                    entries.push((
-                        format!("{MIRROR}{m}"),
-                        serde_json::to_value(r).unwrap_or_default(),
-                    ));
-                }
-            }
-            match self.quorum.write(token, entries).await {
-                WriteOutcome::Ok(_) => {}
-                other => {
-                    return Err(write_error(
-                        &other,
-                        self.leader.as_ref().map(Leader::elector),
-                    ))
-                }
-            }
-        }
-        if status == StatusCode::OK {
-            metrics::counter!("duplicate_effects_total", "kind" => "inventory").increment(1);
-        }
-        Ok((status, Json(body)))
     }
 
     async fn route<B: serde::Serialize>(
@@ -179,38 +113,104 @@ impl Inventory {
     }
 }
 
+impl Effects for Inventory {
+    type Unit = SkuState;
+    type Request = Request;
+
+    fn unit_key(&self, req: &Request) -> String {
+        sku_key(req.sku())
+    }
+
+    async fn load(&self, req: &Request) -> Result<SkuState, ApiError> {
+        let mirror = match req {
+            Request::Settle(r) => r.reservation.as_deref(),
+            Request::Reserve(_) => None,
+        };
+        self.load_sku(req.sku(), mirror).await
+    }
+
+    fn decide(
+        &self,
+        unit: &mut SkuState,
+        kind: Kind,
+        key: &str,
+        storage_key: &str,
+        req: &Request,
+    ) -> Result<Decision, ApiError> {
+        unit.decide(kind, key, storage_key, req, self.ledger.idempotency())
+    }
+
+    fn writes(&self, unit: &SkuState, _: &str, _: &Request) -> Vec<(String, Value)> {
+        let mut entries = vec![(
+            sku_key(&unit.sku),
+            serde_json::to_value(unit).unwrap_or_default(),
+        )];
+        if let (true, Some(m)) = (self.eventual(), &unit.touched) {
+            if let Some(r) = unit.reservations.get(m) {
+                entries.push((
+                    format!("{MIRROR}{m}"),
+                    serde_json::to_value(r).unwrap_or_default(),
+                ));
+            }
+        }
+        entries
+    }
+
+    fn view(&self, unit: &SkuState, storage_key: &str, entry: &Entry) -> Value {
+        unit.view(storage_key, entry)
+    }
+}
+
+/// Validates, routes to the leader (or serves here in eventual mode) and runs the ledger.
+async fn handle(
+    svc: Inventory,
+    kind: Kind,
+    path: &'static str,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let (sku, qty, order_id) = match &req {
+        Request::Reserve(r) => (&r.sku, r.qty, &r.order_id),
+        Request::Settle(r) => (&r.sku, r.qty, &r.order_id),
+    };
+    let checked = idempotency_key(&headers).and_then(|k| svc.check(sku, qty, order_id).map(|_| k));
+    let key = match checked {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    match svc.route(path, &headers, &req).await {
+        Ok(route) => {
+            serve_routed(route, move |t| async move {
+                svc.ledger.run(&svc, t, kind, &key, &req).await
+            })
+            .await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn reserve(
     State(svc): State<Inventory>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<ReserveRequest>,
 ) -> Response {
-    let checked = idempotency_key(&headers)
-        .and_then(|k| svc.check(&req.sku, req.qty, &req.order_id).map(|_| k));
-    let key = match checked {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    match svc.route("/reserve", &headers, &req).await {
-        Ok(route) => serve_routed(route, |t| svc.apply(t, key, Op::Reserve(req))).await,
-        Err(e) => e.into_response(),
-    }
+    handle(svc, Kind::Reserve, "/reserve", headers, Request::Reserve(req)).await
 }
 
 async fn release(
     State(svc): State<Inventory>,
     headers: HeaderMap,
-    JsonBody(req): JsonBody<ReleaseRequest>,
+    JsonBody(req): JsonBody<SettleRequest>,
 ) -> Response {
-    let checked = idempotency_key(&headers)
-        .and_then(|k| svc.check(&req.sku, req.qty, &req.order_id).map(|_| k));
-    let key = match checked {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    match svc.route("/release", &headers, &req).await {
-        Ok(route) => serve_routed(route, |t| svc.apply(t, key, Op::Release(req))).await,
-        Err(e) => e.into_response(),
-    }
+    handle(svc, Kind::Release, "/release", headers, Request::Settle(req)).await
+}
+
+async fn commit(
+    State(svc): State<Inventory>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<SettleRequest>,
+) -> Response {
+    handle(svc, Kind::Commit, "/commit", headers, Request::Settle(req)).await
 }
 
 async fn stock(
@@ -220,7 +220,7 @@ async fn stock(
     if !svc.initial.contains_key(&sku) {
         return Err(ApiError::not_found(format!("unknown sku {sku:?}")));
     }
-    let s = svc.load(&sku, None).await?;
+    let s = svc.load_sku(&sku, None).await?;
     Ok(Json(
         json!({"sku": s.sku, "available": s.available, "initial": s.initial}),
     ))
@@ -229,8 +229,9 @@ async fn stock(
 /// Every SKU's state, configured SKUs that were never written included.
 async fn all_skus(svc: &Inventory) -> Result<BTreeMap<String, SkuState>, ApiError> {
     let recs = svc
-        .quorum
-        .scan_all(SKU, 1000)
+        .ledger
+        .quorum()
+        .scan_all(SKU, SKU_SCAN_PAGE)
         .await
         .map_err(store_unavailable)?;
     let mut out: BTreeMap<String, SkuState> = svc
@@ -246,42 +247,31 @@ async fn all_skus(svc: &Inventory) -> Result<BTreeMap<String, SkuState>, ApiErro
     Ok(out)
 }
 
-/// Items after the cursor `page.after`, at most `page.limit()`, with the next cursor.
-fn paginate(items: Vec<(String, serde_json::Value)>, page: &Page) -> Json<serde_json::Value> {
-    let limit = page.limit();
-    let mut rest = items
-        .into_iter()
-        .filter(|(c, _)| page.after.as_deref().is_none_or(|a| c.as_str() > a))
-        .peekable();
-    let mut out = Vec::new();
-    let mut last = None;
-    while out.len() < limit {
-        let Some((c, v)) = rest.next() else { break };
-        out.push(v);
-        last = Some(c);
-    }
-    let next = if rest.peek().is_some() { last } else { None };
-    Json(json!({"items": out, "next": next}))
-}
-
 async fn reservations(
     State(svc): State<Inventory>,
     Query(page): Query<Page>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if svc.eventual() {
-        return admin_page(&svc.quorum, MIRROR, &page).await;
+        return admin_page(svc.ledger.quorum(), MIRROR, &page).await;
     }
     let items = all_skus(&svc)
         .await?
         .into_values()
-        .flat_map(|s| {
-            s.reservations.into_iter().map(move |(k, r)| {
-                (
-                    format!("{}/{k}", s.sku),
-                    serde_json::to_value(r).unwrap_or_default(),
-                )
-            })
-        })
+        .flat_map(|s| s.reservation_records())
+        .map(|(c, r)| (c, serde_json::to_value(r).unwrap_or_default()))
+        .collect();
+    Ok(paginate(items, &page))
+}
+
+async fn releases(
+    State(svc): State<Inventory>,
+    Query(page): Query<Page>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = all_skus(&svc)
+        .await?
+        .into_values()
+        .flat_map(|s| s.release_records())
+        .map(|(c, r)| (c, serde_json::to_value(r).unwrap_or_default()))
         .collect();
     Ok(paginate(items, &page))
 }
@@ -324,7 +314,7 @@ fn domain_of(mode: InventoryMode) -> &'static str {
 /// Runs the inventory role until SIGTERM.
 pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
     let mut boot = super::boot("inventory", &args.common)?;
-    metrics::counter!("duplicate_effects_total", "kind" => "inventory").increment(0);
+    Kind::register(&[Kind::Reserve, Kind::Release, Kind::Commit]);
     if let Some(mode) = args.inventory_mode.take() {
         boot.cfg.settings.inventory_mode = mode;
     }
@@ -342,23 +332,18 @@ pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
     });
     tracing::info!(?mode, quorum = ?quorum.spec(), "inventory mode");
     let initial = boot.cfg.settings.initial_stock.clone();
-    let locks = initial
-        .keys()
-        .map(|s| (s.clone(), Arc::new(Mutex::new(()))))
-        .collect();
     let svc = Inventory {
-        quorum,
+        ledger: Ledger::new(quorum, elector.clone(), !args.no_idempotency),
         leader,
-        in_flight: InFlightKeys::default(),
-        idempotency: !args.no_idempotency,
         initial: Arc::new(initial),
-        locks: Arc::new(locks),
     };
     let app = Router::new()
         .route("/reserve", post(reserve))
         .route("/release", post(release))
+        .route("/commit", post(commit))
         .route("/stock/{sku}", get(stock))
         .route("/admin/reservations", get(reservations))
+        .route("/admin/releases", get(releases))
         .route("/admin/stock", get(stock_all))
         .route("/admin/leader", get(admin_leader))
         .with_state(svc)

@@ -1,19 +1,43 @@
-//! One SKU's state and the pure decisions on it: reserve and release under idempotency keys.
+//! One SKU's state and the pure decisions on it: reserve, release and commit.
 //!
-//! The whole SKU (stock, reservations, refusals, releases) is one store record, so one
-//! versioned write changes stock and records together: a partial write from a fenced-out
-//! leader is then either seen whole or superseded whole, never half.
+//! The whole SKU (stock, reservations, and the entries of every effect on it) is one unit, one
+//! store record, so one versioned write changes stock and records together: a partial write
+//! from a fenced-out leader is then either seen whole or superseded whole, never half.
+//!
+//! Stock stays between 0 and the initial stock: a reserve takes at most what is available, a
+//! release and a commit name the reservation they act on and must match its quantity, and (with
+//! idempotency) act only on a reservation that is still `reserved`, so a release can never
+//! return more than its reservation holds. Every sum is checked; none can wrap.
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::http::ApiError;
+use crate::roles::effect::{Decision, Entries, Entry, Kind, Unit};
 
-/// Operations one SKU record holds at most (a bound on the record's size).
-pub const MAX_OPS_PER_SKU: usize = 50_000;
+/// A reservation's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReservationStatus {
+    /// Units held.
+    Reserved,
+    /// Units taken for good (the saga completed).
+    Committed,
+    /// Units given back.
+    Released,
+}
+
+impl ReservationStatus {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Reserved => "reserved",
+            ReservationStatus::Committed => "committed",
+            ReservationStatus::Released => "released",
+        }
+    }
+}
 
 /// A reservation, in the shape of the checker's `ReservationRecord` (plus `replays`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,43 +50,32 @@ pub struct Reservation {
     pub sku: String,
     /// Units.
     pub qty: i64,
-    /// `reserved` or `released`.
-    pub status: String,
-    /// Dedup hits.
+    /// Held, taken or given back.
+    pub status: ReservationStatus,
+    /// Dedup hits on its key.
     #[serde(default)]
     pub replays: u64,
 }
 
-/// A reserve refused for lack of stock, kept so a retry gets the same answer.
+/// A release, in the shape of the checker's `ReleaseRecord`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refusal {
-    /// The order.
+pub struct ReleaseRecord {
+    /// Idempotency key it was made under.
+    pub key: String,
+    /// The order (empty for clients that name none).
     pub order_id: String,
-    /// Units asked.
-    pub qty: i64,
-    /// Units available then.
-    pub available: i64,
-    /// Dedup hits.
-    pub replays: u64,
-}
-
-/// A release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Release {
-    /// The order.
-    pub order_id: String,
+    /// SKU.
+    pub sku: String,
     /// Units returned.
     pub qty: i64,
-    /// The reservation it released, if it named one.
-    pub reservation: Option<String>,
-    /// Whether stock changed (false if the reservation was already released).
-    pub effective: bool,
-    /// Dedup hits.
+    /// The reservation it released.
+    pub reservation: String,
+    /// Dedup hits on its key.
     pub replays: u64,
 }
 
 /// One SKU.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkuState {
     /// SKU.
     pub sku: String,
@@ -72,10 +85,21 @@ pub struct SkuState {
     pub available: i64,
     /// Reservations by storage key (the idempotency key).
     pub reservations: BTreeMap<String, Reservation>,
-    /// Refused reserves by key.
-    pub refusals: BTreeMap<String, Refusal>,
-    /// Releases by key.
-    pub releases: BTreeMap<String, Release>,
+    /// Every reserve, release and commit (and stored refusal) by storage key.
+    #[serde(default)]
+    pub entries: Entries,
+    /// The reservation the last decision acted on (its storage key), to mirror it.
+    #[serde(skip)]
+    pub touched: Option<String>,
+}
+
+impl Unit for SkuState {
+    fn entries(&self) -> &Entries {
+        &self.entries
+    }
+    fn entries_mut(&mut self) -> &mut Entries {
+        &mut self.entries
+    }
 }
 
 /// Body of `POST /reserve`.
@@ -84,37 +108,47 @@ pub struct SkuState {
 pub struct ReserveRequest {
     /// SKU.
     pub sku: String,
-    /// Units, at least 1.
+    /// Units, 1 to [`MAX_QTY_UNITS`](crate::limits::MAX_QTY_UNITS).
     pub qty: i64,
     /// The order, if any.
     #[serde(default)]
     pub order_id: String,
 }
 
-/// Body of `POST /release`.
+/// Body of `POST /release` and `POST /commit`: the reservation acted on, and its SKU and units.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReleaseRequest {
+pub struct SettleRequest {
     /// SKU.
     pub sku: String,
-    /// Units, at least 1.
+    /// Units: the reservation's.
     pub qty: i64,
     /// The order, if any.
     #[serde(default)]
     pub order_id: String,
-    /// Key of the reservation to release; without it units simply return to stock.
+    /// Key of the reservation released or committed (required).
     #[serde(default)]
     pub reservation: Option<String>,
 }
 
-/// What a decision did: the answer, and whether the state changed (must be written).
-pub type Decided = (StatusCode, serde_json::Value, bool);
+/// A request to the inventory ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Request {
+    /// Release or commit (listed first: it has the extra field).
+    Settle(SettleRequest),
+    /// Reserve.
+    Reserve(ReserveRequest),
+}
 
-fn reused(key: &str) -> ApiError {
-    ApiError::unprocessable(
-        "idempotency_key_reused",
-        format!("key {key:?} was used for another request"),
-    )
+impl Request {
+    /// Its SKU.
+    pub fn sku(&self) -> &str {
+        match self {
+            Request::Settle(r) => &r.sku,
+            Request::Reserve(r) => &r.sku,
+        }
+    }
 }
 
 fn insufficient(sku: &str, qty: i64, available: i64) -> ApiError {
@@ -125,6 +159,10 @@ fn insufficient(sku: &str, qty: i64, available: i64) -> ApiError {
     .with("available", available.into())
 }
 
+fn overflow(sku: &str, what: &str) -> ApiError {
+    ApiError::unprocessable("stock_overflow", format!("sku {sku}: {what}"))
+}
+
 impl SkuState {
     /// A SKU nobody has touched.
     pub fn fresh(sku: &str, initial: i64) -> SkuState {
@@ -133,214 +171,282 @@ impl SkuState {
             initial,
             available: initial,
             reservations: BTreeMap::new(),
-            refusals: BTreeMap::new(),
-            releases: BTreeMap::new(),
+            entries: Entries::new(),
+            touched: None,
         }
     }
 
-    fn ops(&self) -> usize {
-        self.reservations.len() + self.refusals.len() + self.releases.len()
-    }
-
-    fn check_room(&self) -> Result<(), ApiError> {
-        if self.ops() >= MAX_OPS_PER_SKU {
-            return Err(ApiError::overloaded(format!(
-                "sku {} holds {MAX_OPS_PER_SKU} operations",
-                self.sku
-            )));
-        }
-        Ok(())
-    }
-
-    /// Reserves `req.qty` under `key`; `storage_key` differs from `key` only without
-    /// idempotency. Insufficient stock is a definite 422 that is stored under the key.
-    pub fn reserve(
+    /// Decides `req` of `kind` under `storage_key`; `strict` (idempotency on) lets a release or
+    /// commit act only on a reservation that is still reserved.
+    pub fn decide(
         &mut self,
+        kind: Kind,
         key: &str,
         storage_key: &str,
-        req: &ReserveRequest,
-        idempotency: bool,
-    ) -> Result<Decided, ApiError> {
-        if idempotency {
-            if let Some(r) = self.reservations.get_mut(key) {
-                if r.order_id != req.order_id || r.qty != req.qty {
-                    return Err(reused(key));
-                }
-                r.replays += 1;
-                let body = json!({"reservation": r, "replayed": true});
-                return Ok((StatusCode::OK, body, true));
-            }
-            if let Some(f) = self.refusals.get_mut(key) {
-                if f.order_id != req.order_id || f.qty != req.qty {
-                    return Err(reused(key));
-                }
-                f.replays += 1;
-                let (qty, available) = (f.qty, f.available);
-                return Ok((
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    error_body(insufficient(&self.sku, qty, available)),
-                    true,
-                ));
-            }
-            if self.releases.contains_key(key) {
-                return Err(reused(key));
-            }
+        req: &Request,
+        strict: bool,
+    ) -> Result<Decision, ApiError> {
+        self.touched = None;
+        match (kind, req) {
+            (Kind::Reserve, Request::Reserve(r)) => Ok(self.reserve(key, storage_key, r)),
+            (Kind::Release | Kind::Commit, Request::Settle(r)) => self.settle(kind, r, strict),
+            _ => Err(ApiError::bad_request(
+                "bad_request",
+                format!("a {} request has the wrong body", kind.label()),
+            )),
         }
-        self.check_room()?;
-        if self.available < req.qty {
-            let refusal = Refusal {
+    }
+
+    fn reserve(&mut self, key: &str, storage_key: &str, req: &ReserveRequest) -> Decision {
+        let Some(left) = self
+            .available
+            .checked_sub(req.qty)
+            .filter(|left| *left >= 0)
+        else {
+            return Decision::Refused(insufficient(&self.sku, req.qty, self.available));
+        };
+        self.available = left;
+        assert!(
+            (0..=self.initial).contains(&self.available),
+            "sku {}: stock {} outside 0..={}",
+            self.sku,
+            self.available,
+            self.initial
+        );
+        self.reservations.insert(
+            storage_key.to_owned(),
+            Reservation {
+                key: key.to_owned(),
                 order_id: req.order_id.clone(),
+                sku: self.sku.clone(),
                 qty: req.qty,
-                available: self.available,
+                status: ReservationStatus::Reserved,
                 replays: 0,
-            };
-            self.refusals.insert(storage_key.to_owned(), refusal);
-            return Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                error_body(insufficient(&self.sku, req.qty, self.available)),
-                true,
+            },
+        );
+        self.touched = Some(storage_key.to_owned());
+        Decision::Applied { names: None }
+    }
+
+    /// The storage key of the reservation made under `key` (without idempotency there may be
+    /// several: the first still reserved).
+    fn find(&self, key: &str) -> Option<String> {
+        if self.reservations.contains_key(key) {
+            return Some(key.to_owned());
+        }
+        self.reservations
+            .iter()
+            .filter(|(_, r)| r.key == key)
+            .min_by_key(|(_, r)| r.status != ReservationStatus::Reserved)
+            .map(|(k, _)| k.clone())
+    }
+
+    fn settle(&mut self, kind: Kind, req: &SettleRequest, strict: bool) -> Result<Decision, ApiError> {
+        let Some(named) = req.reservation.as_deref() else {
+            return Err(ApiError::bad_request(
+                "reservation_required",
+                format!("a {} names the reservation it acts on", kind.label()),
+            ));
+        };
+        let Some(sk) = self.find(named) else {
+            return Err(ApiError::unprocessable(
+                "no_reservation",
+                format!("sku {}: no reservation under key {named:?}", self.sku),
+            ));
+        };
+        let sku = self.sku.clone();
+        let r = self
+            .reservations
+            .get_mut(&sk)
+            .ok_or_else(|| ApiError::internal("reservation vanished"))?;
+        if r.qty != req.qty || r.order_id != req.order_id {
+            return Err(ApiError::unprocessable(
+                "reservation_mismatch",
+                format!(
+                    "reservation {named:?} holds {} units for order {:?}, the {} names {} for {:?}",
+                    r.qty,
+                    r.order_id,
+                    kind.label(),
+                    req.qty,
+                    req.order_id
+                ),
             ));
         }
-        self.available -= req.qty;
-        assert!(
-            self.available >= 0,
-            "sku {}: stock went negative ({})",
-            self.sku,
-            self.available
-        );
-        let r = Reservation {
-            key: key.to_owned(),
-            order_id: req.order_id.clone(),
-            sku: self.sku.clone(),
-            qty: req.qty,
-            status: "reserved".into(),
-            replays: 0,
-        };
-        let body = json!({"reservation": r, "replayed": false, "available": self.available});
-        self.reservations.insert(storage_key.to_owned(), r);
-        Ok((StatusCode::CREATED, body, true))
+        if strict && r.status != ReservationStatus::Reserved {
+            return Err(ApiError::unprocessable(
+                "not_reserved",
+                format!("reservation {named:?} is already {}", r.status.as_str()),
+            ));
+        }
+        if kind == Kind::Commit {
+            r.status = ReservationStatus::Committed;
+        } else {
+            let back = self
+                .available
+                .checked_add(r.qty)
+                .filter(|n| *n <= self.initial)
+                .ok_or_else(|| overflow(&sku, "the release would pass the initial stock"))?;
+            r.status = ReservationStatus::Released;
+            self.available = back;
+        }
+        self.touched = Some(sk);
+        Ok(Decision::Applied {
+            names: Some(named.to_owned()),
+        })
     }
 
-    /// Releases under `key`: the named reservation (once), or plain units back to stock.
-    pub fn release(
-        &mut self,
-        key: &str,
-        storage_key: &str,
-        req: &ReleaseRequest,
-        idempotency: bool,
-    ) -> Result<Decided, ApiError> {
-        if idempotency {
-            if let Some(op) = self.releases.get_mut(key) {
-                if op.order_id != req.order_id
-                    || op.qty != req.qty
-                    || op.reservation != req.reservation
-                {
-                    return Err(reused(key));
-                }
-                op.replays += 1;
-                let body = json!({"release": op, "replayed": true});
-                return Ok((StatusCode::OK, body, true));
-            }
-            if self.reservations.contains_key(key) || self.refusals.contains_key(key) {
-                return Err(reused(key));
-            }
-        }
-        self.check_room()?;
-        let mut effective = true;
-        if let Some(rk) = &req.reservation {
-            let Some(r) = self.reservations.get_mut(rk) else {
-                return Err(ApiError::unprocessable(
-                    "no_reservation",
-                    format!("sku {}: no reservation under key {rk:?}", self.sku),
-                ));
-            };
-            if r.qty != req.qty {
-                return Err(ApiError::unprocessable(
-                    "release_mismatch",
-                    format!(
-                        "reservation {rk:?} holds {} units, release names {}",
-                        r.qty, req.qty
-                    ),
-                ));
-            }
-            effective = r.status == "reserved";
-            r.status = "released".into();
-        }
-        if effective {
-            self.available += req.qty;
-        }
-        let op = Release {
-            order_id: req.order_id.clone(),
-            qty: req.qty,
-            reservation: req.reservation.clone(),
-            effective,
-            replays: 0,
-        };
-        let body = json!({"release": op, "replayed": false, "available": self.available});
-        self.releases.insert(storage_key.to_owned(), op);
-        Ok((StatusCode::CREATED, body, true))
+    /// Its reservations with their cursors, each with the replays of its key.
+    pub fn reservation_records(&self) -> Vec<(String, Reservation)> {
+        self.reservations
+            .iter()
+            .map(|(sk, r)| {
+                let mut r = r.clone();
+                r.replays = self.entries.get(sk).map_or(0, |e| e.replays);
+                (format!("{}/{sk}", self.sku), r)
+            })
+            .collect()
     }
-}
 
-fn error_body(e: ApiError) -> serde_json::Value {
-    let mut body = e.details.unwrap_or_default();
-    body.insert("error".into(), json!(e.code));
-    body.insert("message".into(), json!(e.message));
-    serde_json::Value::Object(body)
+    /// Its applied releases with their cursors.
+    pub fn release_records(&self) -> Vec<(String, ReleaseRecord)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.kind == Kind::Release && e.applied())
+            .filter_map(|(sk, e)| {
+                let req: SettleRequest = serde_json::from_value(e.request.clone()).ok()?;
+                Some((
+                    format!("{}/{sk}", self.sku),
+                    ReleaseRecord {
+                        key: e.key.clone(),
+                        order_id: req.order_id,
+                        sku: self.sku.clone(),
+                        qty: req.qty,
+                        reservation: e.names.clone().or(req.reservation)?,
+                        replays: e.replays,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The answer body of an effect.
+    pub fn view(&self, storage_key: &str, entry: &Entry) -> serde_json::Value {
+        let reservation = match entry.kind {
+            Kind::Reserve => self.reservations.get(storage_key),
+            _ => entry
+                .names
+                .as_deref()
+                .and_then(|n| self.find(n))
+                .and_then(|sk| self.reservations.get(&sk)),
+        };
+        serde_json::json!({
+            "kind": entry.kind,
+            "reservation": reservation,
+            "available": self.available,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn reserve(qty: i64) -> ReserveRequest {
-        ReserveRequest {
+    fn reserve(qty: i64) -> Request {
+        Request::Reserve(ReserveRequest {
             sku: "s".into(),
             qty,
             order_id: "o".into(),
+        })
+    }
+
+    fn settle(reservation: Option<&str>, qty: i64) -> Request {
+        Request::Settle(SettleRequest {
+            sku: "s".into(),
+            qty,
+            order_id: "o".into(),
+            reservation: reservation.map(str::to_owned),
+        })
+    }
+
+    fn applied(d: Result<Decision, ApiError>) -> bool {
+        matches!(d, Ok(Decision::Applied { .. }))
+    }
+
+    fn code(d: Result<Decision, ApiError>) -> &'static str {
+        match d {
+            Ok(Decision::Refused(e)) | Err(e) => e.code,
+            Ok(Decision::Applied { .. }) => "applied",
         }
     }
 
-    /// Proves stock never goes below zero, a refusal is stored and replayed, a repeat key is a
-    /// replay, a reused key with another payload is refused, and a release happens once.
+    /// Proves stock never goes below zero or above its initial amount: a reserve takes at most
+    /// what is available (a refusal otherwise), a release names its reservation, must match its
+    /// units and returns them once, a commit takes a reservation for good, and nothing acts on
+    /// a released or committed reservation again.
     #[test]
-    fn reserve_and_release_rules() {
+    fn reserve_release_commit_rules() {
         let mut s = SkuState::fresh("s", 3);
-        assert_eq!(
-            s.reserve("a", "a", &reserve(2), true).expect("a").0,
-            StatusCode::CREATED
-        );
-        assert_eq!(
-            s.reserve("a", "a", &reserve(2), true).expect("a").0,
-            StatusCode::OK
-        );
-        assert!(
-            s.reserve("a", "a", &reserve(1), true).is_err(),
-            "reused key"
-        );
-        let (st, body, _) = s.reserve("b", "b", &reserve(2), true).expect("b");
-        assert_eq!(
-            (st, body["error"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("insufficient_stock"))
-        );
+        assert!(applied(s.decide(Kind::Reserve, "a", "a", &reserve(2), true)));
         assert_eq!(s.available, 1);
-        let rel = ReleaseRequest {
-            sku: "s".into(),
-            qty: 2,
-            order_id: "o".into(),
-            reservation: Some("a".into()),
-        };
-        s.release("r1", "r1", &rel, true).expect("release");
-        assert_eq!(s.available, 3);
-        s.release("r2", "r2", &rel, true)
-            .expect("second release of the same reservation");
-        assert_eq!(s.available, 3, "a reservation is released once");
-        let (st, body, _) = s.reserve("b", "b", &reserve(2), true).expect("b replay");
         assert_eq!(
-            (st, body["error"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("insufficient_stock")),
-            "a stored refusal is replayed"
+            code(s.decide(Kind::Reserve, "b", "b", &reserve(2), true)),
+            "insufficient_stock"
         );
-        assert_eq!(s.reservations["a"].status, "released");
+        assert_eq!(
+            code(s.decide(Kind::Reserve, "m", "m", &reserve(i64::MAX), true)),
+            "insufficient_stock",
+            "no subtraction wraps"
+        );
+        assert_eq!(
+            code(s.decide(Kind::Release, "r0", "r0", &settle(None, 2), true)),
+            "reservation_required"
+        );
+        assert_eq!(
+            code(s.decide(Kind::Release, "r0", "r0", &settle(Some("zz"), 2), true)),
+            "no_reservation"
+        );
+        assert_eq!(
+            code(s.decide(Kind::Release, "r0", "r0", &settle(Some("a"), i64::MAX), true)),
+            "reservation_mismatch"
+        );
+        assert_eq!(s.available, 1, "refusals changed nothing");
+        assert!(applied(s.decide(Kind::Release, "r1", "r1", &settle(Some("a"), 2), true)));
+        assert_eq!(s.available, 3);
+        assert_eq!(
+            code(s.decide(Kind::Release, "r2", "r2", &settle(Some("a"), 2), true)),
+            "not_reserved"
+        );
+        assert_eq!(
+            code(s.decide(Kind::Commit, "c1", "c1", &settle(Some("a"), 2), true)),
+            "not_reserved"
+        );
+        assert_eq!(s.available, 3, "a reservation is released once");
+        assert!(applied(s.decide(Kind::Reserve, "c", "c", &reserve(3), true)));
+        assert!(applied(s.decide(Kind::Commit, "c2", "c2", &settle(Some("c"), 3), true)));
+        assert_eq!(s.reservations["c"].status, ReservationStatus::Committed);
+        assert_eq!(
+            code(s.decide(Kind::Release, "r3", "r3", &settle(Some("c"), 3), true)),
+            "not_reserved",
+            "committed stock is not given back"
+        );
+        assert_eq!(s.available, 0);
+    }
+
+    /// Proves that without idempotency (`strict` off) a repeated release returns its units
+    /// again, the over-release the checker must see, but never past the initial stock.
+    #[test]
+    fn without_idempotency_a_release_repeats_within_the_initial_stock() {
+        let mut s = SkuState::fresh("s", 5);
+        assert!(applied(s.decide(Kind::Reserve, "a", "a#1", &reserve(2), false)));
+        assert!(applied(s.decide(Kind::Reserve, "b", "b#2", &reserve(2), false)));
+        assert_eq!(s.available, 1);
+        assert!(applied(s.decide(Kind::Release, "r", "r#3", &settle(Some("a"), 2), false)));
+        assert!(applied(s.decide(Kind::Release, "r", "r#4", &settle(Some("a"), 2), false)));
+        assert_eq!(s.available, 5, "the second release returned units it did not hold");
+        assert_eq!(
+            code(s.decide(Kind::Release, "r", "r#5", &settle(Some("a"), 2), false)),
+            "stock_overflow"
+        );
+        assert_eq!(s.available, 5);
     }
 }

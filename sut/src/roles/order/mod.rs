@@ -29,6 +29,7 @@ use tokio::sync::{watch, Semaphore};
 
 use self::model::{validate, OrderRecord, OrderRequest};
 use super::common::{admin_page, now_ms, Answer};
+use super::effect::{self, Kind};
 use super::leader::{not_leader, serve_routed, store_unavailable, write_error, Leader};
 use crate::budget::RetryBudget;
 use crate::cli::OrderArgs;
@@ -146,12 +147,9 @@ impl Orders {
             .await
             .map_err(store_unavailable)?;
         if let Some(rec) = existing {
-            if rec.idempotency_key != key || !rec.same_payload(&req) {
-                return Err(ApiError::unprocessable(
-                    "idempotency_key_reused",
-                    format!("key {key:?} already placed order {id} with another payload"),
-                ));
-            }
+            let asked = (Kind::Order, &model::placed(&key, &req));
+            effect::check_replay(&key, (Kind::Order, &rec.placed_by()), asked)?;
+            effect::count_replay(Kind::Order, &key);
             if !rec.is_terminal() {
                 // E.g. an earlier append of this key whose outcome was unknown.
                 self.enqueue(&term, rec.order_id.clone(), rec.offset);
@@ -203,6 +201,7 @@ impl Orders {
             return Err(write_error(&outcome, Some(self.leader.elector())));
         }
         drop(log_end);
+        effect::count_applied(Kind::Order, &rec.idempotency_key);
         metrics::counter!("orders_accepted_total").increment(1);
         self.enqueue(&term, id, offset);
         Ok(accepted(&rec))
@@ -376,6 +375,7 @@ async fn admin_leader(State(svc): State<Orders>) -> Json<serde_json::Value> {
 /// Runs the order role until SIGTERM.
 pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
     let boot = super::boot("order", &args.common)?;
+    Kind::register(&[Kind::Order]);
     let settings = boot.cfg.settings.clone();
     let (replicas, quorum) = super::common::store_for(&boot, "order")?;
     let elector = super::common::elector_for(&boot, &replicas, &quorum, !args.no_lease_check);

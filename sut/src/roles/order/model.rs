@@ -16,9 +16,11 @@ pub enum Status {
     Charging,
     /// Creating the shipment.
     Shipping,
+    /// Shipped: taking each item's reserved stock for good.
+    Committing,
     /// A step failed; undoing the steps that succeeded, in reverse.
     Compensating,
-    /// Reserved, charged, shipped.
+    /// Reserved, charged, shipped, stock committed.
     Completed,
     /// Failed before any charge; reservations released.
     Rejected,
@@ -45,8 +47,9 @@ impl Status {
             (Accepted, Reserving)
                 | (Reserving, Charging)
                 | (Charging, Shipping)
-                | (Shipping, Completed)
-                | (Reserving | Charging | Shipping, Compensating)
+                | (Shipping, Committing)
+                | (Committing, Completed)
+                | (Reserving | Charging | Shipping | Committing, Compensating)
                 | (Compensating, Rejected | Compensated)
         )
     }
@@ -58,6 +61,7 @@ impl Status {
             Status::Reserving => "reserving",
             Status::Charging => "charging",
             Status::Shipping => "shipping",
+            Status::Committing => "committing",
             Status::Compensating => "compensating",
             Status::Completed => "completed",
             Status::Rejected => "rejected",
@@ -75,6 +79,8 @@ pub enum StepName {
     Charge,
     /// Create the shipment.
     Ship,
+    /// Take item `i`'s reserved stock for good (after the shipment).
+    Commit(usize),
     /// Compensation: cancel the shipment.
     CancelShip,
     /// Compensation: give the money back.
@@ -89,6 +95,7 @@ impl std::fmt::Display for StepName {
             StepName::Reserve(i) => write!(f, "reserve:{i}"),
             StepName::Charge => f.write_str("charge"),
             StepName::Ship => f.write_str("ship"),
+            StepName::Commit(i) => write!(f, "commit:{i}"),
             StepName::CancelShip => f.write_str("cancel-ship"),
             StepName::Refund => f.write_str("refund"),
             StepName::Release(i) => write!(f, "release:{i}"),
@@ -104,6 +111,7 @@ impl std::str::FromStr for StepName {
         Ok(match s.split_once(':') {
             Some(("reserve", i)) => StepName::Reserve(item(i)?),
             Some(("release", i)) => StepName::Release(item(i)?),
+            Some(("commit", i)) => StepName::Commit(item(i)?),
             None if s == "charge" => StepName::Charge,
             None if s == "ship" => StepName::Ship,
             None if s == "cancel-ship" => StepName::CancelShip,
@@ -187,6 +195,9 @@ pub struct Progress {
     pub charged: bool,
     /// The shipment was created.
     pub shipped: bool,
+    /// Indices of items whose stock is committed (taken for good; never released).
+    #[serde(default)]
+    pub committed: Vec<usize>,
 }
 
 /// An order and its saga state.
@@ -236,10 +247,22 @@ impl OrderRecord {
         self.status = next;
     }
 
-    /// Same order as `req`?
-    pub fn same_payload(&self, req: &OrderRequest) -> bool {
-        self.customer == req.customer && self.items == req.items && self.amount == req.amount
+    /// The request that placed it, as the effect ledger compares replays: its key and body.
+    pub fn placed_by(&self) -> serde_json::Value {
+        placed(
+            &self.idempotency_key,
+            &OrderRequest {
+                customer: self.customer.clone(),
+                items: self.items.clone(),
+                amount: self.amount,
+            },
+        )
     }
+}
+
+/// An order request under its key, as [`OrderRecord::placed_by`] gives it back.
+pub fn placed(key: &str, req: &OrderRequest) -> serde_json::Value {
+    serde_json::json!({"key": key, "order": req})
 }
 
 /// Checks an order request; the error names the culprit.
@@ -263,24 +286,7 @@ pub fn validate(req: &OrderRequest) -> Result<(), ApiError> {
                 "every item needs a sku of 1 to 100 characters",
             ));
         }
-        if item.qty <= 0 {
-            return Err(ApiError::bad_request(
-                "bad_quantity",
-                format!(
-                    "item {}: qty must be at least 1, got {}",
-                    item.sku, item.qty
-                ),
-            ));
-        }
+        crate::limits::quantity(&format!("item {}", item.sku), item.qty)?;
     }
-    if req.amount <= 0 {
-        return Err(ApiError::bad_request(
-            "bad_amount",
-            format!(
-                "amount must be a positive number of cents, got {}",
-                req.amount
-            ),
-        ));
-    }
-    Ok(())
+    crate::limits::amount(req.amount)
 }

@@ -1,5 +1,6 @@
-//! The saga driver: reserve stock → charge → create shipment; on a refusal, undo in reverse
-//! (cancel shipment, refund, release stock). Only the order leader drives sagas.
+//! The saga driver: reserve stock → charge → create shipment → commit stock; on a refusal,
+//! undo in reverse (cancel shipment, refund, release the stock not committed). Only the order
+//! leader drives sagas.
 //!
 //! Before each step the saga writes the next status with the leader's fencing token, so a new
 //! leader resumes every saga from where it stopped; a deposed leader's late writes are fenced.
@@ -169,11 +170,12 @@ impl Orders {
                     match d {
                         Definite::Ok => {
                             rec.progress.shipped = true;
-                            rec.become_(Status::Completed);
+                            rec.become_(Status::Committing);
                         }
                         Definite::Refused(why) => Self::fail(&mut rec, why),
                     }
                 }
+                Status::Committing => self.commit(token, &mut rec).await?,
                 Status::Compensating => self.compensate(token, &mut rec).await?,
                 Status::Completed | Status::Rejected | Status::Compensated => {
                     metrics::counter!("sagas_finished_total", "status" => rec.status.as_str())
@@ -212,6 +214,36 @@ impl Orders {
         Ok(())
     }
 
+    /// Commits every reserved item not yet committed (its stock is taken for good, under the
+    /// key `<order>:commit:<i>`, naming the reservation); then the saga is complete. A refusal
+    /// (the reservation is not held) starts compensation.
+    async fn commit(&self, token: u64, rec: &mut OrderRecord) -> Result<(), Stop> {
+        let id = rec.order_id.clone();
+        for (i, item) in rec.items.clone().iter().enumerate() {
+            if rec.progress.committed.contains(&i) {
+                continue;
+            }
+            let body = json!({
+                "sku": item.sku, "qty": item.qty, "order_id": id,
+                "reservation": step_key(&id, StepName::Reserve(i)),
+            });
+            let key = step_key(&id, StepName::Commit(i));
+            let d = self
+                .step(token, &self.inventory, "/commit", &key, body)
+                .await?;
+            Self::record(rec, token, StepName::Commit(i), &d);
+            match d {
+                Definite::Ok => rec.progress.committed.push(i),
+                Definite::Refused(why) => {
+                    Self::fail(rec, why);
+                    return Ok(());
+                }
+            }
+        }
+        rec.become_(Status::Completed);
+        Ok(())
+    }
+
     /// Undoes what succeeded, in reverse: cancel shipment, refund, release stock. Each undo
     /// is idempotent, so a resumed compensation simply repeats them all.
     async fn compensate(&self, token: u64, rec: &mut OrderRecord) -> Result<(), Stop> {
@@ -243,7 +275,14 @@ impl Orders {
                 .await?;
             Self::record(rec, token, StepName::Refund, &d);
         }
-        for i in rec.progress.reserved.clone().into_iter().rev() {
+        let to_release: Vec<usize> = rec
+            .progress
+            .reserved
+            .iter()
+            .copied()
+            .filter(|i| !rec.progress.committed.contains(i))
+            .collect();
+        for i in to_release.into_iter().rev() {
             let Some(item) = rec.items.get(i).cloned() else {
                 continue;
             };
