@@ -71,6 +71,8 @@ fn faultproxy_bin() -> PathBuf {
 
 #[path = "cli/faults.rs"]
 mod faults;
+#[path = "cli/quiet.rs"]
+mod quiet;
 #[path = "cli/scenarios.rs"]
 mod scenarios;
 

@@ -5,7 +5,7 @@
 //! | `history` | history | a process's operations do not pair up |
 //! | `effects` | history, final state | an order is not in a legal end state with its effects |
 //! | `idempotency` | history, final state | a key produced more than one effect record |
-//! | `fencing` | `nodes/*/store.log` | a replica accepted a token below one it had accepted |
+//! | `fencing` | `nodes/*/store.log`, leader roles' logs, `metrics.csv` | a replica accepted a token below one it had accepted, or two holders led one token (unknown: a replica refused a leader for longer than a lease with no fault, or its counter disagrees with its log) |
 //! | `retry-load` | `metrics.csv`, history | a caller's retries exceeded the budget (also when the pipeline's budget was switched off) |
 //! | `signals` | `metrics.csv`, history | never (informational; unknown without data) |
 //! | `perf` | history | never (informational; unknown without data) |
@@ -48,6 +48,8 @@ pub struct Params {
     pub signals: SignalParams,
     /// Recovery after heal.
     pub recovery: retry_load::RecoveryParams,
+    /// Lease timing (what counts as lease noise).
+    pub lease: fencing::LeaseParams,
     /// Bounds of the linearizability search.
     #[serde(skip)]
     pub linearizability: InventoryOptions,

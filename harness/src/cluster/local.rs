@@ -337,10 +337,13 @@ impl Cluster for LocalCluster {
         Ok(format!("http://127.0.0.1:{}", self.role(node, role)?.port))
     }
 
+    /// Resumes and terminates every process at once, then waits for each (SIGKILL after a
+    /// grace). Terminating all together keeps a leader's successor from being elected in the
+    /// moment between two stops.
     async fn stop(&self) -> anyhow::Result<()> {
+        let mut stopping = Vec::new();
         for ((node, role), proc_) in &self.roles {
-            let mut guard = proc_.child.lock().await;
-            let Some(mut child) = guard.take() else {
+            let Some(child) = proc_.child.lock().await.take() else {
                 continue;
             };
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
@@ -348,6 +351,9 @@ impl Cluster for LocalCluster {
                 let _ = kill(pid, NixSignal::SIGCONT);
                 let _ = kill(pid, NixSignal::SIGTERM);
             }
+            stopping.push((node, role, child));
+        }
+        for (node, role, mut child) in stopping {
             match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                 Ok(Ok(_)) => {}
                 _ => {
