@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use formats::fault::{FaultPlan, Kind, Kinds, Links, NetEffect, Planned, Shape, Target};
+use formats::fault::{FaultPlan, Kind, Kinds, Links, NetEffect, Planned, Route, Shape, Target};
 use formats::spec::{ClusterKind, InventoryMode, RunConfig, Spec, Switches, WorkloadKind};
 use formats::Role;
 use harness::config::{split_command, validate};
@@ -58,6 +58,17 @@ fn effect() -> impl Strategy<Value = NetEffect> {
     ]
 }
 
+fn route() -> impl Strategy<Value = Route> {
+    (
+        proptest::option::of(proptest::sample::select(vec!["GET", "POST", "PUT"])),
+        "/[a-z/_-]{0,12}",
+    )
+        .prop_map(|(method, path)| Route {
+            method: method.map(str::to_owned),
+            path,
+        })
+}
+
 fn shape() -> impl Strategy<Value = Shape> {
     prop_oneof![
         proptest::option::of(node()).prop_map(|node| Shape::IsolateOne { node }),
@@ -73,7 +84,15 @@ fn plan() -> impl Strategy<Value = FaultPlan> {
         (role(), target()).prop_map(|(role, target)| FaultPlan::Pause { role, target }),
         (role(), target()).prop_map(|(role, target)| FaultPlan::Kill { role, target }),
         shape().prop_map(|shape| FaultPlan::Partition { shape }),
-        (effect(), links()).prop_map(|(effect, links)| FaultPlan::Network { effect, links }),
+        (effect(), links(), proptest::option::of(route())).prop_map(|(effect, links, route)| {
+            // Bandwidth acts on bytes: it takes no route.
+            let route = route.filter(|_| !matches!(effect, NetEffect::Bandwidth { .. }));
+            FaultPlan::Network {
+                effect,
+                links,
+                route,
+            }
+        }),
         (role(), 0u64..=60_000)
             .prop_map(|(role, latency_ms)| FaultPlan::Storm { role, latency_ms }),
     ]

@@ -124,8 +124,8 @@ fn config_path(opts: &LocalOptions, node: &str) -> PathBuf {
     opts.run_dir.join("nodes").join(node).join("config.json")
 }
 
-/// Writes every node's config file (contract §1). Each node reaches its own roles where they
-/// listen and other nodes' roles directly, or through the link proxies when `opts.peers` is set.
+/// Writes every node's config file (contract §1). Each node reaches every role where it
+/// listens, or, when `opts.peers` is set, through the link proxies (its own roles too).
 fn write_configs(
     opts: &LocalOptions,
     nodes: &[String],
@@ -142,7 +142,7 @@ fn write_configs(
             .as_ref()
             .and_then(|p| p.get(node))
             .unwrap_or(&direct);
-        let cfg = pipeline::node_config(node, nodes, addrs, settings);
+        let cfg = pipeline::node_config_via(node, nodes, &direct, addrs, settings);
         let path = config_path(opts, node);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -59,12 +59,26 @@ pub fn node_config(
     addrs: &BTreeMap<RoleKey, String>,
     settings: &Value,
 ) -> Value {
+    node_config_via(node, nodes, addrs, addrs, settings)
+}
+
+/// As [`node_config`], with this node's roles listening at `listen`'s entries and every role
+/// reached at `peers`' (which differ when calls go through link proxies).
+pub fn node_config_via(
+    node: &str,
+    nodes: &[String],
+    listen_at: &BTreeMap<RoleKey, String>,
+    addrs: &BTreeMap<RoleKey, String>,
+    settings: &Value,
+) -> Value {
     let mut listen = serde_json::Map::new();
-    let mut peers: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
-    for ((n, role), addr) in addrs {
+    for ((n, role), addr) in listen_at {
         if n == node {
             listen.insert(role.as_str().to_owned(), json!(addr));
         }
+    }
+    let mut peers: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
+    for ((n, role), addr) in addrs {
         peers
             .entry(role.as_str().to_owned())
             .or_default()
