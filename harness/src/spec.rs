@@ -114,6 +114,7 @@ pub fn spec(
         "nodes": prepared.node_names.len(),
         "node_names": prepared.node_names,
         "cluster_spec": prepared.spec,
+        "timing": prepared.timing,
         "time_limit_s": args.time_limit.as_secs_f64(),
         "rate": args.rate,
         "concurrency": args.concurrency,

@@ -62,6 +62,18 @@ pub fn settings(stock: Option<&StockSkus>) -> Value {
     settings
 }
 
+/// `settings` with the pipeline settings a nodes file's `[timing]` sets (lease TTL, store and
+/// call timeouts) put over them.
+pub fn with_timing(settings: &Value, timing: &crate::nodes_file::Timing) -> Value {
+    let mut out = settings.clone();
+    if let Value::Object(map) = &mut out {
+        for (name, ms) in timing.pipeline_settings() {
+            map.insert(name.to_owned(), json!(ms));
+        }
+    }
+    out
+}
+
 /// The config file of `node` (contract §1). `addrs` maps (node, role) to the address *this
 /// node* uses to reach that role; this node's own entries are where its roles listen.
 pub fn node_config(
@@ -131,6 +143,29 @@ mod tests {
         assert_eq!(initial["sku-9"], ORDER_SKU_STOCK);
         assert_eq!(initial["stock-0"], 7);
         assert_eq!(initial["stock-1"], 7);
+    }
+
+    /// Proves a nodes file's timing reaches the settings by the pipeline's names and leaves the
+    /// other settings alone, and that no timing changes nothing.
+    #[test]
+    fn timing_sets_the_pipeline_settings() {
+        let base = settings(None);
+        assert_eq!(
+            with_timing(&base, &crate::nodes_file::Timing::default()),
+            base
+        );
+        let timing = crate::nodes_file::Timing {
+            lease_ttl_ms: Some(10_000),
+            call_timeout_ms: Some(8_000),
+            health_timeout_ms: Some(120_000),
+            ..Default::default()
+        };
+        let s = with_timing(&base, &timing);
+        assert_eq!(s["lease_ttl_ms"], 10_000);
+        assert_eq!(s["call_timeout_ms"], 8_000);
+        assert!(s.get("store_timeout_ms").is_none(), "unset stays the default");
+        assert!(s.get("health_timeout_ms").is_none(), "the harness's, not the pipeline's");
+        assert_eq!(s["shipping_failure_rate"], base["shipping_failure_rate"]);
     }
 
     /// Proves a node's config lists its own roles under `listen` and every node's under
