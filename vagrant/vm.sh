@@ -158,17 +158,26 @@ box_up() {
   fi
 }
 
-# Waits in the background for each VM's READY line on its console; records when it came.
+# How many READY lines VM $1's console holds (one per boot).
+ready_count() { awk '/SAGAJ-READY/ {n++} END {print n + 0}' "$state/vms/$1.console.log" 2>/dev/null || echo 0; }
+
+# In the background: for each VM whose console shows a READY line beyond the BASE counts
+# ("n1=0 n2=1 ..."), records the seconds since START in STATE/vms/NODE.boot-s. Bounded by the
+# Vagrantfile's boot timeout.
 watch_ready() {
-  local n="$1" start="$2" i f
-  for ((i = 0; i < 6000; i++)); do
+  local n="$1" start="$2" base="$3" i f want
+  for ((i = 0; i < 3000; i++)); do
+    local pending=0
     for f in $(seq 1 "$n"); do
-      if [ ! -e "$state/vms/n$f.ready-after-s" ] &&
-        grep -q SAGAJ-READY "$state/vms/n$f.console.log" 2>/dev/null; then
-        since "$start" >"$state/vms/n$f.ready-after-s"
+      [ -e "$state/vms/n$f.boot-s" ] && continue
+      want="$(echo "$base" | tr ' ' '\n' | awk -F= -v k="n$f" '$1 == k {print $2 + 1}')"
+      if [ "$(ready_count "n$f")" -ge "${want:-1}" ]; then
+        since "$start" >"$state/vms/n$f.boot-s"
+      else
+        pending=1
       fi
     done
-    [ "$(ls "$state"/vms/*.ready-after-s 2>/dev/null | wc -l)" -ge "$n" ] && return 0
+    [ "$pending" = 0 ] && return 0
     sleep 0.2
   done
 }
@@ -231,12 +240,15 @@ up() {
   local t_box
   t_box="$(since "$t0")"
   t0="$(now)"
-  rm -f "$state"/vms/*.ready-after-s
-  watch_ready "$nodes" "$t0" &
+  rm -f "$state"/vms/*.boot-s
+  local base="" i
+  for i in $(seq 1 "$nodes"); do base="$base n$i=$(ready_count "n$i")"; done
+  watch_ready "$nodes" "$t0" "$base" &
   local watcher=$!
   # Each line of vagrant's output with the seconds since up started, kept in STATE/vms/
-  # (pipefail: the pipeline fails when vagrant does).
-  if ! in_ns vagrant up --provider libvirt 2>&1 |
+  # (pipefail: the pipeline fails when vagrant does). Vagrant buffers its output when it is not
+  # a terminal, so it gets one (script -e: vagrant's exit code).
+  if ! in_ns script -q -e -c "vagrant up --provider libvirt --no-color" /dev/null </dev/null 2>&1 | tr -d '\r' |
     awk -v t0="$(date +%s)" '{ printf "[%4ds] %s\n", systime() - t0, $0; fflush() }' |
     tee "$state/vms/vagrant-up.log" >&2; then
     kill "$watcher" 2>/dev/null || true
@@ -246,7 +258,10 @@ up() {
   fi
   local t_up
   t_up="$(since "$t0")"
-  wait "$watcher" || true
+  # A VM that was running already did not boot now: its watcher is not waited for long.
+  for ((i = 0; i < 50; i++)); do kill -0 "$watcher" 2>/dev/null || break; sleep 0.2; done
+  kill "$watcher" 2>/dev/null || true
+  wait "$watcher" 2>/dev/null || true
   t0="$(now)"
   in_ns vagrant ssh-config >"$state/ssh-config"
   host_keys "$nodes"
@@ -266,17 +281,22 @@ up() {
   say "run: vagrant/vm.sh exec target/release/harness run --cluster ssh --nodes-file $state/nodes.toml"
 }
 
-# STATE/vms/boot.json: each VM's boot time (by its own clock, to sshd up; and by the host's,
-# from `vagrant up` to the READY line on its console) and the times of up's steps.
+# STATE/vms/boot.json: each VM's boot time by its own clock (kernel start to sshd up, from the
+# last READY line of its console) and by the host's (from `vagrant up` to that line, when this
+# up booted it), and the times of up's steps.
 boot_json() {
   local n="$1" i guest host sep=""
+  # An up that booted no VM (they were running) keeps the record of the up that booted them.
+  if [ -f "$state/vms/boot.json" ] && ! ls "$state"/vms/*.boot-s >/dev/null 2>&1; then
+    return 0
+  fi
   {
-    printf '{\n  "driver": "%s",\n  "nodes": {' "$(cat "$box_dir/driver")"
+    printf '{\n  "driver": "%s",\n  "nodes": {' "$(cat "$box_dir/driver" 2>/dev/null || echo unknown)"
     for i in $(seq 1 "$n"); do
       guest="$(grep -a -o 'SAGAJ-READY uptime_s=[0-9.]*' "$state/vms/n$i.console.log" | tail -n1 | cut -d= -f2)"
-      host="$(cat "$state/vms/n$i.ready-after-s" 2>/dev/null || echo null)"
-      printf '%s\n    "n%s": {"guest_uptime_at_ready_s": %s, "host_s_from_vagrant_up_to_ready": %s}' \
-        "$sep" "$i" "${guest:-null}" "$host"
+      host="$(cat "$state/vms/n$i.boot-s" 2>/dev/null || echo null)"
+      printf '%s\n    "n%s": {"booted_by_this_up": %s, "guest_s_kernel_to_sshd": %s, "host_s_vagrant_up_to_ready": %s}' \
+        "$sep" "$i" "$([ "$host" = null ] && echo false || echo true)" "${guest:-null}" "$host"
       sep=","
     done
     printf '\n  },\n  "seconds": {"box": %s, "vagrant_up": %s, "host_keys_and_ssh": %s, "total": %s}\n}\n' "$2" "$3" "$4" "$5"
@@ -341,8 +361,12 @@ down() {
       virsh undefine "$d" --remove-all-storage >/dev/null 2>&1 || virsh undefine "$d" >/dev/null
     done
     for d in $(virsh net-list --all --name | grep '^sagaj-' || true); do
+      local br
+      br="$(virsh net-info "$d" | awk '$1 == "Bridge:" {print $2}')"
       virsh net-destroy "$d" >/dev/null 2>&1 || true
       virsh net-undefine "$d" >/dev/null
+      # libvirt keeps the leases of a network's bridge after the network is gone.
+      [ -n "$br" ] && rm -f "/var/lib/libvirt/dnsmasq/$br.status" "/var/lib/libvirt/dnsmasq/$br.macs"
     done
     if virsh pool-info "$pool" >/dev/null 2>&1; then
       virsh pool-refresh "$pool" >/dev/null 2>&1 || true
