@@ -248,8 +248,8 @@ up() {
   # Each line of vagrant's output with the seconds since up started, kept in STATE/vms/
   # (pipefail: the pipeline fails when vagrant does). Vagrant buffers its output when it is not
   # a terminal, so it gets one (script -e: vagrant's exit code).
-  if ! in_ns script -q -e -c "vagrant up --provider libvirt --no-color" /dev/null </dev/null 2>&1 | tr -d '\r' |
-    awk -v t0="$(date +%s)" '{ printf "[%4ds] %s\n", systime() - t0, $0; fflush() }' |
+  if ! in_ns script -q -e -c "vagrant up --provider libvirt --no-color" /dev/null </dev/null 2>&1 |
+    awk -v t0="$(date +%s)" '{ gsub(/\r/, ""); printf "[%4ds] %s\n", systime() - t0, $0; fflush() }' |
     tee "$state/vms/vagrant-up.log" >&2; then
     kill "$watcher" 2>/dev/null || true
     say "vagrant up failed; the console logs are in $state/vms/, libvirt's QEMU logs in /var/log/libvirt/qemu/"

@@ -110,8 +110,10 @@ impl Timing {
 
     /// The harness's wait for health.
     pub fn health_timeout(&self) -> std::time::Duration {
-        self.health_timeout_ms
-            .map_or(crate::cluster::remote::HEALTH_TIMEOUT, std::time::Duration::from_millis)
+        self.health_timeout_ms.map_or(
+            crate::cluster::remote::HEALTH_TIMEOUT,
+            std::time::Duration::from_millis,
+        )
     }
 }
 
@@ -137,7 +139,9 @@ fn check_timing(raw: RawTiming) -> Result<Timing, String> {
             let ms = u64::try_from(v)
                 .ok()
                 .filter(|ms| (*low..=*high).contains(ms))
-                .ok_or_else(|| format!("[timing] {name} = {v}: must be between {low} and {high}"))?;
+                .ok_or_else(|| {
+                    format!("[timing] {name} = {v}: must be between {low} and {high}")
+                })?;
             checked[i] = Some(ms);
         }
     }
@@ -461,7 +465,10 @@ lNQeJSYhPBrNhjqZUDuQAAAAEnRocm93YXdheS10ZXN0LWtleQECAw==
             f.timing.pipeline_settings(),
             vec![("lease_ttl_ms", 10_000), ("store_timeout_ms", 4_000)]
         );
-        assert_eq!(f.timing.health_timeout(), std::time::Duration::from_secs(120));
+        assert_eq!(
+            f.timing.health_timeout(),
+            std::time::Duration::from_secs(120)
+        );
         assert_eq!(
             Timing::default().health_timeout(),
             crate::cluster::remote::HEALTH_TIMEOUT
@@ -481,7 +488,10 @@ lNQeJSYhPBrNhjqZUDuQAAAAEnRocm93YXdheS10ZXN0LWtleQECAw==
         big[long - 1] = b'z';
         std::fs::write(from.join("n1.console.log"), &big).expect("write");
         assert_eq!(copy_vm_records(&from, &to).expect("copies"), 2);
-        assert_eq!(std::fs::read_to_string(to.join("boot.json")).expect("read"), "{}");
+        assert_eq!(
+            std::fs::read_to_string(to.join("boot.json")).expect("read"),
+            "{}"
+        );
         let copied = std::fs::read(to.join("n1.console.log")).expect("read");
         assert_eq!(copied.len() as u64, MAX_VM_RECORD_BYTES);
         assert_eq!(copied.last(), Some(&b'z'), "the end is kept");

@@ -163,8 +163,14 @@ mod tests {
         let s = with_timing(&base, &timing);
         assert_eq!(s["lease_ttl_ms"], 10_000);
         assert_eq!(s["call_timeout_ms"], 8_000);
-        assert!(s.get("store_timeout_ms").is_none(), "unset stays the default");
-        assert!(s.get("health_timeout_ms").is_none(), "the harness's, not the pipeline's");
+        assert!(
+            s.get("store_timeout_ms").is_none(),
+            "unset stays the default"
+        );
+        assert!(
+            s.get("health_timeout_ms").is_none(),
+            "the harness's, not the pipeline's"
+        );
         assert_eq!(s["shipping_failure_rate"], base["shipping_failure_rate"]);
     }
 

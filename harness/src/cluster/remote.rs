@@ -294,7 +294,10 @@ impl RemoteCluster {
                     if !alive {
                         bail!("{node}/{role} exited during start; last log lines: {tail}");
                     }
-                    bail!("{node}/{role} did not answer {url} within {:?}; last log lines: {tail}", self.health_timeout);
+                    bail!(
+                        "{node}/{role} did not answer {url} within {:?}; last log lines: {tail}",
+                        self.health_timeout
+                    );
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
