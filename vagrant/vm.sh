@@ -110,7 +110,14 @@ start_daemon() {
     fi
     die "$d (pid $pid) runs outside the namespace $ns, so the VMs' networks would be made in its namespace; stop it first (with systemd: systemctl stop $d.service $d.socket $d-ro.socket $d-admin.socket)"
   done
-  in_ns "$d" -d
+  if [ "$d" = libvirtd ] && [ -c /dev/kvm ] && [ "$(cat "$box_dir/driver" 2>/dev/null)" = qemu ]; then
+    # The probe found that this host's /dev/kvm cannot run the guests. libvirtd's capability
+    # probe of QEMU then fails on it and is redone at every domain definition (minutes each on
+    # two busy cores): in libvirtd's own mount namespace, /dev/kvm is /dev/null.
+    in_ns sh -c 'mount --bind /dev/null /dev/kvm && exec libvirtd -d'
+  else
+    in_ns "$d" -d
+  fi
   for ((i = 0; i < daemon_wait_tenths; i++)); do
     pgrep -x "$d" >/dev/null && break
     sleep 0.1
@@ -134,14 +141,22 @@ pool_up() {
   virsh pool-info "$pool" | grep running >/dev/null || virsh pool-start "$pool" >/dev/null
 }
 
-# Builds the box if its inputs changed, and (re)adds it when the built one is not the added one.
-box_up() {
-  if virsh list --all --name | grep '^sagaj-' >/dev/null; then
-    # Their disks are overlays of the box's volume: it must not change under them.
+# True when libvirt has a definition of one of the VMs.
+vms_defined() { ls /etc/libvirt/qemu/sagaj-*.xml >/dev/null 2>&1; }
+
+# Builds the box unless VMs exist (their disks are overlays of its volume: it must not change
+# under them). Before the daemons start: libvirtd's start depends on the driver it found.
+box_build() {
+  if vms_defined; then
     say "VMs exist already: keeping their box (vagrant/vm.sh down, then up, to rebuild it)"
     return 0
   fi
   "$here/box/build.sh" --out "$box_dir"
+}
+
+# (Re)adds the box when the built one is not the added one, unless VMs exist.
+box_up() {
+  vms_defined && return 0
   local added="$VAGRANT_HOME/sagaj-box-inputs"
   if ! vagrant box list 2>/dev/null | grep "^$box_name " >/dev/null ||
     [ "$(cat "$added" 2>/dev/null)" != "$(cat "$box_dir/inputs")" ]; then
@@ -231,11 +246,12 @@ up() {
   fi
   export HARNESS_NODES="$nodes"
   echo "$nodes" >"$state/nodes-count"
+  t0="$(now)"
+  box_build
   netns_up
   start_daemon virtlogd
   start_daemon libvirtd
   pool_up
-  t0="$(now)"
   box_up
   local t_box
   t_box="$(since "$t0")"
