@@ -147,6 +147,7 @@ pub(crate) fn spec_v1(v: serde_json::Value) -> Result<(Spec, Option<String>), Sp
         leader_role: config.leader_role(),
         stock_sku_names: old.stock_skus,
         cluster_details: old.cluster_spec,
+        timing: Default::default(),
         pipeline_bin_used: old.pipeline_bin,
         harness_version: old.harness_version.unwrap_or_default(),
         rerun: old.rerun.unwrap_or_default(),

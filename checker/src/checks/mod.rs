@@ -55,6 +55,26 @@ pub struct Params {
     pub linearizability: InventoryOptions,
 }
 
+impl Params {
+    /// These parameters for a run on a cluster with its own timing (a nodes file's `[timing]`
+    /// in `spec.json`): a run on slow VMs is judged by its own lease period, not loopback's.
+    pub fn for_run(&self, spec: &formats::spec::Spec) -> Params {
+        let mut p = self.clone();
+        if let Some(ttl_ms) = spec.timing.lease_ttl_ms {
+            let default = fencing::LeaseParams::default();
+            p.lease.lease_ttl_ms = ttl_ms;
+            p.lease.campaign_ms = p
+                .lease
+                .campaign_ms
+                .max(spec.timing.store_timeout_ms.unwrap_or(default.campaign_ms));
+            // A signal may follow a heal by a few lease periods (an election, a drained lag).
+            let ttl_s = usize::try_from(ttl_ms.div_ceil(1000)).unwrap_or(usize::MAX);
+            p.signals.grace_s = p.signals.grace_s.max(ttl_s.saturating_mul(4));
+        }
+        p
+    }
+}
+
 /// Every check's result, in order, and the pages the checks rendered themselves.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -73,6 +93,7 @@ fn one<C: Check>(run: &RunData, params: &Params, pages: &mut Vec<Page>) -> Check
 /// Runs every check on a loaded run and composes the verdict, the expectation's outcome
 /// included.
 pub fn check_all(run: &RunData, params: &Params) -> Checked {
+    let params = &params.for_run(&run.spec);
     let mut pages = Vec::new();
     let checks = CheckId::ALL
         .iter()
