@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use formats::effects::{EffectViolation, Ledger, StepKind};
 use formats::expectation::{CheckId, Measure, Requirement, Subject};
-use formats::fault::{FaultPlan, Links, NetEffect, Planned, Route, Target};
+use formats::fault::{FaultPlan, Links, NetEffect, Planned, Route, Shape, Target};
 use formats::final_state::OrderStatus;
-use formats::spec::{RunConfig, Switches};
+use formats::spec::{InventoryMode, RunConfig, Switches, WorkloadKind};
 use formats::Role;
 use formats::Validity::{Invalid, Valid};
 
-use super::Scenario;
+use super::{Off, Scenario};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -81,9 +81,12 @@ pub fn all() -> Vec<Scenario> {
                 )],
                 ..RunConfig::default()
             },
-            off: Switches {
-                no_fencing: true,
-                ..Switches::default()
+            off: Off {
+                switches: Switches {
+                    no_fencing: true,
+                    ..Switches::default()
+                },
+                inventory_mode: None,
             },
             claim_on: "the deposed order leader's late writes are refused by the store replicas \
                        (the fencing check lists them) and every check stays valid",
@@ -124,9 +127,12 @@ pub fn all() -> Vec<Scenario> {
                 faults: vec![lost_replies(4000, 4000, "POST", "/charge")],
                 ..RunConfig::default()
             },
-            off: Switches {
-                no_idempotency: true,
-                ..Switches::default()
+            off: Off {
+                switches: Switches {
+                    no_idempotency: true,
+                    ..Switches::default()
+                },
+                inventory_mode: None,
             },
             claim_on: "charge keys are presented more than once and each made one ledger record \
                        (idempotency check), every order has exactly its effects, every check \
@@ -172,9 +178,12 @@ pub fn all() -> Vec<Scenario> {
                 faults: vec![lost_replies(3000, 6000, "POST", "/refund")],
                 ..RunConfig::default()
             },
-            off: Switches {
-                no_idempotency: true,
-                ..Switches::default()
+            off: Off {
+                switches: Switches {
+                    no_idempotency: true,
+                    ..Switches::default()
+                },
+                inventory_mode: None,
             },
             claim_on: "refund keys are presented more than once and each made one refund \
                        (idempotency check), compensated orders have exactly one refund (effects \
@@ -234,9 +243,12 @@ pub fn all() -> Vec<Scenario> {
                 )],
                 ..RunConfig::default()
             },
-            off: Switches {
-                no_retry_budget: true,
-                ..Switches::default()
+            off: Off {
+                switches: Switches {
+                    no_retry_budget: true,
+                    ..Switches::default()
+                },
+                inventory_mode: None,
             },
             claim_on: "the order leader's retries to payment stay within the budget in every \
                        window while the budget refuses some (retry-load check), every check \
@@ -265,5 +277,58 @@ pub fn all() -> Vec<Scenario> {
                 )]
             },
         },
+        consistency(),
     ]
+}
+
+/// The consistency swap: the same partition over contended stock with inventory linearizable
+/// (leader, fencing, majority quorums) and eventual (any node, W = R = 1).
+fn consistency() -> Scenario {
+    Scenario {
+        name: "consistency",
+        protection: "linearizable-inventory",
+        about: "clients reserve and release two contended SKUs of 10 units straight at the \
+                inventory service while a partition cuts a minority holding the inventory \
+                leader from the majority; eventual mode runs the same load and partition with \
+                every node accepting locally",
+        base: || RunConfig {
+            time_limit: ms(10_000),
+            rate: 100.0,
+            concurrency: 6,
+            workload: WorkloadKind::Stock,
+            stock_skus: 2,
+            initial_stock: 10,
+            inventory_mode: Some(InventoryMode::Linearizable),
+            faults: vec![fault(
+                2000,
+                5000,
+                FaultPlan::Partition {
+                    shape: Shape::MajorityMinority {
+                        role: Role::Inventory,
+                    },
+                },
+            )],
+            ..RunConfig::default()
+        },
+        off: Off {
+            switches: Switches::default(),
+            inventory_mode: Some(InventoryMode::Eventual),
+        },
+        claim_on: "every stock operation is linearizable across the partition (linearizability \
+                   check), every check valid",
+        claim_off: "eventual inventory is not linearizable under the partition: the \
+                    linearizability check is invalid and names the failing operation",
+        on_requirements: || {
+            vec![
+                Requirement::is(Subject::Check(CheckId::Linearizability), Valid),
+                verdict_valid(),
+            ]
+        },
+        off_requirements: || {
+            vec![Requirement::is(
+                Subject::Check(CheckId::Linearizability),
+                Invalid,
+            )]
+        },
+    }
 }
