@@ -12,8 +12,8 @@ use std::path::Path;
 use checker::{Params, RunData};
 use criterion::{criterion_group, criterion_main, Criterion};
 use formats::final_state::{
-    FinalState, OrderRecord, OrderStatus, PaymentKind, PaymentRecord, ReservationRecord,
-    ReservationStatus, ShipmentRecord, ShipmentStatus,
+    FinalState, Item, OrderRecord, OrderStatus, PaymentKind, PaymentRecord, ReservationRecord,
+    ReservationStatus, ShipmentRecord, ShipmentStatus, StockRecord,
 };
 use formats::history::{Header, Op, OpType, Process, F, SCHEMA_VERSION};
 use formats::Role;
@@ -87,7 +87,10 @@ fn generate(dir: &Path) {
                 idempotency_key: key.clone(),
                 status: OrderStatus::Completed,
                 amount: 100,
-                items: vec![],
+                items: vec![Item {
+                    sku: "sku-1".into(),
+                    qty: 1,
+                }],
                 reason: None,
             });
             state.payments.push(PaymentRecord {
@@ -95,6 +98,7 @@ fn generate(dir: &Path) {
                 kind: PaymentKind::Charge,
                 order_id: id.clone(),
                 amount: 100,
+                charge: None,
                 replays: 0,
             });
             state.shipments.push(ShipmentRecord {
@@ -104,7 +108,7 @@ fn generate(dir: &Path) {
                 replays: 0,
             });
             state.reservations.push(ReservationRecord {
-                key: format!("{id}:reserve"),
+                key: format!("{id}:reserve:0"),
                 order_id: id.clone(),
                 sku: "sku-1".into(),
                 qty: 1,
@@ -113,7 +117,7 @@ fn generate(dir: &Path) {
             });
             (
                 F::PlaceOrder,
-                json!({"key": key, "customer": "c", "items": [], "amount": 100}),
+                json!({"key": key, "customer": "c", "items": [{"sku": "sku-1", "qty": 1}], "amount": 100}),
                 json!({"key": key, "order_id": id}),
             )
         } else {
@@ -156,6 +160,13 @@ fn generate(dir: &Path) {
         );
     }
     std::fs::write(dir.join("history.jsonl"), text).expect("history");
+    let initial = i64::try_from(OPS).expect("fits");
+    let held = i64::try_from(state.reservations.len()).expect("fits");
+    state.stock.push(StockRecord {
+        sku: "sku-1".into(),
+        available: initial - held,
+        initial,
+    });
     std::fs::write(
         dir.join("final-state.json"),
         serde_json::to_vec(&state).expect("state"),

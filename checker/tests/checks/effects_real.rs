@@ -54,10 +54,6 @@ impl Copy {
         checker::checks::effects::check(&data.history, &data.final_state)
     }
 
-    fn kinds(&self) -> BTreeSet<V> {
-        self.check().details.violation_counts.keys().copied().collect()
-    }
-
     fn order_with(&self, status: OrderStatus) -> OrderRecord {
         self.state
             .orders
