@@ -220,7 +220,11 @@ pub fn check(history: &History, state: &FinalState) -> Verdict<Details> {
     summarize(state, stock, findings)
 }
 
-fn summarize(state: &FinalState, stock: Vec<SkuLedger>, findings: Vec<Finding>) -> Verdict<Details> {
+fn summarize(
+    state: &FinalState,
+    stock: Vec<SkuLedger>,
+    findings: Vec<Finding>,
+) -> Verdict<Details> {
     let mut by_status: BTreeMap<OrderStatus, usize> = BTreeMap::new();
     for o in &state.orders {
         *by_status.entry(o.status).or_default() += 1;

@@ -147,12 +147,19 @@ fn legal_run_is_valid() {
 #[test]
 fn completed_orders_commit_their_stock() {
     let mut run = crate::support::legal_run();
-    assert_eq!(crate::effects_kinds::effects_of(&run).validity, Validity::Valid);
+    assert_eq!(
+        crate::effects_kinds::effects_of(&run).validity,
+        Validity::Valid
+    );
     run.state.reservations[0].status = formats::final_state::ReservationStatus::Reserved;
     let v = crate::effects_kinds::effects_of(&run);
     assert_eq!(v.validity, Validity::Invalid);
     assert_eq!(
-        v.details.violation_counts.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+        v.details
+            .violation_counts
+            .keys()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>(),
         ["stock-not-committed"],
         "{v:#?}"
     );
@@ -166,7 +173,7 @@ fn partial_state_is_unknown() {
     state
         .read_errors
         .push("n2/payment: connection refused".into());
-    write_run(dir.path(), &history_lines(&["o1"]), &state);
+    write_run(dir.path(), &history_lines(&["o1", "o2", "o3"]), &state);
     assert_eq!(effects_of(dir.path()).0, Validity::Unknown);
 }
 

@@ -286,7 +286,11 @@ impl Client {
         let (f_name, invoke, body) = match &call {
             Call::Reserve { sku, qty } => {
                 let c = change(sku, *qty, None);
-                (F::Reserve, super::value(&c), json!({"sku": sku, "qty": qty}))
+                (
+                    F::Reserve,
+                    super::value(&c),
+                    json!({"sku": sku, "qty": qty}),
+                )
             }
             Call::Release(h) => {
                 let c = change(&h.sku, h.qty, Some(&h.reservation));

@@ -341,7 +341,8 @@ impl Ledger {
             replays: 0,
             at_unix_ms: now_ms(),
         };
-        unit.entries_mut().insert(storage_key.clone(), entry.clone());
+        unit.entries_mut()
+            .insert(storage_key.clone(), entry.clone());
         let mut writes = effects.writes(&unit, &storage_key, req);
         if self.idempotency {
             writes.push((owner_key, json!(unit_key)));
@@ -443,8 +444,8 @@ mod tests {
             replays: 2,
             at_unix_ms: 1,
         };
-        let back: Entry = serde_json::from_value(serde_json::to_value(&e).expect("json"))
-            .expect("reads back");
+        let back: Entry =
+            serde_json::from_value(serde_json::to_value(&e).expect("json")).expect("reads back");
         assert_eq!(back, e);
         assert!(e.applied());
         assert!(!Entry { status: 422, ..e }.applied());

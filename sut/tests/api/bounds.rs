@@ -47,24 +47,110 @@ fn out_of_bounds_requests_change_nothing() {
         format!(r#"{{"customer":"c","items":[{items}],"amount":{amount}}}"#)
     };
     let cases: Vec<(String, &str, String, u16, &str)> = vec![
-        (inv("/release"), "x1", format!(r#"{{"sku":"sku-1","qty":{max},"reservation":"r-1"}}"#), 400, "bad_quantity"),
-        (inv("/release"), "x2", r#"{"sku":"sku-1","qty":3}"#.into(), 400, "reservation_required"),
-        (inv("/release"), "x3", r#"{"sku":"sku-1","qty":3,"reservation":"nope"}"#.into(), 422, "no_reservation"),
-        (inv("/release"), "x4", r#"{"sku":"sku-1","qty":4,"reservation":"r-1"}"#.into(), 422, "reservation_mismatch"),
-        (inv("/release"), "x5", r#"{"sku":"sku-1","qty":2,"reservation":"r-2"}"#.into(), 422, "not_reserved"),
-        (inv("/commit"), "x6", r#"{"sku":"sku-1","qty":2,"reservation":"r-2"}"#.into(), 422, "not_reserved"),
-        (inv("/commit"), "x7", r#"{"sku":"sku-1","qty":3}"#.into(), 400, "reservation_required"),
-        (inv("/reserve"), "x8", format!(r#"{{"sku":"sku-1","qty":{min}}}"#), 400, "bad_quantity"),
-        (inv("/reserve"), "x9", format!(r#"{{"sku":"sku-1","qty":{max}}}"#), 400, "bad_quantity"),
-        (inv("/reserve"), "x10", r#"{"sku":"sku-1","qty":18446744073709551616}"#.into(), 422, "invalid_body"),
-        (format!("{}/charge", c.url("n1", "payment")), "x11", format!(r#"{{"order_id":"o-1","amount":{max}}}"#), 400, "bad_amount"),
-        (format!("{}/orders", c.url("n1", "order")), "x12", order(r#"{"sku":"sku-1","qty":1}"#, &max.to_string()), 400, "bad_amount"),
-        (format!("{}/orders", c.url("n1", "order")), "x13", order(&format!(r#"{{"sku":"sku-1","qty":{max}}}"#), "100"), 400, "bad_quantity"),
+        (
+            inv("/release"),
+            "x1",
+            format!(r#"{{"sku":"sku-1","qty":{max},"reservation":"r-1"}}"#),
+            400,
+            "bad_quantity",
+        ),
+        (
+            inv("/release"),
+            "x2",
+            r#"{"sku":"sku-1","qty":3}"#.into(),
+            400,
+            "reservation_required",
+        ),
+        (
+            inv("/release"),
+            "x3",
+            r#"{"sku":"sku-1","qty":3,"reservation":"nope"}"#.into(),
+            422,
+            "no_reservation",
+        ),
+        (
+            inv("/release"),
+            "x4",
+            r#"{"sku":"sku-1","qty":4,"reservation":"r-1"}"#.into(),
+            422,
+            "reservation_mismatch",
+        ),
+        (
+            inv("/release"),
+            "x5",
+            r#"{"sku":"sku-1","qty":2,"reservation":"r-2"}"#.into(),
+            422,
+            "not_reserved",
+        ),
+        (
+            inv("/commit"),
+            "x6",
+            r#"{"sku":"sku-1","qty":2,"reservation":"r-2"}"#.into(),
+            422,
+            "not_reserved",
+        ),
+        (
+            inv("/commit"),
+            "x7",
+            r#"{"sku":"sku-1","qty":3}"#.into(),
+            400,
+            "reservation_required",
+        ),
+        (
+            inv("/reserve"),
+            "x8",
+            format!(r#"{{"sku":"sku-1","qty":{min}}}"#),
+            400,
+            "bad_quantity",
+        ),
+        (
+            inv("/reserve"),
+            "x9",
+            format!(r#"{{"sku":"sku-1","qty":{max}}}"#),
+            400,
+            "bad_quantity",
+        ),
+        (
+            inv("/reserve"),
+            "x10",
+            r#"{"sku":"sku-1","qty":18446744073709551616}"#.into(),
+            422,
+            "invalid_body",
+        ),
+        (
+            format!("{}/charge", c.url("n1", "payment")),
+            "x11",
+            format!(r#"{{"order_id":"o-1","amount":{max}}}"#),
+            400,
+            "bad_amount",
+        ),
+        (
+            format!("{}/orders", c.url("n1", "order")),
+            "x12",
+            order(r#"{"sku":"sku-1","qty":1}"#, &max.to_string()),
+            400,
+            "bad_amount",
+        ),
+        (
+            format!("{}/orders", c.url("n1", "order")),
+            "x13",
+            order(&format!(r#"{{"sku":"sku-1","qty":{max}}}"#), "100"),
+            400,
+            "bad_quantity",
+        ),
     ];
     for (url, key, body, status, code) in &cases {
         let (s, b) = c.post(url, Some(key), body);
-        assert_eq!((s, b["error"].as_str()), (*status, Some(*code)), "{url} {body}: {b}");
+        assert_eq!(
+            (s, b["error"].as_str()),
+            (*status, Some(*code)),
+            "{url} {body}: {b}"
+        );
         assert!(b["message"].is_string(), "{b}");
     }
-    assert_eq!(snapshot(&c), before, "an out-of-bounds request changed something");
+    assert_eq!(
+        snapshot(&c),
+        before,
+        "an out-of-bounds request changed something"
+    );
 }

@@ -54,7 +54,14 @@ fn definite(status: u16) -> bool {
 }
 
 /// POSTs `body` under `key` to `path` of `role` on `node` until the answer is definite.
-fn settle(c: &Cluster, node: &str, role: &str, path: &str, key: &str, body: &Value) -> (u16, Value) {
+fn settle(
+    c: &Cluster,
+    node: &str,
+    role: &str,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> (u16, Value) {
     let url = format!("{}{path}", c.url(node, role));
     let mut last = (0, Value::Null);
     for _ in 0..ATTEMPTS {
@@ -69,7 +76,14 @@ fn settle(c: &Cluster, node: &str, role: &str, path: &str, key: &str, body: &Val
 
 /// Sends the request to every node in `nodes` at the same moment (a barrier), each client
 /// retrying until definite; the answers in node order.
-fn at_once(c: &Cluster, nodes: &[String], role: &str, path: &str, key: &str, body: &Value) -> Vec<(u16, Value)> {
+fn at_once(
+    c: &Cluster,
+    nodes: &[String],
+    role: &str,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> Vec<(u16, Value)> {
     at_once_with(c, nodes, role, path, key, body, || {})
 }
 
@@ -124,18 +138,38 @@ const CHARGE: Effect = Effect {
     role: "payment",
     path: "/charge",
     kind: "charge",
-    request: |t| (format!("{}:charge", order_of(t)), json!({"order_id": order_of(t), "amount": 700})),
+    request: |t| {
+        (
+            format!("{}:charge", order_of(t)),
+            json!({"order_id": order_of(t), "amount": 700}),
+        )
+    },
     before: None,
 };
 const REFUND: Effect = Effect {
     role: "payment",
     path: "/refund",
     kind: "refund",
-    request: |t| (format!("{}:refund", order_of(t)), json!({"order_id": order_of(t), "amount": 700})),
-    before: Some(|t| ("/charge", format!("{}:charge", order_of(t)), json!({"order_id": order_of(t), "amount": 700}))),
+    request: |t| {
+        (
+            format!("{}:refund", order_of(t)),
+            json!({"order_id": order_of(t), "amount": 700}),
+        )
+    },
+    before: Some(|t| {
+        (
+            "/charge",
+            format!("{}:charge", order_of(t)),
+            json!({"order_id": order_of(t), "amount": 700}),
+        )
+    }),
 };
 fn reserve_of(t: &str) -> (&'static str, String, Value) {
-    ("/reserve", format!("{}:reserve:0", order_of(t)), json!({"sku": "sku-1", "qty": 2, "order_id": order_of(t)}))
+    (
+        "/reserve",
+        format!("{}:reserve:0", order_of(t)),
+        json!({"sku": "sku-1", "qty": 2, "order_id": order_of(t)}),
+    )
 }
 fn settle_body(t: &str) -> Value {
     json!({"sku": "sku-1", "qty": 2, "order_id": order_of(t), "reservation": format!("{}:reserve:0", order_of(t))})
@@ -168,15 +202,31 @@ const SHIP: Effect = Effect {
     role: "shipping",
     path: "/ship",
     kind: "ship",
-    request: |t| (format!("{}:ship", order_of(t)), json!({"order_id": order_of(t)})),
+    request: |t| {
+        (
+            format!("{}:ship", order_of(t)),
+            json!({"order_id": order_of(t)}),
+        )
+    },
     before: None,
 };
 const CANCEL: Effect = Effect {
     role: "shipping",
     path: "/cancel",
     kind: "cancel",
-    request: |t| (format!("{}:cancel-ship", order_of(t)), json!({"order_id": order_of(t), "shipment_key": format!("{}:ship", order_of(t))})),
-    before: Some(|t| ("/ship", format!("{}:ship", order_of(t)), json!({"order_id": order_of(t)}))),
+    request: |t| {
+        (
+            format!("{}:cancel-ship", order_of(t)),
+            json!({"order_id": order_of(t), "shipment_key": format!("{}:ship", order_of(t))}),
+        )
+    },
+    before: Some(|t| {
+        (
+            "/ship",
+            format!("{}:ship", order_of(t)),
+            json!({"order_id": order_of(t)}),
+        )
+    }),
 };
 
 /// A cluster of `role`; slow enough timeouts for a hogged machine, stock that never runs out.
@@ -216,7 +266,9 @@ fn applied(c: &Cluster, role: &str, kind: &str) -> BTreeMap<String, usize> {
     let mut per_key = BTreeMap::new();
     for (_, f) in c.log_lines(role, "effect applied") {
         if f["kind"] == kind {
-            *per_key.entry(f["key"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
+            *per_key
+                .entry(f["key"].as_str().unwrap_or_default().to_owned())
+                .or_insert(0) += 1;
         }
     }
     per_key
@@ -230,7 +282,10 @@ fn applied_total(c: &Cluster, role: &str, kind: &str) -> f64 {
         .map(|n| {
             crate::pipeline::metrics(c, n, role)
                 .lines()
-                .find_map(|l| l.strip_prefix(prefix.as_str()).and_then(|v| v.trim().parse::<f64>().ok()))
+                .find_map(|l| {
+                    l.strip_prefix(prefix.as_str())
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                })
                 .unwrap_or(0.0)
         })
         .sum()
@@ -241,14 +296,26 @@ fn applied_total(c: &Cluster, role: &str, kind: &str) -> f64 {
 fn records(c: &Cluster, e: Effect, key: &str, t: &str) -> usize {
     let of = |path: &str| c.admin_all("n2", e.role, path);
     match e.kind {
-        "charge" | "refund" => of("/admin/ledger").iter().filter(|r| r["key"] == key).count(),
-        "reserve" => of("/admin/reservations").iter().filter(|r| r["key"] == key).count(),
-        "release" => of("/admin/releases").iter().filter(|r| r["key"] == key).count(),
+        "charge" | "refund" => of("/admin/ledger")
+            .iter()
+            .filter(|r| r["key"] == key)
+            .count(),
+        "reserve" => of("/admin/reservations")
+            .iter()
+            .filter(|r| r["key"] == key)
+            .count(),
+        "release" => of("/admin/releases")
+            .iter()
+            .filter(|r| r["key"] == key)
+            .count(),
         "commit" => of("/admin/reservations")
             .iter()
             .filter(|r| r["order_id"] == order_of(t).as_str() && r["status"] == "committed")
             .count(),
-        "ship" => of("/admin/shipments").iter().filter(|r| r["key"] == key).count(),
+        "ship" => of("/admin/shipments")
+            .iter()
+            .filter(|r| r["key"] == key)
+            .count(),
         _ => of("/admin/shipments")
             .iter()
             .filter(|r| r["order_id"] == order_of(t).as_str() && r["status"] == "cancelled")
@@ -271,15 +338,25 @@ fn once_per_key(role: &'static str, effects: &[Effect]) {
                 // One client got the effect's 201, the others its replay (a client whose 201
                 // was lost to a timeout gets the replay on its retry).
                 let created = answers.iter().filter(|(s, _)| *s == 201).count();
-                let replayed = answers.iter().filter(|(s, b)| *s == 200 && b["replayed"] == true).count();
-                assert!(created <= 1 && created + replayed == 3, "{key}: {answers:?}");
+                let replayed = answers
+                    .iter()
+                    .filter(|(s, b)| *s == 200 && b["replayed"] == true)
+                    .count();
+                assert!(
+                    created <= 1 && created + replayed == 3,
+                    "{key}: {answers:?}"
+                );
             }
             drop(_hog);
             let lines = applied(&c, role, e.kind);
             for (i, (key, _)) in sent.iter().enumerate() {
                 assert_eq!(lines.get(key), Some(&1), "{key}: effect applied lines");
                 if i % 10 == 0 {
-                    assert_eq!(records(&c, *e, key, &format!("{tag}-{i}")), 1, "{key}: records");
+                    assert_eq!(
+                        records(&c, *e, key, &format!("{tag}-{i}")),
+                        1,
+                        "{key}: records"
+                    );
                 }
             }
             *expected.entry(e.kind).or_default() += ROUNDS;
@@ -290,9 +367,16 @@ fn once_per_key(role: &'static str, effects: &[Effect]) {
         }
     }
     for (kind, n) in expected {
-        assert_eq!(applied_total(&c, role, kind), n as f64, "effects_applied_total{{kind={kind}}}");
+        assert_eq!(
+            applied_total(&c, role, kind),
+            n as f64,
+            "effects_applied_total{{kind={kind}}}"
+        );
     }
-    assert!(c.log_lines(role, "effect outcome unknown").is_empty(), "no write ended unknown");
+    assert!(
+        c.log_lines(role, "effect outcome unknown").is_empty(),
+        "no write ended unknown"
+    );
 }
 
 /// Proves one key, one effect for charges and refunds: 2 x 100 rounds each (the second 100
@@ -330,9 +414,21 @@ fn without_idempotency_keys_make_more_effects() {
         for e in effects {
             let sent = rounds(&c, e, &format!("{}-off", e.kind), ROUNDS_OFF);
             let lines = applied(&c, role, e.kind);
-            let effects: usize = sent.iter().map(|(k, _)| lines.get(k).copied().unwrap_or(0)).sum();
-            eprintln!("--no-idempotency: {} {} keys made {effects} effects", sent.len(), e.kind);
-            assert!(effects > sent.len(), "{}: {effects} effects for {} keys", e.kind, sent.len());
+            let effects: usize = sent
+                .iter()
+                .map(|(k, _)| lines.get(k).copied().unwrap_or(0))
+                .sum();
+            eprintln!(
+                "--no-idempotency: {} {} keys made {effects} effects",
+                sent.len(),
+                e.kind
+            );
+            assert!(
+                effects > sent.len(),
+                "{}: {effects} effects for {} keys",
+                e.kind,
+                sent.len()
+            );
         }
     }
 }
@@ -345,15 +441,28 @@ fn without_idempotency_keys_make_more_effects() {
 #[test]
 fn once_per_key_while_a_node_is_paused_or_killed() {
     use nix::sys::signal::Signal;
-    for (role, e) in [("payment", CHARGE), ("inventory", RESERVE), ("shipping", SHIP)] {
+    for (role, e) in [
+        ("payment", CHARGE),
+        ("inventory", RESERVE),
+        ("shipping", SHIP),
+    ] {
         let c = cluster(role, true);
-        let faults = [("pause", true), ("pause", false), ("kill", true), ("kill", false)];
+        let faults = [
+            ("pause", true),
+            ("pause", false),
+            ("kill", true),
+            ("kill", false),
+        ];
         for (round, (fault, on_leader)) in faults.into_iter().enumerate() {
             let (leader, _) = c.await_leader(role, None);
             let target = if on_leader {
                 leader.clone()
             } else {
-                c.nodes.iter().find(|n| **n != leader).expect("a follower").clone()
+                c.nodes
+                    .iter()
+                    .find(|n| **n != leader)
+                    .expect("a follower")
+                    .clone()
             };
             let t = format!("{fault}-{round}");
             let (key, body) = (e.request)(&t);
@@ -371,7 +480,11 @@ fn once_per_key_while_a_node_is_paused_or_killed() {
             });
             assert!(answers.iter().all(|(s, _)| *s < 300), "{key}: {answers:?}");
             let lines = applied(&c, role, e.kind);
-            assert_eq!(lines.get(&key), Some(&1), "{key} ({fault} of {target}, leader {leader})");
+            assert_eq!(
+                lines.get(&key),
+                Some(&1),
+                "{key} ({fault} of {target}, leader {leader})"
+            );
             assert_eq!(records(&c, e, &key, &t), 1, "{key}: records");
         }
     }

@@ -25,7 +25,10 @@ pub(super) fn check(history: &History, state: &FinalState, out: &mut Vec<Finding
     let mut by_key: BTreeMap<&str, Vec<&OrderRecord>> = BTreeMap::new();
     for o in &state.orders {
         by_id.entry(o.order_id.as_str()).or_default().push(o);
-        by_key.entry(o.idempotency_key.as_str()).or_default().push(o);
+        by_key
+            .entry(o.idempotency_key.as_str())
+            .or_default()
+            .push(o);
     }
     doubles(&by_id, &by_key, out);
     placed(history, &by_id, &by_key, out);
@@ -161,7 +164,10 @@ fn reads(history: &History, by_id: &BTreeMap<&str, Vec<&OrderRecord>>, out: &mut
         }
     }
     for (id, rs) in &reads {
-        let end = by_id.get(id.as_str()).and_then(|v| v.first()).map(|o| o.status);
+        let end = by_id
+            .get(id.as_str())
+            .and_then(|v| v.first())
+            .map(|o| o.status);
         let Some(end) = end else {
             let r = &rs[0];
             out.push(

@@ -119,7 +119,11 @@ fn check_order(
     match order.status {
         OrderStatus::Completed => {
             if charges.is_empty() {
-                push(out, Violation::LostCharge, base().amount("order amount", order.amount));
+                push(
+                    out,
+                    Violation::LostCharge,
+                    base().amount("order amount", order.amount),
+                );
             }
             if !refunds.is_empty() {
                 let keys = refunds.iter().map(|r| r.key.as_str());
@@ -132,7 +136,11 @@ fn check_order(
         OrderStatus::Rejected | OrderStatus::Compensated => {
             let compensated = order.status == OrderStatus::Compensated;
             if compensated && charges.is_empty() {
-                push(out, Violation::LostCharge, base().amount("order amount", order.amount));
+                push(
+                    out,
+                    Violation::LostCharge,
+                    base().amount("order amount", order.amount),
+                );
             }
             if !compensated && !(charges.is_empty() && refunds.is_empty()) {
                 let f = base().keys(effects.payment_keys());
@@ -262,13 +270,21 @@ fn items(
         let recs = per_item.get(&i).map(Vec::as_slice).unwrap_or(&[]);
         let keys = || recs.iter().map(|r| r.key.as_str());
         if recs.is_empty() && all_reserved {
-            let f = base().sku(&item.sku).amount(&format!("item {i} qty"), item.qty);
+            let f = base()
+                .sku(&item.sku)
+                .amount(&format!("item {i} qty"), item.qty);
             push(Violation::MissingReservation, f);
         }
         if recs.len() > 1 {
-            push(Violation::DoubleReservation, base().sku(&item.sku).keys(keys()));
+            push(
+                Violation::DoubleReservation,
+                base().sku(&item.sku).keys(keys()),
+            );
         }
-        for r in recs.iter().filter(|r| r.sku != item.sku || r.qty != item.qty) {
+        for r in recs
+            .iter()
+            .filter(|r| r.sku != item.sku || r.qty != item.qty)
+        {
             let f = base()
                 .sku(&item.sku)
                 .keys([r.key.as_str()])
@@ -289,7 +305,13 @@ fn items(
                 }
                 _ => continue,
             };
-            push(kind, base().sku(&r.sku).keys([r.key.as_str()]).amount("qty", r.qty));
+            push(
+                kind,
+                base()
+                    .sku(&r.sku)
+                    .keys([r.key.as_str()])
+                    .amount("qty", r.qty),
+            );
         }
     }
 }

@@ -87,7 +87,12 @@ fn invoked_keys(history: &History, f: F) -> BTreeSet<String> {
 }
 
 /// Runs the per-record rules.
-pub(super) fn check(index: &Index<'_>, history: &History, state: &FinalState, out: &mut Vec<Finding>) {
+pub(super) fn check(
+    index: &Index<'_>,
+    history: &History,
+    state: &FinalState,
+    out: &mut Vec<Finding>,
+) {
     payments(index, state, out);
     if state.has_service(Role::Shipping) {
         for s in &state.shipments {
@@ -114,7 +119,12 @@ fn payments(index: &Index<'_>, state: &FinalState, out: &mut Vec<Finding>) {
         };
         let expected = effect_key(&p.order_id, Step::once(kind));
         if p.key != expected {
-            out.push(wrong_key(&p.order_id, &p.key, &format!("a {kind}"), expected));
+            out.push(wrong_key(
+                &p.order_id,
+                &p.key,
+                &format!("a {kind}"),
+                expected,
+            ));
         }
         if !(1..=MAX_AMOUNT_CENTS).contains(&p.amount) {
             out.push(
@@ -188,7 +198,10 @@ fn workload_stock(history: &History, state: &FinalState, out: &mut Vec<Finding>)
     let releases = invoked_keys(history, F::Release);
     let mut per_key: BTreeMap<(&str, &str), Vec<&ReservationRecord>> = BTreeMap::new();
     for r in state.reservations.iter().filter(|r| r.order_id.is_empty()) {
-        per_key.entry((r.key.as_str(), r.sku.as_str())).or_default().push(r);
+        per_key
+            .entry((r.key.as_str(), r.sku.as_str()))
+            .or_default()
+            .push(r);
         if parse_effect_key(&r.key).is_some() {
             out.push(
                 Finding::new(

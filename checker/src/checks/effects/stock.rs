@@ -66,7 +66,10 @@ pub(super) fn check(state: &FinalState, out: &mut Vec<Finding>) -> Vec<SkuLedger
             out.push(
                 Finding::new(
                     Violation::NegativeStock,
-                    format!("{} units available: more was sold than there was", s.available),
+                    format!(
+                        "{} units available: more was sold than there was",
+                        s.available
+                    ),
                 )
                 .sku(&s.sku)
                 .amount("initial", s.initial)
@@ -145,7 +148,10 @@ fn bad_qty(what: &str, sku: &str, key: &str, qty: i64) -> Finding {
 fn releases(state: &FinalState, out: &mut Vec<Finding>) {
     let mut reservations: BTreeMap<(&str, &str), Vec<&ReservationRecord>> = BTreeMap::new();
     for r in &state.reservations {
-        reservations.entry((r.sku.as_str(), r.key.as_str())).or_default().push(r);
+        reservations
+            .entry((r.sku.as_str(), r.key.as_str()))
+            .or_default()
+            .push(r);
     }
     let mut per_reservation: BTreeMap<(&str, &str), Vec<&ReleaseRecord>> = BTreeMap::new();
     for rel in &state.releases {
@@ -158,14 +164,15 @@ fn releases(state: &FinalState, out: &mut Vec<Finding>) {
             .push(rel);
     }
     for ((sku, named), rels) in per_reservation {
-        let found = reservations.get(&(sku, named)).map(Vec::as_slice).unwrap_or(&[]);
+        let found = reservations
+            .get(&(sku, named))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let released = found
             .iter()
             .filter(|r| r.status == ReservationStatus::Released)
             .count();
-        let keys = || {
-            std::iter::once(named).chain(rels.iter().map(|r| r.key.as_str()))
-        };
+        let keys = || std::iter::once(named).chain(rels.iter().map(|r| r.key.as_str()));
         let returned: i128 = rels.iter().map(|r| i128::from(r.qty)).sum();
         let held: i128 = found.iter().map(|r| i128::from(r.qty)).sum();
         let why = if found.is_empty() {

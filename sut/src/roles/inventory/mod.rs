@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use self::sku::{Request, ReserveRequest, Reservation, SettleRequest, SkuState};
+use self::sku::{Request, Reservation, ReserveRequest, SettleRequest, SkuState};
 use super::common::{admin_page, paginate};
 use super::effect::{Decision, Effects, Entry, Kind, Ledger};
 use super::leader::{serve_routed, store_unavailable, Leader, Route};
@@ -194,7 +194,14 @@ async fn reserve(
     headers: HeaderMap,
     JsonBody(req): JsonBody<ReserveRequest>,
 ) -> Response {
-    handle(svc, Kind::Reserve, "/reserve", headers, Request::Reserve(req)).await
+    handle(
+        svc,
+        Kind::Reserve,
+        "/reserve",
+        headers,
+        Request::Reserve(req),
+    )
+    .await
 }
 
 async fn release(
@@ -202,7 +209,14 @@ async fn release(
     headers: HeaderMap,
     JsonBody(req): JsonBody<SettleRequest>,
 ) -> Response {
-    handle(svc, Kind::Release, "/release", headers, Request::Settle(req)).await
+    handle(
+        svc,
+        Kind::Release,
+        "/release",
+        headers,
+        Request::Settle(req),
+    )
+    .await
 }
 
 async fn commit(

@@ -241,7 +241,12 @@ impl SkuState {
             .map(|(k, _)| k.clone())
     }
 
-    fn settle(&mut self, kind: Kind, req: &SettleRequest, strict: bool) -> Result<Decision, ApiError> {
+    fn settle(
+        &mut self,
+        kind: Kind,
+        req: &SettleRequest,
+        strict: bool,
+    ) -> Result<Decision, ApiError> {
         let Some(named) = req.reservation.as_deref() else {
             return Err(ApiError::bad_request(
                 "reservation_required",
@@ -386,7 +391,13 @@ mod tests {
     #[test]
     fn reserve_release_commit_rules() {
         let mut s = SkuState::fresh("s", 3);
-        assert!(applied(s.decide(Kind::Reserve, "a", "a", &reserve(2), true)));
+        assert!(applied(s.decide(
+            Kind::Reserve,
+            "a",
+            "a",
+            &reserve(2),
+            true
+        )));
         assert_eq!(s.available, 1);
         assert_eq!(
             code(s.decide(Kind::Reserve, "b", "b", &reserve(2), true)),
@@ -406,11 +417,23 @@ mod tests {
             "no_reservation"
         );
         assert_eq!(
-            code(s.decide(Kind::Release, "r0", "r0", &settle(Some("a"), i64::MAX), true)),
+            code(s.decide(
+                Kind::Release,
+                "r0",
+                "r0",
+                &settle(Some("a"), i64::MAX),
+                true
+            )),
             "reservation_mismatch"
         );
         assert_eq!(s.available, 1, "refusals changed nothing");
-        assert!(applied(s.decide(Kind::Release, "r1", "r1", &settle(Some("a"), 2), true)));
+        assert!(applied(s.decide(
+            Kind::Release,
+            "r1",
+            "r1",
+            &settle(Some("a"), 2),
+            true
+        )));
         assert_eq!(s.available, 3);
         assert_eq!(
             code(s.decide(Kind::Release, "r2", "r2", &settle(Some("a"), 2), true)),
@@ -421,8 +444,20 @@ mod tests {
             "not_reserved"
         );
         assert_eq!(s.available, 3, "a reservation is released once");
-        assert!(applied(s.decide(Kind::Reserve, "c", "c", &reserve(3), true)));
-        assert!(applied(s.decide(Kind::Commit, "c2", "c2", &settle(Some("c"), 3), true)));
+        assert!(applied(s.decide(
+            Kind::Reserve,
+            "c",
+            "c",
+            &reserve(3),
+            true
+        )));
+        assert!(applied(s.decide(
+            Kind::Commit,
+            "c2",
+            "c2",
+            &settle(Some("c"), 3),
+            true
+        )));
         assert_eq!(s.reservations["c"].status, ReservationStatus::Committed);
         assert_eq!(
             code(s.decide(Kind::Release, "r3", "r3", &settle(Some("c"), 3), true)),
@@ -437,12 +472,39 @@ mod tests {
     #[test]
     fn without_idempotency_a_release_repeats_within_the_initial_stock() {
         let mut s = SkuState::fresh("s", 5);
-        assert!(applied(s.decide(Kind::Reserve, "a", "a#1", &reserve(2), false)));
-        assert!(applied(s.decide(Kind::Reserve, "b", "b#2", &reserve(2), false)));
+        assert!(applied(s.decide(
+            Kind::Reserve,
+            "a",
+            "a#1",
+            &reserve(2),
+            false
+        )));
+        assert!(applied(s.decide(
+            Kind::Reserve,
+            "b",
+            "b#2",
+            &reserve(2),
+            false
+        )));
         assert_eq!(s.available, 1);
-        assert!(applied(s.decide(Kind::Release, "r", "r#3", &settle(Some("a"), 2), false)));
-        assert!(applied(s.decide(Kind::Release, "r", "r#4", &settle(Some("a"), 2), false)));
-        assert_eq!(s.available, 5, "the second release returned units it did not hold");
+        assert!(applied(s.decide(
+            Kind::Release,
+            "r",
+            "r#3",
+            &settle(Some("a"), 2),
+            false
+        )));
+        assert!(applied(s.decide(
+            Kind::Release,
+            "r",
+            "r#4",
+            &settle(Some("a"), 2),
+            false
+        )));
+        assert_eq!(
+            s.available, 5,
+            "the second release returned units it did not hold"
+        );
         assert_eq!(
             code(s.decide(Kind::Release, "r", "r#5", &settle(Some("a"), 2), false)),
             "stock_overflow"
