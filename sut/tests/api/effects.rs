@@ -153,6 +153,7 @@ fn cancel_shipment_twice_is_one_cancellation() {
             .collect()
     };
     let c = Spec::new(3, &["shipping"]).start();
+    c.await_leader("shipping", None);
     assert_eq!(cancel_twice(&c), vec![201, 200]);
     let shipments = c.admin_all("n1", "shipping", "/admin/shipments");
     let o5: Vec<&Value> = shipments
@@ -175,6 +176,7 @@ fn cancel_shipment_twice_is_one_cancellation() {
     let off = Spec::new(3, &["shipping"])
         .flag("shipping", "--no-idempotency")
         .start();
+    off.await_leader("shipping", None);
     for n in ["n1", "n2"] {
         let ship = format!("{}/ship", off.url(n, "shipping"));
         let (s, b) = off.post(&ship, Some("o-5:ship"), r#"{"order_id":"o-5"}"#);

@@ -142,7 +142,7 @@ fn check_order(
                     base().amount("order amount", order.amount),
                 );
             }
-            if !compensated && !(charges.is_empty() && refunds.is_empty()) {
+            if !compensated && (!charges.is_empty() || !refunds.is_empty()) {
                 let f = base().keys(effects.payment_keys());
                 push(out, Violation::RejectedButCharged, f);
             }
