@@ -118,6 +118,9 @@ fn at_once_with(
     })
 }
 
+/// The (path, key, body) of a request to settle first.
+type Prior = fn(&str) -> (&'static str, String, Value);
+
 /// One effect: its path, label, the key and body of round `i`, and what must exist first.
 #[derive(Clone, Copy)]
 struct Effect {
@@ -127,7 +130,7 @@ struct Effect {
     /// (key, body) of round `i` of run `run`.
     request: fn(&str) -> (String, Value),
     /// (path, key, body) to settle first, if the effect acts on another.
-    before: Option<fn(&str) -> (&'static str, String, Value)>,
+    before: Option<Prior>,
 }
 
 fn order_of(tag: &str) -> String {
