@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::auth::PeerClient;
 use crate::budget::RetryBudget;
 use crate::http::{DO_NOT_RETRY, IDEMPOTENCY_KEY};
 use crate::rng::SharedRng;
@@ -81,13 +82,15 @@ pub struct Downstream {
 }
 
 impl Downstream {
-    /// A client for the service at `targets`; `budget` None retries without a budget.
+    /// A client for the service at `targets`, calling through `peers` (the cluster secret);
+    /// `budget` None retries without a budget.
     pub fn new(
         name: &'static str,
         targets: Vec<String>,
         policy: RetryPolicy,
         budget: Option<RetryBudget>,
         rng: SharedRng,
+        peers: &PeerClient,
     ) -> Downstream {
         // Present at zero from the start, as Prometheus counters with known labels should be.
         for metric in [
@@ -97,11 +100,7 @@ impl Downstream {
         ] {
             metrics::counter!(metric, "downstream" => name).increment(0);
         }
-        let http = reqwest::Client::builder()
-            .timeout(policy.attempt_timeout)
-            .connect_timeout(policy.attempt_timeout)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = peers.client(policy.attempt_timeout);
         Downstream {
             name,
             targets,
@@ -221,7 +220,16 @@ mod tests {
             max_backoff: Duration::from_millis(2),
             ..RetryPolicy::default()
         };
-        Downstream::new("x", vec![base], policy, budget, SharedRng::from_seed(1))
+        let secret = crate::auth::ClusterSecret::from_text(&"s".repeat(32)).expect("secret");
+        let peers = PeerClient::new(secret, Duration::from_secs(30));
+        Downstream::new(
+            "x",
+            vec![base],
+            policy,
+            budget,
+            SharedRng::from_seed(1),
+            &peers,
+        )
     }
 
     /// Proves a 5xx is retried up to the attempt limit and ends unknown, a 503 with

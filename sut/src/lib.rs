@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 pub mod budget;
 pub mod cli;
 pub mod client;
@@ -36,5 +37,6 @@ pub mod lease;
 pub mod quorum;
 pub mod rng;
 pub mod roles;
+pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -83,7 +83,8 @@ impl InFlightKeys {
 /// The store replicas and a quorum client for `state` (also the store domain).
 pub fn store_for(boot: &Boot, state: &'static str) -> anyhow::Result<(Replicas, Quorum)> {
     let s = &boot.cfg.settings;
-    let replicas = Replicas::new(boot.cfg.store_replicas(), s.store_timeout());
+    let client = boot.peers.builder(s.store_timeout());
+    let replicas = Replicas::with_client(boot.cfg.store_replicas(), client);
     let spec = s.quorum_for(state, replicas.len())?;
     let quorum = Quorum::new(&replicas, spec, state, state, boot.cfg.node_index());
     Ok((replicas, quorum))
