@@ -176,7 +176,26 @@ pub struct Guarded {
     /// The replacement is written: whatever hyper still writes is dropped.
     swallow: bool,
     /// The connection's slot, kept through the lingering close.
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Slot>,
+}
+
+/// One connection's place under the cap; `connections_open` counts them.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    /// Takes the place `permit` holds.
+    pub fn new(permit: OwnedSemaphorePermit) -> Slot {
+        metrics::gauge!("connections_open").increment(1.0);
+        Slot { _permit: permit }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        metrics::gauge!("connections_open").decrement(1.0);
+    }
 }
 
 impl Guarded {
@@ -186,7 +205,7 @@ impl Guarded {
         state: Arc<ConnState>,
         timeouts: Timeouts,
         max_uri_bytes: usize,
-        permit: OwnedSemaphorePermit,
+        permit: Slot,
     ) -> Guarded {
         let now = Instant::now();
         Guarded {
@@ -399,7 +418,7 @@ impl Drop for Guarded {
 
 /// Sends FIN, then reads and drops what the peer still sends, up to [`LINGER`] and
 /// [`LINGER_MAX_BYTES`].
-async fn linger(mut stream: TcpStream, permit: Option<OwnedSemaphorePermit>) {
+async fn linger(mut stream: TcpStream, permit: Option<Slot>) {
     let _ = stream.shutdown().await;
     let deadline = Instant::now() + LINGER;
     let mut buf = vec![0u8; 16 * 1024];

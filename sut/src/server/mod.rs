@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use self::conn::{ConnState, Guarded, Timeouts};
+use self::conn::{ConnState, Guarded, Slot, Timeouts};
 use self::request::{Shared, MAX_URI_BYTES};
 use crate::auth::ClusterSecret;
 use crate::config::Settings;
@@ -36,8 +36,9 @@ use crate::config::Settings;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Pause after a failed accept (out of file descriptors, say) before the next.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// hyper's read buffer: the largest request head it takes (431 JSON beyond it).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The largest request head hyper takes (431 JSON beyond it); above hyper's own 65,534-byte
+/// limit on the request target, so that a target too long for it is a 414, not a 431.
+pub const MAX_HEAD_BYTES: usize = 128 * 1024;
 /// Least in-flight requests and connections of a store replica: every service process of
 /// every node keeps a pool of connections to it.
 const STORE_MIN_IN_FLIGHT: usize = 1024;
@@ -139,9 +140,11 @@ pub async fn serve_on(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.keep_alive(true)
         .header_read_timeout(None)
+        .max_header_size(MAX_HEAD_BYTES)
         .max_buf_size(MAX_HEAD_BYTES);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     metrics::counter!("connections_refused_total").increment(0);
+    metrics::gauge!("connections_open").set(0.0);
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -167,7 +170,7 @@ pub async fn serve_on(
             state.clone(),
             limits.timeouts,
             MAX_URI_BYTES,
-            permit,
+            Slot::new(permit),
         );
         let shared = shared.clone();
         let service = hyper::service::service_fn(move |req| {

@@ -70,9 +70,13 @@ fn quoted(path: &str) -> String {
 
 /// An error answered before the body was read: the connection closes after it.
 fn early(e: ApiError) -> Response<Body> {
+    let unauthorized = e.status == StatusCode::UNAUTHORIZED;
     let mut resp = e.into_response();
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let headers = resp.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if unauthorized {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
     resp
 }
 
