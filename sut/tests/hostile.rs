@@ -14,3 +14,5 @@ mod connections;
 mod errors;
 #[path = "hostile/raw.rs"]
 mod raw;
+#[path = "hostile/state.rs"]
+mod state;

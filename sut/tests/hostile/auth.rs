@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::cluster::{fresh_secret, Auth, Cluster, Spec};
 use crate::connections::metric;
 use crate::raw;
+use crate::state::snapshot;
 
-const DOMAINS: &[&str] = &["order", "payment", "inventory", "shipping"];
 const ORDER: &str = r#"{"customer":"c","items":[{"sku":"sku-1","qty":2}],"amount":250}"#;
 
 /// Places an order through the open API and waits until it is terminal; its id.
@@ -28,28 +28,6 @@ fn completed_order(c: &Cluster, key: &str) -> String {
     });
     assert!(done, "order {id} did not complete");
     id
-}
-
-/// Everything the admin and store reads show, leases without their remaining time.
-fn snapshot(c: &Cluster) -> Value {
-    let mut kv = serde_json::Map::new();
-    let store = c.url("n1", "store");
-    for d in DOMAINS {
-        let (s, scan) = c.get(&format!("{store}/kv/{d}/scan?limit=1000"));
-        assert_eq!(s, 200, "{scan}");
-        let (s, mut lease) = c.get(&format!("{store}/lease/{d}"));
-        assert_eq!(s, 200, "{lease}");
-        lease.as_object_mut().map(|l| l.remove("remaining_ms"));
-        kv.insert(d.to_string(), json!({"scan": scan, "lease": lease}));
-    }
-    json!({
-        "kv": kv,
-        "orders": c.admin_all("n1", "order", "/admin/orders"),
-        "ledger": c.admin_all("n1", "payment", "/admin/ledger"),
-        "shipments": c.admin_all("n1", "shipping", "/admin/shipments"),
-        "reservations": c.admin_all("n1", "inventory", "/admin/reservations"),
-        "stock": c.admin_all("n1", "inventory", "/admin/stock"),
-    })
 }
 
 /// Proves a store write, a lease acquire, a refund, admin reads, a stock read and a store scan
