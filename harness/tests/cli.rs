@@ -14,6 +14,8 @@ mod interrupt;
 mod netns;
 #[path = "cli/remote.rs"]
 mod remote;
+#[path = "cli/secret.rs"]
+mod secret;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/sshd.rs"]
@@ -112,6 +114,29 @@ fn processes_mentioning(needle: &str) -> Vec<(u32, char)> {
             .unwrap_or('?');
         if state != 'Z' {
             found.push((pid, state));
+        }
+    }
+    found
+}
+
+/// Every file below `dir` whose bytes contain `needle` (symlinks not followed).
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("readable dir").flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                todo.push(path);
+            } else if kind.is_file() {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path);
+                }
+            }
         }
     }
     found

@@ -1,5 +1,5 @@
 //! Finding the current leader of a role through the public API: `GET /admin/leader` on every
-//! node (docs/contracts.md §2).
+//! node, with the cluster secret (docs/contracts.md §2).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,7 +23,14 @@ struct LeaderView {
 /// The node leading `role` now: the node that says it leads (the highest token if several
 /// do, as a deposed leader may not know yet), else the leader most nodes name.
 pub async fn find(ctl: &dyn Control, role: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder().timeout(LEADER_TIMEOUT).build()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(a) = ctl.authorization() {
+        headers.insert(reqwest::header::AUTHORIZATION, a);
+    }
+    let http = reqwest::Client::builder()
+        .timeout(LEADER_TIMEOUT)
+        .default_headers(headers)
+        .build()?;
     let mut claims: Vec<(u64, String)> = Vec::new();
     let mut named: BTreeMap<String, usize> = BTreeMap::new();
     let mut errors = Vec::new();

@@ -164,6 +164,10 @@ pub struct RunArgs {
     /// The pipeline binary (default: `pipeline` next to this harness binary).
     #[arg(long)]
     pub pipeline_bin: Option<PathBuf>,
+    /// The cluster secret the roles require (one to four lines, the first is sent; mode 0600)
+    /// instead of a fresh one from the OS RNG. Never copied into the run directory.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// How long to wait after the workload for every saga to finish.
     #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
     pub quiesce_timeout: Duration,

@@ -12,6 +12,7 @@ use futures::future::join_all;
 use super::local::{LocalCluster, LocalOptions};
 use super::netns;
 use super::remote::{RemoteCluster, RemoteNode, RemoteOptions};
+use super::secret::ClusterSecret;
 use super::Cluster;
 use crate::cli::{ClusterKind, RunArgs};
 use crate::nodes_file::NodesFile;
@@ -30,6 +31,8 @@ pub struct Prepared {
     workdir: String,
     /// A netns cluster this run brought up and must take down.
     owned_netns: Option<PathBuf>,
+    /// The run's cluster secret (`--cluster-secret-file`, or fresh from the OS RNG).
+    pub secret: ClusterSecret,
 }
 
 impl Prepared {
@@ -39,9 +42,14 @@ impl Prepared {
     }
 }
 
-/// Checks the cluster arguments and connects to SSH nodes. Input mistakes are [`BadInput`].
-/// A netns cluster that is not up is brought up here (and taken down by [`Prepared::finish`]).
+/// Checks the cluster arguments, reads or makes the cluster secret, and connects to SSH nodes.
+/// Input mistakes are [`BadInput`]. A netns cluster that is not up is brought up here (and
+/// taken down by [`Prepared::finish`]).
 pub async fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+    let secret = match &args.cluster_secret_file {
+        Some(path) => ClusterSecret::load(path).map_err(BadInput)?,
+        None => ClusterSecret::generate(),
+    };
     match args.cluster {
         ClusterKind::Local => {
             let n = args.node_count();
@@ -52,9 +60,10 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
                 remotes: Vec::new(),
                 workdir: String::new(),
                 owned_netns: None,
+                secret,
             })
         }
-        ClusterKind::Netns => prepare_netns(args).await,
+        ClusterKind::Netns => prepare_netns(args, secret).await,
         ClusterKind::Ssh => {
             let path = args
                 .nodes_file
@@ -74,13 +83,14 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
                 args.insecure_ignore_host_keys,
                 spec,
                 None,
+                secret,
             )
             .await
         }
     }
 }
 
-async fn prepare_netns(args: &RunArgs) -> anyhow::Result<Prepared> {
+async fn prepare_netns(args: &RunArgs, secret: ClusterSecret) -> anyhow::Result<Prepared> {
     netns::preflight().map_err(BadInput)?;
     let state = &args.netns_state_dir;
     let n = args.node_count();
@@ -118,7 +128,15 @@ async fn prepare_netns(args: &RunArgs) -> anyhow::Result<Prepared> {
         "brought_up_by_run": owned.is_some(),
         "file": &file,
     });
-    let prepared = connect(ClusterKind::Netns, &file, false, spec, owned.clone()).await;
+    let prepared = connect(
+        ClusterKind::Netns,
+        &file,
+        false,
+        spec,
+        owned.clone(),
+        secret,
+    )
+    .await;
     if prepared.is_err() {
         if let Some(s) = &owned {
             let _ = netns::down(s).await;
@@ -133,6 +151,7 @@ async fn connect(
     insecure: bool,
     spec: serde_json::Value,
     owned_netns: Option<PathBuf>,
+    secret: ClusterSecret,
 ) -> anyhow::Result<Prepared> {
     let targets = file.targets(insecure);
     let sessions = join_all(targets.iter().map(SshRemote::connect)).await;
@@ -151,6 +170,7 @@ async fn connect(
         remotes,
         workdir: file.workdir.clone(),
         owned_netns,
+        secret,
     })
 }
 
@@ -197,6 +217,7 @@ pub async fn start(prepared: &Prepared, opts: &StartOptions) -> anyhow::Result<A
                 settings: opts.settings.clone(),
                 ports: opts.local_ports.clone(),
                 peers: opts.local_peers.clone(),
+                secret: prepared.secret.clone(),
             })
             .await?,
         )),
@@ -212,6 +233,7 @@ pub async fn start(prepared: &Prepared, opts: &StartOptions) -> anyhow::Result<A
                     faultproxy_bin: faultproxy_next_to(&opts.pipeline_bin),
                     role_flags: opts.role_flags.clone(),
                     settings: opts.settings.clone(),
+                    secret: prepared.secret.clone(),
                 },
             )
             .await?,

@@ -93,8 +93,9 @@ impl Tally {
     }
 }
 
-/// What every client of a workload shares: one HTTP client, one ticker pacing the whole
-/// workload, the deadline, and the role's URL on each node.
+/// What every client of a workload shares: one HTTP client (with the cluster secret when the
+/// workload calls routes that are not public), one ticker pacing the whole workload, the
+/// deadline, and the role's URL on each node.
 pub(crate) struct Setup {
     pub http: reqwest::Client,
     pub ticker: Arc<Mutex<tokio::time::Interval>>,
@@ -107,14 +108,18 @@ impl Setup {
     pub(crate) fn new(
         cluster: &dyn Cluster,
         role: &str,
+        with_secret: bool,
         client_timeout: Duration,
         rate: f64,
         time_limit: Duration,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(client_timeout)
-            .connect_timeout(client_timeout)
-            .build()?;
+            .connect_timeout(client_timeout);
+        if with_secret {
+            builder = crate::cluster::with_secret(builder, cluster);
+        }
+        let http = builder.build()?;
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let nodes = cluster.nodes();
@@ -149,6 +154,7 @@ pub async fn run(
     } = Setup::new(
         cluster.as_ref(),
         "order",
+        false,
         opts.client_timeout,
         opts.rate,
         opts.time_limit,

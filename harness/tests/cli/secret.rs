@@ -1,0 +1,97 @@
+//! The cluster secret of a run stays out of everything a run leaves behind.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::{files_containing, harness, latest, pipeline_bin, text};
+
+/// Markers of private keys (PEM and OpenSSH).
+const PRIVATE_KEY_MARKERS: &[&str] = &["PRIVATE KEY-----", "BEGIN OPENSSH PRIVATE KEY"];
+
+/// Directories `harness-secret-*` in the temporary directory whose secret file holds `secret`.
+fn secret_dirs_holding(secret: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("harness-secret-")
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("secret")).is_ok_and(|t| t.contains(secret))
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Proves a local run given `--cluster-secret-file` is valid (every role and the harness
+/// use that secret), and that afterwards no file of the run directory holds the secret or a
+/// private key, `spec.json`'s rerun command does not name the secret file, and the roles'
+/// secret file outside the run directory is gone; and that a secret file readable by others
+/// is refused with exit 254 before anything is written.
+#[test]
+fn the_secret_stays_out_of_the_run_directory() {
+    let bin = pipeline_bin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("runs");
+    let secret = format!("cli-secret-{}", "5e".repeat(24));
+    let file = dir.path().join("cluster.secret");
+    std::fs::write(&file, format!("{secret}\n")).expect("secret file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let args = |out: &std::path::Path| {
+        let mut cmd = harness(&[
+            "run",
+            "--cluster",
+            "local",
+            "--time-limit",
+            "8s",
+            "--seed",
+            "7",
+        ]);
+        cmd.arg("--out")
+            .arg(out)
+            .arg("--pipeline-bin")
+            .arg(&bin)
+            .arg("--cluster-secret-file")
+            .arg(&file);
+        cmd
+    };
+    let o = args(&out).output().expect("runs");
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("chmod 600"),
+        "{}",
+        text(&o)
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains(&secret));
+    assert!(!out.exists(), "a refused secret file wrote nothing");
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let o = args(&out).output().expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains(&secret),
+        "{}",
+        text(&o)
+    );
+    let run = latest(&out);
+    let leaked = files_containing(&run, secret.as_bytes());
+    assert!(leaked.is_empty(), "the secret is in {leaked:?}");
+    for marker in PRIVATE_KEY_MARKERS {
+        let keys = files_containing(&run, marker.as_bytes());
+        assert!(keys.is_empty(), "a private key is in {keys:?}");
+    }
+    let spec = std::fs::read_to_string(run.join("spec.json")).expect("spec");
+    assert!(
+        !spec.contains("cluster.secret") && !spec.contains(&secret),
+        "{spec}"
+    );
+    assert!(
+        run.join("nodes/n1/config.json").is_file(),
+        "configs are in the run"
+    );
+    assert!(
+        secret_dirs_holding(&secret).is_empty(),
+        "the roles' secret file was left behind"
+    );
+}
