@@ -319,29 +319,37 @@ impl AsyncRead for Guarded {
             return Poll::Ready(Ok(()));
         }
         let now = Instant::now();
-        if let Some((deadline, head)) = me.state.before_read(&me.timeouts, now) {
-            if me.read_timer_at != Some(deadline) {
-                me.read_timer.as_mut().reset(deadline);
-                me.read_timer_at = Some(deadline);
-            }
-            if me.read_timer.as_mut().poll(cx).is_ready() {
-                me.expired = true;
-                if head {
-                    me.head_timed_out();
+        let deadline = me.state.before_read(&me.timeouts, now);
+        // Bytes that have arrived are taken even past the deadline (a process resumed after a
+        // pause finds whole requests waiting); the deadline is enforced when nothing is there.
+        let before = buf.filled().len();
+        match Pin::new(me.stream()?).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() == before {
+                    me.eof = true;
+                } else {
+                    me.state.after_read(now);
                 }
                 return Poll::Ready(Ok(()));
             }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
         }
-        let before = buf.filled().len();
-        let polled = Pin::new(me.stream()?).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            if buf.filled().len() == before {
-                me.eof = true;
-            } else {
-                me.state.after_read(now);
-            }
+        let Some((at, head)) = deadline else {
+            return Poll::Pending;
+        };
+        if me.read_timer_at != Some(at) {
+            me.read_timer.as_mut().reset(at);
+            me.read_timer_at = Some(at);
         }
-        polled
+        if me.read_timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        me.expired = true;
+        if head {
+            me.head_timed_out();
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

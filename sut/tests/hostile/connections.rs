@@ -138,8 +138,9 @@ fn slow_bodies_hold_connections_not_request_slots() {
 /// Proves the connection limits of a role with `max_connections` 8: eight open connections
 /// are served, a ninth is closed at once without an answer (and counted), and a slot freed is
 /// taken again; a head sent too slowly, and a connection that sends nothing, get a 408
-/// `request_timeout` JSON error when the header timeout passes; an idle keep-alive connection
-/// keeps working within the idle timeout and is closed after it.
+/// `request_timeout` JSON error when the header timeout passes, but a whole request that
+/// waited while the role was paused (SIGSTOP) past that timeout is served after SIGCONT; an
+/// idle keep-alive connection keeps working within the idle timeout and is closed after it.
 #[test]
 fn connection_cap_head_and_idle_timeouts() {
     const CAP: usize = 8;
@@ -198,6 +199,18 @@ fn connection_cap_head_and_idle_timeouts() {
     let mut silent = raw::connect(&base);
     let r = raw::read_reply(&mut silent, Duration::from_secs(10)).expect("408");
     assert_json_error(&r, 408, Some("request_timeout"), "silent connection");
+
+    let mut waiting = raw::connect(&base);
+    let accepted = c.wait_until(Duration::from_secs(5), || {
+        metric(&base, "connections_open").is_some_and(|n| n >= 2.0)
+    });
+    assert!(accepted, "the waiting connection was not accepted");
+    c.signal("n1", "payment", nix::sys::signal::Signal::SIGSTOP);
+    waiting.write_all(health).expect("request");
+    std::thread::sleep(Duration::from_millis(2500));
+    c.signal("n1", "payment", nix::sys::signal::Signal::SIGCONT);
+    let r = raw::read_reply(&mut waiting, Duration::from_secs(10)).expect("answer");
+    assert_eq!(r.status, 200, "a request that waited out a pause: {r:?}");
 
     let mut idle = raw::connect(&base);
     for round in 0..2 {
