@@ -102,8 +102,10 @@ fn every_route_of_every_role() {
     };
     let before = state::snapshot(&f.c);
     malformed::posts(&f);
-    malformed::routing(&f);
-    malformed::reads(&f);
+    malformed::queries(&f);
+    malformed::unknown(&f);
+    malformed::path_reads(&f);
+    malformed::page_reads(&f);
     assert_eq!(
         state::snapshot(&f.c),
         before,

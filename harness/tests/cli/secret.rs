@@ -7,6 +7,35 @@ use super::{files_containing, harness, latest, pipeline_bin, text};
 /// Markers of private keys (PEM and OpenSSH).
 const PRIVATE_KEY_MARKERS: &[&str] = &["PRIVATE KEY-----", "BEGIN OPENSSH PRIVATE KEY"];
 
+/// Writes `secret` to a new file `name` in `dir` with `mode`; its path.
+pub fn secret_file(
+    dir: &std::path::Path,
+    name: &str,
+    secret: &str,
+    mode: u32,
+) -> std::path::PathBuf {
+    let file = dir.join(name);
+    std::fs::write(&file, format!("{secret}\n")).expect("secret file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    file
+}
+
+/// Asserts that no file below `run` holds `secret` or a private key, and that `spec.json`
+/// names neither the secret nor its file `file_name`.
+pub fn assert_no_secret_or_key(run: &std::path::Path, secret: &str, file_name: &str) {
+    let leaked = files_containing(run, secret.as_bytes());
+    assert!(leaked.is_empty(), "the secret is in {leaked:?}");
+    for marker in PRIVATE_KEY_MARKERS {
+        let keys = files_containing(run, marker.as_bytes());
+        assert!(keys.is_empty(), "a private key is in {keys:?}");
+    }
+    let spec = std::fs::read_to_string(run.join("spec.json")).expect("spec");
+    assert!(
+        !spec.contains(file_name) && !spec.contains(secret),
+        "{spec}"
+    );
+}
+
 /// Directories `harness-secret-*` in the temporary directory whose secret file holds `secret`.
 fn secret_dirs_holding(secret: &str) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(std::env::temp_dir())
@@ -35,9 +64,7 @@ fn the_secret_stays_out_of_the_run_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("runs");
     let secret = format!("cli-secret-{}", "5e".repeat(24));
-    let file = dir.path().join("cluster.secret");
-    std::fs::write(&file, format!("{secret}\n")).expect("secret file");
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let file = secret_file(dir.path(), "cluster.secret", &secret, 0o644);
     let args = |out: &std::path::Path| {
         let mut cmd = harness(&[
             "run",
@@ -75,17 +102,7 @@ fn the_secret_stays_out_of_the_run_directory() {
         text(&o)
     );
     let run = latest(&out);
-    let leaked = files_containing(&run, secret.as_bytes());
-    assert!(leaked.is_empty(), "the secret is in {leaked:?}");
-    for marker in PRIVATE_KEY_MARKERS {
-        let keys = files_containing(&run, marker.as_bytes());
-        assert!(keys.is_empty(), "a private key is in {keys:?}");
-    }
-    let spec = std::fs::read_to_string(run.join("spec.json")).expect("spec");
-    assert!(
-        !spec.contains("cluster.secret") && !spec.contains(&secret),
-        "{spec}"
-    );
+    assert_no_secret_or_key(&run, &secret, "cluster.secret");
     assert!(
         run.join("nodes/n1/config.json").is_file(),
         "configs are in the run"

@@ -181,8 +181,8 @@ fn bad_limits() -> BoxedStrategy<String> {
     .boxed()
 }
 
-/// Bad queries, unknown routes, domains and actions, and wrong methods.
-pub fn routing(f: &Fuzz) {
+/// Bad `limit`s on the admin reads, bad scan queries.
+pub fn queries(f: &Fuzz) {
     let admin = (prop::sample::select(ADMIN_READS), bad_limits());
     f.run(CASES, 70, &admin, |((role, path), limit)| {
         let r = send(
@@ -210,6 +210,12 @@ pub fn routing(f: &Fuzz) {
         );
         refusal_problem(&r, Some(400)).map_or(Ok(()), |p| Err(fail("store scan", p)))
     });
+}
+
+/// Unknown store domains and lease actions, unknown routes (404 with the secret, 401 without),
+/// and every route called with another method.
+pub fn unknown(f: &Fuzz) {
+    let store = f.c.url("n1", "store");
     let write = br#"{"token":1,"entries":[{"key":"k","value":1,"seq":1}]}"#.to_vec();
     let lease = br#"{"holder":"fuzzer","token":1,"ttl_ms":1000}"#.to_vec();
     let domain = "[a-z]{1,10}".prop_filter("unknown", |d| !DOMAINS.contains(&d.as_str()));
@@ -273,8 +279,8 @@ pub fn routing(f: &Fuzz) {
     });
 }
 
-/// Reads of any path segment, cursor and key: the contract's answer, a JSON body.
-pub fn reads(f: &Fuzz) {
+/// Reads of any path segment (orders, stock): 404, or 400 for bytes that are not UTF-8.
+pub fn path_reads(f: &Fuzz) {
     let order = f.c.url("n1", "order");
     let segment = prop_oneof![
         ".{1,40}".prop_map(|s| (s.into_bytes(), vec![404])),
@@ -307,6 +313,11 @@ pub fn reads(f: &Fuzz) {
         prop_assert!(ok, "GET /stock/{:?}: {:?}", bytes, r);
         Ok(())
     });
+}
+
+/// Pages of every admin read and store scan from any cursor, store reads of any keys, and
+/// the lease and leader views.
+pub fn page_reads(f: &Fuzz) {
     let page = (prop::sample::select(ADMIN_READS), ".{0,20}", 0usize..5000);
     f.run(CASES, 82, &page, |((role, path), after, limit)| {
         let target = format!("{path}?after={}&limit={limit}", encode(after.as_bytes()));

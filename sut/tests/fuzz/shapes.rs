@@ -68,11 +68,15 @@ pub struct Field {
 }
 
 impl Field {
-    fn new(name: &'static str, kind: Kind, refused: &[&str]) -> Field {
+    fn new<S: Into<String>>(
+        name: &'static str,
+        kind: Kind,
+        refused: impl IntoIterator<Item = S>,
+    ) -> Field {
         Field {
             name,
             kind,
-            refused: refused.iter().map(|s| (*s).to_owned()).collect(),
+            refused: refused.into_iter().map(Into::into).collect(),
         }
     }
 
@@ -97,8 +101,30 @@ pub struct PostRoute {
     pub valid: BoxedStrategy<Map<String, Value>>,
 }
 
+fn route(
+    role: &'static str,
+    path: &'static str,
+    fields: Vec<Field>,
+    valid: BoxedStrategy<Map<String, Value>>,
+) -> PostRoute {
+    PostRoute {
+        role,
+        path,
+        keyed: role != "store",
+        open: path == "/orders",
+        fields,
+        valid,
+    }
+}
+
+/// A JSON string of `n` characters.
 fn long(n: usize) -> String {
     format!("\"{}\"", "x".repeat(n))
+}
+
+/// `n` copies of `item` as a JSON array.
+fn array_of(item: &str, n: usize) -> String {
+    format!("[{}]", vec![item; n].join(","))
 }
 
 fn object(v: Value) -> Map<String, Value> {
@@ -116,15 +142,26 @@ fn sku() -> BoxedStrategy<String> {
     "sku-[0-9]".boxed()
 }
 
+/// Identifiers every service refuses: blank, or over 200 characters.
+fn bad_ids() -> Vec<String> {
+    vec!["\"\"".into(), "\"   \"".into(), long(201)]
+}
+
+/// Amounts and quantities every service refuses.
+const NOT_POSITIVE: [&str; 3] = ["0", "-1", "-9223372036854775808"];
+
 /// Every POST route of every role.
 pub fn post_routes() -> Vec<PostRoute> {
-    let s200 = long(201);
-    let empty: &[&str] = &["\"\"", "\"   \""];
-    let ids = [empty, &[s200.as_str()]].concat();
-    let amounts = ["0", "-1", "-9223372036854775808"];
+    let mut routes = vec![order_route()];
+    routes.extend(effect_routes());
+    routes.extend(store_routes());
+    routes
+}
+
+fn order_route() -> PostRoute {
     let items_refused = [
         "[]".to_owned(),
-        format!("[{}]", vec![r#"{"sku":"sku-0","qty":1}"#; 21].join(",")),
+        array_of(r#"{"sku":"sku-0","qty":1}"#, 21),
         r#"[{"sku":"","qty":1}]"#.into(),
         r#"[{"sku":"sku-0","qty":0}]"#.into(),
         r#"[{"sku":"sku-0","qty":-3}]"#.into(),
@@ -133,12 +170,8 @@ pub fn post_routes() -> Vec<PostRoute> {
         r#"[{"sku":"sku-0","qty":"1"}]"#.into(),
         format!(r#"[{{"sku":{},"qty":1}}]"#, long(101)),
     ];
-    let items_refused: Vec<&str> = items_refused.iter().map(String::as_str).collect();
-    let order = (
-        "[a-z]{1,12}",
-        prop::collection::vec((sku(), 1i64..5), 1..4),
-        1i64..100_000,
-    )
+    let items = prop::collection::vec((sku(), 1i64..5), 1..4);
+    let valid = ("[a-z]{1,12}", items, 1i64..100_000)
         .prop_map(|(customer, items, amount)| {
             let items: Vec<Value> = items
                 .into_iter()
@@ -147,18 +180,84 @@ pub fn post_routes() -> Vec<PostRoute> {
             object(json!({"customer": customer, "items": items, "amount": amount}))
         })
         .boxed();
+    let fields = vec![
+        Field::new("customer", Kind::Str, bad_ids()),
+        Field::new("items", Kind::List, items_refused),
+        Field::new("amount", Kind::Int, NOT_POSITIVE),
+    ];
+    route("order", "/orders", fields, valid)
+}
+
+/// The routes of payment, inventory and shipping.
+fn effect_routes() -> Vec<PostRoute> {
     let payment = (id(), 1i64..100_000)
         .prop_map(|(o, a)| object(json!({"order_id": o, "amount": a})))
         .boxed();
-    let stock = (sku(), 1i64..4, id(), id())
+    let payment_fields = || {
+        vec![
+            Field::new("order_id", Kind::Str, bad_ids()),
+            Field::new("amount", Kind::Int, NOT_POSITIVE),
+        ]
+    };
+    let release = (sku(), 1i64..4, id(), id())
         .prop_map(|(s, q, o, r)| {
             object(json!({"sku": s, "qty": q, "order_id": o, "reservation": r}))
         })
         .boxed();
-    let reserve = stock.clone().prop_map(|mut m| {
-        m.remove("reservation");
-        m
-    });
+    let reserve = release
+        .clone()
+        .prop_map(|mut m| {
+            m.remove("reservation");
+            m
+        })
+        .boxed();
+    let ship = id().prop_map(|o| object(json!({"order_id": o}))).boxed();
+    let cancel = (id(), id())
+        .prop_map(|(o, k)| object(json!({"order_id": o, "shipment_key": k})))
+        .boxed();
+    let mut shipment_keys = bad_ids();
+    shipment_keys.push("\"no-such-shipment\"".into());
+    vec![
+        route("payment", "/charge", payment_fields(), payment.clone()),
+        route("payment", "/refund", payment_fields(), payment),
+        route("inventory", "/reserve", stock_fields(false), reserve),
+        route("inventory", "/release", stock_fields(true), release),
+        route(
+            "shipping",
+            "/ship",
+            vec![Field::new("order_id", Kind::Str, bad_ids())],
+            ship,
+        ),
+        route(
+            "shipping",
+            "/cancel",
+            vec![
+                Field::new("order_id", Kind::Str, bad_ids()),
+                Field::new("shipment_key", Kind::Str, shipment_keys),
+            ],
+            cancel,
+        ),
+    ]
+}
+
+fn stock_fields(release: bool) -> Vec<Field> {
+    let mut fields = vec![
+        Field::new("sku", Kind::Str, ["\"\"", "\"nope\"", "\"sku-10\""]),
+        Field::new("qty", Kind::Int, NOT_POSITIVE),
+        Field::new("order_id", Kind::DefaultStr, [long(201)]),
+    ];
+    if release {
+        fields.push(Field::new(
+            "reservation",
+            Kind::OptStr,
+            ["\"no-such-reservation\""],
+        ));
+    }
+    fields
+}
+
+/// The store's POST routes, in the `order` domain.
+fn store_routes() -> Vec<PostRoute> {
     let entry = ("fuzz/[a-z]{1,8}", any::<u8>(), 1u64..1000)
         .prop_map(|(k, v, seq)| json!({"key": k, "value": v, "seq": seq}));
     let write = (1u64..1000, prop::collection::vec(entry, 1..3))
@@ -173,179 +272,81 @@ pub fn post_routes() -> Vec<PostRoute> {
     let repair = prop::collection::vec(record, 1..3)
         .prop_map(|r| object(json!({"records": r})))
         .boxed();
-    let lease = (1u64..1000, 1u64..60_000)
-        .prop_map(|(t, ttl)| object(json!({"holder": "fuzzer", "token": t, "ttl_ms": ttl})))
-        .boxed();
     let entries_refused = [
         "[]".to_owned(),
-        format!(
-            "[{}]",
-            vec![r#"{"key":"k","value":1,"seq":1}"#; 65].join(",")
-        ),
+        array_of(r#"{"key":"k","value":1,"seq":1}"#, 65),
         r#"[{"key":"","value":1,"seq":1}]"#.into(),
         format!(r#"[{{"key":{},"value":1,"seq":1}}]"#, long(513)),
         r#"[{"key":"k","value":1}]"#.into(),
         r#"[{"key":"k","value":1,"seq":1,"x":0}]"#.into(),
     ];
-    let entries_refused: Vec<&str> = entries_refused.iter().map(String::as_str).collect();
     let keys_refused = [
         "[]".to_owned(),
-        format!("[{}]", vec!["\"k\""; 65].join(",")),
+        array_of("\"k\"", 65),
         "[\"\"]".into(),
         format!("[{}]", long(513)),
         "[7]".into(),
     ];
-    let keys_refused: Vec<&str> = keys_refused.iter().map(String::as_str).collect();
     let records_refused = [
         "[]",
         r#"[{"key":"k","domain":"payment","token":1,"version":{"token":1,"seq":1},"value":1}]"#,
         r#"[{"key":"k","domain":"order","token":2,"version":{"token":1,"seq":1},"value":1}]"#,
         r#"[{"key":"","domain":"order","token":1,"version":{"token":1,"seq":1},"value":1}]"#,
     ];
-    let holder = ["\"\"".to_owned(), long(65)];
-    let holder: Vec<&str> = holder.iter().map(String::as_str).collect();
-    let lease_fields = |ttl: &[&str]| {
-        vec![
-            Field::new("holder", Kind::Str, &holder),
-            Field::new("token", Kind::UInt, &["0"]),
-            Field::new("ttl_ms", Kind::DefaultUInt, ttl),
-        ]
-    };
-    let route = |role, path, keyed, fields, valid| PostRoute {
-        role,
-        path,
-        keyed,
-        open: path == "/orders",
-        fields,
-        valid,
-    };
-    vec![
-        route(
-            "order",
-            "/orders",
-            true,
-            vec![
-                Field::new("customer", Kind::Str, &ids),
-                Field::new("items", Kind::List, &items_refused),
-                Field::new("amount", Kind::Int, &amounts),
-            ],
-            order,
-        ),
-        route(
-            "payment",
-            "/charge",
-            true,
-            payment_fields(&ids, &amounts),
-            payment.clone(),
-        ),
-        route(
-            "payment",
-            "/refund",
-            true,
-            payment_fields(&ids, &amounts),
-            payment,
-        ),
-        route(
-            "inventory",
-            "/reserve",
-            true,
-            stock_fields(false),
-            reserve.boxed(),
-        ),
-        route("inventory", "/release", true, stock_fields(true), stock),
-        route(
-            "shipping",
-            "/ship",
-            true,
-            vec![Field::new("order_id", Kind::Str, &ids)],
-            id().prop_map(|o| object(json!({"order_id": o}))).boxed(),
-        ),
-        route(
-            "shipping",
-            "/cancel",
-            true,
-            vec![
-                Field::new("order_id", Kind::Str, &ids),
-                Field::new(
-                    "shipment_key",
-                    Kind::Str,
-                    &[empty, &["\"no-such-shipment\""]].concat(),
-                ),
-            ],
-            (id(), id())
-                .prop_map(|(o, k)| object(json!({"order_id": o, "shipment_key": k})))
-                .boxed(),
-        ),
+    let mut routes = vec![
         route(
             "store",
             "/kv/order/write",
-            false,
             vec![
-                Field::new("token", Kind::UInt, &[]),
-                Field::new("entries", Kind::List, &entries_refused),
+                Field::new("token", Kind::UInt, Vec::<String>::new()),
+                Field::new("entries", Kind::List, entries_refused),
             ],
             write,
         ),
         route(
             "store",
             "/kv/order/read",
-            false,
-            vec![Field::new("keys", Kind::List, &keys_refused)],
+            vec![Field::new("keys", Kind::List, keys_refused)],
             read,
         ),
         route(
             "store",
             "/kv/order/repair",
-            false,
-            vec![Field::new("records", Kind::List, &records_refused)],
+            vec![Field::new("records", Kind::List, records_refused)],
             repair,
         ),
+    ];
+    routes.extend(lease_routes());
+    routes
+}
+
+/// The store's lease actions, in the `order` domain (a release takes no `ttl_ms`).
+fn lease_routes() -> Vec<PostRoute> {
+    let lease = (1u64..1000, 1u64..60_000)
+        .prop_map(|(t, ttl)| object(json!({"holder": "fuzzer", "token": t, "ttl_ms": ttl})))
+        .boxed();
+    let fields = |ttl: &[&str]| {
+        vec![
+            Field::new("holder", Kind::Str, ["\"\"".to_owned(), long(65)]),
+            Field::new("token", Kind::UInt, ["0"]),
+            Field::new("ttl_ms", Kind::DefaultUInt, ttl.to_vec()),
+        ]
+    };
+    vec![
         route(
             "store",
             "/lease/order/acquire",
-            false,
-            lease_fields(&["0", "60001"]),
+            fields(&["0", "60001"]),
             lease.clone(),
         ),
         route(
             "store",
             "/lease/order/renew",
-            false,
-            lease_fields(&["0", "60001"]),
+            fields(&["0", "60001"]),
             lease.clone(),
         ),
-        route(
-            "store",
-            "/lease/order/release",
-            false,
-            lease_fields(&[]),
-            lease,
-        ),
+        route("store", "/lease/order/release", fields(&[]), lease),
     ]
-}
-
-fn payment_fields(ids: &[&str], amounts: &[&str]) -> Vec<Field> {
-    vec![
-        Field::new("order_id", Kind::Str, ids),
-        Field::new("amount", Kind::Int, amounts),
-    ]
-}
-
-fn stock_fields(release: bool) -> Vec<Field> {
-    let qty = ["0", "-1", "-9223372036854775808"];
-    let mut fields = vec![
-        Field::new("sku", Kind::Str, &["\"\"", "\"nope\"", "\"sku-10\""]),
-        Field::new("qty", Kind::Int, &qty),
-        Field::new("order_id", Kind::DefaultStr, &[&long(201)]),
-    ];
-    if release {
-        fields.push(Field::new(
-            "reservation",
-            Kind::OptStr,
-            &["\"no-such-reservation\""],
-        ));
-    }
-    fields
 }
 
 /// How a valid body is made malformed.
