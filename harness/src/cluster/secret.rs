@@ -118,8 +118,46 @@ impl ClusterSecret {
     }
 }
 
+/// Names of secret directories begin with this, then the owning harness's pid and a dash.
+const DIR_PREFIX: &str = "harness-secret-";
+
+/// The owner's pid in the name of a secret directory.
+fn owner_of(name: &str) -> Option<i32> {
+    name.strip_prefix(DIR_PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Removes the secret directories (in the system's temporary directory, owned by this user)
+/// whose harness process is gone: what a SIGKILLed run left. A pid in use again keeps its
+/// directory (it may be that run's). Returns how many were removed.
+pub fn sweep_stale() -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let me = nix::unistd::getuid().as_raw();
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let Some(pid) = owner_of(&e.file_name().to_string_lossy()) else {
+            continue;
+        };
+        let mine = e.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+        if mine && gone && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// The secret in a file of its own, mode 0600 in a fresh directory of mode 0700 below the
-/// system's temporary directory (never inside the run directory); both are removed on drop.
+/// system's temporary directory (never inside the run directory), named after this process
+/// (`harness-secret-<pid>-*`); both are removed on drop, or by [`sweep_stale`] once this
+/// process is gone.
 #[derive(Debug)]
 pub struct SecretFile {
     dir: tempfile::TempDir,
@@ -127,10 +165,18 @@ pub struct SecretFile {
 }
 
 impl SecretFile {
-    /// Writes `secret`; refuses a temporary directory inside `run_dir`.
+    /// Writes `secret` (after sweeping stale secret directories); refuses a temporary
+    /// directory inside `run_dir`.
     pub fn write(secret: &ClusterSecret, run_dir: &Path) -> anyhow::Result<SecretFile> {
+        let swept = sweep_stale();
+        if swept > 0 {
+            tracing::info!(
+                swept,
+                "removed secret directories of harness runs that are gone"
+            );
+        }
         let dir = tempfile::Builder::new()
-            .prefix("harness-secret-")
+            .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
             .tempdir()?;
         let inside = |d: &Path| {
             let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
@@ -208,6 +254,10 @@ mod tests {
         f.remove().expect("removed");
         assert!(!path.exists() && !path.parent().expect("dir").exists());
 
+        assert!(path.parent().expect("dir").file_name().is_some_and(|n| {
+            owner_of(&n.to_string_lossy()) == Some(std::process::id() as i32)
+        }));
+
         let open = run.path().join("open-secret");
         std::fs::write(&open, "z".repeat(40)).expect("write");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -216,5 +266,27 @@ mod tests {
             e.contains("chmod 600") && !e.contains(&"z".repeat(40)),
             "{e}"
         );
+    }
+
+    /// Proves a secret directory whose harness is gone is swept (its pid belonged to a child
+    /// that has exited), while this process's own directory and names that are not secret
+    /// directories stay.
+    #[test]
+    fn stale_secret_directories_are_swept() {
+        let mut child = std::process::Command::new("true").spawn().expect("spawns");
+        let dead = child.id();
+        child.wait().expect("reaped");
+        let tmp = std::env::temp_dir();
+        let stale = tmp.join(format!("{DIR_PREFIX}{dead}-test"));
+        std::fs::create_dir_all(&stale).expect("stale dir");
+        std::fs::write(stale.join("secret"), "s".repeat(40)).expect("stale secret");
+        let other = tmp.join(format!("{DIR_PREFIX}notapid-test-{}", std::process::id()));
+        std::fs::create_dir_all(&other).expect("other dir");
+        let run = tempfile::tempdir().expect("run dir");
+        let live = SecretFile::write(&ClusterSecret::generate(), run.path()).expect("written");
+        assert!(!stale.exists(), "the stale directory was swept");
+        assert!(live.path().exists(), "this process's directory stays");
+        assert!(other.exists(), "a name without a pid is not touched");
+        std::fs::remove_dir_all(&other).expect("cleanup");
     }
 }
