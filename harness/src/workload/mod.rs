@@ -93,6 +93,9 @@ impl Tally {
     }
 }
 
+/// How long a workload's pooled connection may sit idle.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// What every client of a workload shares: one HTTP client (with the cluster secret when the
 /// workload calls routes that are not public), one ticker pacing the whole workload, the
 /// deadline, and the role's URL on each node.
@@ -113,9 +116,12 @@ impl Setup {
         rate: f64,
         time_limit: Duration,
     ) -> anyhow::Result<Self> {
+        // Idle pooled connections are dropped well before the roles' keep-alive idle timeout
+        // (60 s, docs/contracts.md §1) closes them under a request.
         let mut builder = reqwest::Client::builder()
             .timeout(client_timeout)
-            .connect_timeout(client_timeout);
+            .connect_timeout(client_timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT);
         if with_secret {
             builder = crate::cluster::with_secret(builder, cluster);
         }
