@@ -9,12 +9,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use checker::final_state::{
-    FinalState, OrderRecord, PaymentKind, PaymentRecord, ReservationRecord, ShipmentRecord,
-};
-use checker::history::{f, Header, Op, OpType, Process, SCHEMA_VERSION};
-use checker::RunData;
+use checker::{Params, RunData};
 use criterion::{criterion_group, criterion_main, Criterion};
+use formats::final_state::{
+    FinalState, OrderRecord, OrderStatus, PaymentKind, PaymentRecord, ReservationRecord,
+    ReservationStatus, ShipmentRecord, ShipmentStatus,
+};
+use formats::history::{Header, Op, OpType, Process, F, SCHEMA_VERSION};
+use formats::Role;
 use serde_json::json;
 
 /// Operations in the generated history.
@@ -27,9 +29,13 @@ const ORDER_EVERY: usize = 5;
 fn generate(dir: &Path) {
     let pairs = OPS / 2;
     let mut state = FinalState {
-        services: ["order", "payment", "inventory", "shipping", "store"]
-            .map(String::from)
-            .to_vec(),
+        services: vec![
+            Role::Order,
+            Role::Payment,
+            Role::Inventory,
+            Role::Shipping,
+            Role::Store,
+        ],
         ..FinalState::default()
     };
     let header = Header {
@@ -52,9 +58,9 @@ fn generate(dir: &Path) {
             let id = format!("f{}", (i + 25_000) / 50_000);
             let v = json!({"id": id, "fault": "pause", "target": "n1/order"});
             let heal = if i % 50_000 == 0 {
-                f::FAULT_HEAL
+                F::FaultHeal
             } else {
-                f::FAULT_START
+                F::FaultStart
             };
             for op_type in [OpType::Invoke, OpType::Info] {
                 push(
@@ -64,7 +70,7 @@ fn generate(dir: &Path) {
                         time_ns: t,
                         process: Process::NEMESIS,
                         op_type,
-                        f: heal.into(),
+                        f: heal,
                         value: v.clone(),
                         node: None,
                         error: None,
@@ -79,7 +85,7 @@ fn generate(dir: &Path) {
             state.orders.push(OrderRecord {
                 order_id: id.clone(),
                 idempotency_key: key.clone(),
-                status: "completed".into(),
+                status: OrderStatus::Completed,
                 amount: 100,
                 items: vec![],
                 reason: None,
@@ -94,7 +100,7 @@ fn generate(dir: &Path) {
             state.shipments.push(ShipmentRecord {
                 key: format!("{id}:ship"),
                 order_id: id.clone(),
-                status: "created".into(),
+                status: ShipmentStatus::Created,
                 replays: 0,
             });
             state.reservations.push(ReservationRecord {
@@ -102,17 +108,17 @@ fn generate(dir: &Path) {
                 order_id: id.clone(),
                 sku: "sku-1".into(),
                 qty: 1,
-                status: "committed".into(),
+                status: ReservationStatus::Committed,
                 replays: None,
             });
             (
-                f::PLACE_ORDER,
-                json!({"key": key, "amount": 100}),
+                F::PlaceOrder,
+                json!({"key": key, "customer": "c", "items": [], "amount": 100}),
                 json!({"key": key, "order_id": id}),
             )
         } else {
             (
-                f::READ_ORDER,
+                F::ReadOrder,
                 json!({"order_id": "o0"}),
                 json!({"order_id": "o0", "status": "completed"}),
             )
@@ -124,7 +130,7 @@ fn generate(dir: &Path) {
                 time_ns: t,
                 process,
                 op_type: OpType::Invoke,
-                f: name.into(),
+                f: name,
                 value,
                 node: Some("n1".into()),
                 error: None,
@@ -142,7 +148,7 @@ fn generate(dir: &Path) {
                 time_ns: t + step_ns / 2,
                 process,
                 op_type: outcome,
-                f: name.into(),
+                f: name,
                 value: done,
                 node: Some("n1".into()),
                 error: None,
@@ -205,18 +211,19 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("check_all", |b| {
         b.iter(|| {
-            let results = checker::checks::check_all(&run);
+            let checked = checker::checks::check_all(&run, &Params::default());
             assert_eq!(
-                results.checks.len(),
+                checked.results.checks.len(),
                 8,
                 "every check, linearizability included"
             );
-            results
+            checked
         })
     });
-    let results = checker::checks::check_all(&run);
+    let params = Params::default();
+    let checked = checker::checks::check_all(&run, &params);
     group.bench_function("write_report", |b| {
-        b.iter(|| checker::report::write_report(&run, &results).expect("report"))
+        b.iter(|| checker::report::write_report(&run, &checked, &params, None).expect("report"))
     });
     group.finish();
 }

@@ -1,69 +1,22 @@
-//! A scenario's expectation (`spec.json` field `expectation`, docs/contracts.md §8) and its
-//! evaluation against the checks' results.
+//! A scenario's expectation (`spec.json` field `expectation`, typed in
+//! [`formats::expectation`]) and its evaluation against the checks' results.
 //!
 //! A named scenario proves one protection. With the protection on it expects the checks to
 //! show the protection working (e.g. the fencing check valid *and* listing rejected stale
-//! writes); with it off it expects a named check to turn invalid. The expectation is data, so
-//! `harness analyze` and the report evaluate it again from the run directory alone. Whether it
-//! held is a verdict about the tool's proof, distinct from the run's own verdict: a run without
-//! fencing is invalid, and that is exactly what its expectation asks for.
+//! writes); with it off it expects a named check to turn invalid. Each evidence [`Measure`] is
+//! read from the typed details of the check it belongs to, so a measure names a field the
+//! compiler knows. Whether the expectation held is a verdict about the tool's proof, distinct
+//! from the run's own verdict: a run without fencing is invalid, and that is exactly what its
+//! expectation asks for.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+pub use formats::expectation::{
+    CheckId, Evidence, Expectation, Measure, Requirement, Subject, MAX_REQUIREMENTS,
+};
+
+use crate::checks::{Effects, Fencing, Idempotency, RetryLoad};
 use crate::verdict::{Results, Validity};
-
-/// The pseudo check name that means the run's composed verdict.
-pub const VERDICT: &str = "verdict";
-/// Most requirements one expectation holds.
-pub const MAX_REQUIREMENTS: usize = 16;
-/// Most array items a measure looks at.
-const MAX_ITEMS: usize = 100_000;
-
-/// What a scenario expects of its run (`spec.json` `expectation`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Expectation {
-    /// The scenario's name, e.g. `stale-leader`.
-    pub scenario: String,
-    /// The protection it proves, e.g. `fencing`.
-    pub protection: String,
-    /// Whether the protection was on in this run.
-    pub protection_on: bool,
-    /// One sentence: what must be seen, and why.
-    pub claim: String,
-    /// Every requirement must hold.
-    pub requirements: Vec<Requirement>,
-}
-
-/// One requirement: a check (or the composed verdict) has a validity, and optionally a
-/// measure of its details reaches a minimum.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Requirement {
-    /// A check name from `results.json`, or `verdict` for the composed verdict.
-    pub check: String,
-    /// The validity it must have.
-    pub validity: Validity,
-    /// Evidence in its details that must be present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<Evidence>,
-}
-
-/// A number read from a check's details that must be at least `at_least`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// What it counts, for people: "stale order writes rejected".
-    pub what: String,
-    /// JSON pointer into the check's `details` (RFC 6901), e.g. `/rejected_by_domain/order`.
-    pub pointer: String,
-    /// For an array: only items whose fields contain these substrings (field → substring).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub filter: Vec<(String, String)>,
-    /// For an array: sum this numeric field of the matching items instead of counting them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sum: Option<String>,
-    /// The least value that counts as present.
-    pub at_least: f64,
-}
 
 /// Whether an expectation held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +66,7 @@ impl Outcome {
         }
     }
 
-    /// As a validity (held → valid, not held → invalid), for composing nightly results.
+    /// As a validity (held → valid, not held → invalid), for composing job results.
     pub fn as_validity(self) -> Validity {
         match self {
             Outcome::Held => Validity::Valid,
@@ -182,74 +135,57 @@ impl ExpectationResult {
     }
 }
 
-/// Reads the expectation from a spec: `None` when the run has none, an error line when the
-/// field is there but malformed.
-pub fn from_spec(spec: &Value) -> Option<Result<Expectation, String>> {
-    let v = spec.get("expectation").filter(|v| !v.is_null())?;
-    Some(
-        serde_json::from_value::<Expectation>(v.clone())
-            .map_err(|e| format!("spec.json expectation: {e}"))
-            .and_then(|e| {
-                if e.requirements.is_empty() || e.requirements.len() > MAX_REQUIREMENTS {
-                    Err(format!(
-                        "spec.json expectation: 1 to {MAX_REQUIREMENTS} requirements, found {}",
-                        e.requirements.len()
-                    ))
-                } else {
-                    Ok(e)
-                }
-            }),
-    )
-}
-
-fn matches(item: &Value, filter: &[(String, String)]) -> bool {
-    filter.iter().all(|(field, want)| match item.get(field) {
-        Some(Value::String(s)) => s.contains(want.as_str()),
-        Some(other) => other.to_string().contains(want.as_str()),
-        None => false,
+/// The value of `m` in `results`, read from the typed details of the check it names; an error
+/// says why it cannot be read (the check is missing or its details have another shape).
+pub fn measure(m: &Measure, results: &Results) -> Result<f64, String> {
+    let missing = || format!("no readable {} details in the results", m.check());
+    Ok(match m {
+        Measure::FencingRejected { domain } => {
+            let (_, d) = results.check::<Fencing>().ok_or_else(missing)?;
+            d.rejected_by_domain.get(domain).copied().unwrap_or(0) as f64
+        }
+        Measure::FencingViolations { domain } => {
+            let (_, d) = results.check::<Fencing>().ok_or_else(missing)?;
+            d.violations.iter().filter(|v| &v.domain == domain).count() as f64
+        }
+        Measure::RepeatedKeys { ledger, step } => {
+            let (_, d) = results.check::<Idempotency>().ok_or_else(missing)?;
+            d.repeated_keys
+                .iter()
+                .filter(|k| {
+                    k.ledger == *ledger
+                        && formats::effects::parse_effect_key(&k.key)
+                            .is_some_and(|(_, s)| s.kind == *step)
+                })
+                .count() as f64
+        }
+        Measure::EffectViolations { kind } => {
+            let (_, d) = results.check::<Effects>().ok_or_else(missing)?;
+            d.violation_counts.get(kind).copied().unwrap_or(0) as f64
+        }
+        Measure::OrdersWithStatus { status } => {
+            let (_, d) = results.check::<Effects>().ok_or_else(missing)?;
+            d.by_status.get(status).copied().unwrap_or(0) as f64
+        }
+        Measure::RetriesRefused { downstream } => {
+            let (_, d) = results.check::<RetryLoad>().ok_or_else(missing)?;
+            d.per_downstream
+                .iter()
+                .filter(|t| t.downstream == downstream.as_str())
+                .map(|t| t.refused)
+                .sum()
+        }
+        Measure::WindowsOverBudget => {
+            let (_, d) = results.check::<RetryLoad>().ok_or_else(missing)?;
+            d.over_budget_total as f64
+        }
     })
 }
 
-/// The measured value of `e` in `details`, or why it cannot be read.
-pub fn measure(e: &Evidence, details: &Value) -> Result<f64, String> {
-    match details.pointer(&e.pointer) {
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .ok_or_else(|| format!("{} is not a number", e.pointer)),
-        Some(Value::Array(items)) => {
-            let matching = items
-                .iter()
-                .take(MAX_ITEMS)
-                .filter(|i| matches(i, &e.filter));
-            Ok(match &e.sum {
-                Some(field) => matching
-                    .filter_map(|i| i.get(field).and_then(Value::as_f64))
-                    .sum(),
-                None => matching.count() as f64,
-            })
-        }
-        // A count map without the key (e.g. no violation of that kind) counts zero.
-        None if parent_is_object(details, &e.pointer) => Ok(0.0),
-        Some(other) => Err(format!("{} is {other}, not a number or a list", e.pointer)),
-        None => Err(format!("{} is not in the details", e.pointer)),
-    }
-}
-
-fn parent_is_object(details: &Value, pointer: &str) -> bool {
-    pointer
-        .rsplit_once('/')
-        .and_then(|(parent, _)| (!parent.is_empty()).then(|| details.pointer(parent))?)
-        .is_some_and(Value::is_object)
-}
-
 fn evaluate_one(r: &Requirement, results: &Results) -> RequirementResult {
-    let (found, details) = if r.check == VERDICT {
-        (Some(results.validity), None)
-    } else {
-        match results.checks.iter().find(|c| c.name == r.check) {
-            Some(c) => (Some(c.validity), Some(&c.details)),
-            None => (None, None),
-        }
+    let found = match r.check {
+        Subject::Verdict => Some(results.validity),
+        Subject::Check(id) => results.get(id).map(|c| c.validity),
     };
     let done = |outcome, measured, why: String| RequirementResult {
         requirement: r.clone(),
@@ -258,6 +194,9 @@ fn evaluate_one(r: &Requirement, results: &Results) -> RequirementResult {
         outcome,
         why,
     };
+    if let Some(problem) = r.problem() {
+        return done(Outcome::Unknown, None, problem);
+    }
     let Some(found) = found else {
         return done(
             Outcome::Unknown,
@@ -280,14 +219,7 @@ fn evaluate_one(r: &Requirement, results: &Results) -> RequirementResult {
     let Some(e) = &r.evidence else {
         return done(Outcome::Held, None, format!("{} is {found}", r.check));
     };
-    let Some(details) = details else {
-        return done(
-            Outcome::Unknown,
-            None,
-            format!("the composed verdict has no details for '{}'", e.what),
-        );
-    };
-    match measure(e, details) {
+    match measure(&e.measure, results) {
         Ok(n) if n >= e.at_least => done(
             Outcome::Held,
             Some(n),
@@ -310,16 +242,29 @@ fn evaluate_one(r: &Requirement, results: &Results) -> RequirementResult {
 }
 
 /// Evaluates `e` against `results`: every requirement, composed (not held > unknown > held).
+/// A malformed expectation (no requirement, too many) is unknown.
 pub fn evaluate(e: &Expectation, results: &Results) -> ExpectationResult {
-    let requirements: Vec<RequirementResult> = e
+    let mut requirements: Vec<RequirementResult> = e
         .requirements
         .iter()
         .take(MAX_REQUIREMENTS)
         .map(|r| evaluate_one(r, results))
         .collect();
-    let outcome = requirements
+    let mut outcome = requirements
         .iter()
         .fold(Outcome::Held, |acc, r| acc.and(r.outcome));
+    if let Some(problem) = e.problem() {
+        outcome = outcome.and(Outcome::Unknown);
+        if requirements.is_empty() {
+            requirements.push(RequirementResult {
+                requirement: Requirement::is(Subject::Verdict, Validity::Valid),
+                found: None,
+                measured: None,
+                outcome: Outcome::Unknown,
+                why: format!("spec.json expectation: {problem}"),
+            });
+        }
+    }
     ExpectationResult {
         outcome,
         scenario: e.scenario.clone(),
@@ -332,45 +277,50 @@ pub fn evaluate(e: &Expectation, results: &Results) -> ExpectationResult {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    use formats::effects::{EffectViolation, Ledger, StepKind};
+    use formats::Role;
 
     use super::*;
+    use crate::check::Verdict;
+    use crate::checks::{fencing, idempotency, retry_load};
     use crate::verdict::CheckResult;
 
-    fn results(fencing: Validity, details: Value) -> Results {
+    fn fencing_result(validity: Validity, rejected_order: Option<u64>) -> Results {
+        let mut d = fencing::Details {
+            applicable: true,
+            ..Default::default()
+        };
+        if let Some(n) = rejected_order {
+            d.rejected_by_domain.insert("order".into(), n);
+        }
         Results::new(
             "s/1".into(),
-            vec![CheckResult {
-                name: "fencing".into(),
-                validity: fencing,
-                summary: String::new(),
-                details,
-            }],
+            vec![CheckResult::of::<Fencing>(Verdict::new(validity, "", d))],
         )
     }
 
-    fn expect(validity: Validity, evidence: Option<Evidence>) -> Expectation {
+    fn expect(validity: Validity, evidence: bool) -> Expectation {
+        let r = if evidence {
+            Requirement::with(
+                validity,
+                "stale order writes rejected",
+                Measure::FencingRejected {
+                    domain: "order".into(),
+                },
+                1.0,
+            )
+        } else {
+            Requirement::is(Subject::Check(CheckId::Fencing), validity)
+        };
         Expectation {
             scenario: "stale-leader".into(),
             protection: "fencing".into(),
             protection_on: validity == Validity::Valid,
             claim: "c".into(),
-            requirements: vec![Requirement {
-                check: "fencing".into(),
-                validity,
-                evidence,
-            }],
+            requirements: vec![r],
         }
-    }
-
-    fn rejected(at_least: f64) -> Option<Evidence> {
-        Some(Evidence {
-            what: "stale order writes rejected".into(),
-            pointer: "/rejected_by_domain/order".into(),
-            filter: Vec::new(),
-            sum: None,
-            at_least,
-        })
     }
 
     /// Proves an expectation holds only with the validity and the evidence it names: the
@@ -378,72 +328,145 @@ mod tests {
     /// check or a missing one is "unknown", and a count map lacking the key counts zero.
     #[test]
     fn holds_only_with_validity_and_evidence() {
-        let with = json!({"rejected_by_domain": {"order": 3}});
-        let without = json!({"rejected_by_domain": {}});
-        let e = expect(Validity::Valid, rejected(1.0));
-        assert_eq!(
-            evaluate(&e, &results(Validity::Valid, with.clone())).outcome,
-            Outcome::Held
-        );
-        let r = evaluate(&e, &results(Validity::Valid, without));
+        let e = expect(Validity::Valid, true);
+        let held = evaluate(&e, &fencing_result(Validity::Valid, Some(3)));
+        assert_eq!(held.outcome, Outcome::Held, "{held:?}");
+        assert_eq!(held.requirements[0].measured, Some(3.0));
+        let r = evaluate(&e, &fencing_result(Validity::Valid, None));
         assert_eq!(r.outcome, Outcome::NotHeld, "{r:?}");
         assert_eq!(r.requirements[0].measured, Some(0.0));
-        assert_eq!(
-            evaluate(&e, &results(Validity::Invalid, with.clone())).outcome,
-            Outcome::NotHeld
-        );
-        assert_eq!(
-            evaluate(&e, &results(Validity::Unknown, with.clone())).outcome,
-            Outcome::Unknown
-        );
-        let unreadable = evaluate(&e, &results(Validity::Valid, json!({"x": 1})));
-        assert_eq!(unreadable.outcome, Outcome::Unknown, "{unreadable:?}");
-        let mut missing = expect(Validity::Invalid, None);
-        missing.requirements[0].check = "nope".into();
-        assert_eq!(
-            evaluate(&missing, &results(Validity::Valid, with)).outcome,
-            Outcome::Unknown
-        );
-        let off = expect(Validity::Invalid, None);
-        let r = evaluate(&off, &results(Validity::Invalid, json!({})));
+        let r = evaluate(&e, &fencing_result(Validity::Invalid, Some(3)));
+        assert_eq!(r.outcome, Outcome::NotHeld);
+        let r = evaluate(&e, &fencing_result(Validity::Unknown, Some(3)));
+        assert_eq!(r.outcome, Outcome::Unknown);
+        let mut missing = expect(Validity::Invalid, false);
+        missing.requirements[0].check = Subject::Check(CheckId::Perf);
+        let r = evaluate(&missing, &fencing_result(Validity::Valid, Some(3)));
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        let off = expect(Validity::Invalid, false);
+        let r = evaluate(&off, &fencing_result(Validity::Invalid, None));
         assert_eq!(r.outcome, Outcome::Held);
         assert!(r.line().contains("fencing off): held"), "{}", r.line());
     }
 
-    /// Proves array evidence counts matching items or sums a field over them.
+    /// Proves details of another shape than the check's (e.g. a results.json edited by hand,
+    /// or written by another version) make the measure unknown, never a silent zero, and that
+    /// an expectation without requirements is unknown.
     #[test]
-    fn arrays_are_filtered_counted_and_summed() {
-        let details = json!({"keys": [
-            {"ledger": "payments", "key": "o1:refund", "calls": 3},
-            {"ledger": "payments", "key": "o2:charge", "calls": 2},
-            {"ledger": "shipments", "key": "o1:refund", "calls": 5},
-        ]});
-        let mut e = Evidence {
-            what: "refund keys".into(),
-            pointer: "/keys".into(),
-            filter: vec![
-                ("ledger".into(), "payments".into()),
-                ("key".into(), ":refund".into()),
-            ],
-            sum: None,
-            at_least: 1.0,
-        };
-        assert_eq!(measure(&e, &details), Ok(1.0));
-        e.filter.truncate(1);
-        e.sum = Some("calls".into());
-        assert_eq!(measure(&e, &details), Ok(5.0));
-        e.pointer = "/keys/0/ledger".into();
-        assert!(measure(&e, &details).is_err());
+    fn unreadable_evidence_and_empty_expectations_are_unknown() {
+        let mut results = fencing_result(Validity::Valid, Some(3));
+        results.checks[0].details = serde_json::json!({"rejected_by_domain": "lots"});
+        let r = evaluate(&expect(Validity::Valid, true), &results);
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        let mut empty = expect(Validity::Valid, true);
+        empty.requirements.clear();
+        let r = evaluate(&empty, &fencing_result(Validity::Valid, Some(3)));
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
     }
 
-    /// Proves a spec without an expectation has none, and a malformed one is an error line.
+    /// Proves each measure reads its typed field: repeated keys filtered by ledger and step,
+    /// violations by kind, orders by status, refused retries by downstream and windows over
+    /// the budget.
     #[test]
-    fn spec_field_is_optional_and_checked() {
-        assert!(from_spec(&json!({"seed": 1})).is_none());
-        let e = expect(Validity::Valid, rejected(1.0));
-        let spec = json!({"expectation": e});
-        assert_eq!(from_spec(&spec), Some(Ok(e)));
-        let bad = from_spec(&json!({"expectation": {"scenario": 3}}));
-        assert!(matches!(bad, Some(Err(m)) if m.contains("expectation")));
+    fn every_measure_reads_its_field() {
+        let key = |ledger, key: &str, calls| idempotency::KeyUse {
+            ledger,
+            key: key.into(),
+            calls,
+            records: 1,
+            order_ids: vec!["o1".into()],
+        };
+        let idem = idempotency::Details {
+            repeated_keys: vec![
+                key(Ledger::Payments, "o1:refund", 3),
+                key(Ledger::Payments, "o2:charge", 2),
+                key(Ledger::Shipments, "o1:ship", 5),
+            ],
+            ..Default::default()
+        };
+        let effects = crate::checks::effects::Details {
+            violation_counts: BTreeMap::from([(EffectViolation::DoubleCharge, 2)]),
+            by_status: BTreeMap::from([(formats::final_state::OrderStatus::Compensated, 4)]),
+            ..Default::default()
+        };
+        let retry = retry_load::Details {
+            params: retry_load::UsedParams {
+                budget: Default::default(),
+                recovery: Default::default(),
+            },
+            budget_on: true,
+            baseline_ok_per_s: None,
+            recovery: Vec::new(),
+            per_downstream: vec![retry_load::DownstreamTotal {
+                downstream: "payment".into(),
+                callers: 3,
+                requests: 10.0,
+                retries: 2.0,
+                refused: 7.0,
+                attempts_per_request: None,
+                retry_share: None,
+            }],
+            windows: Vec::new(),
+            over_budget: Vec::new(),
+            over_budget_total: 5,
+        };
+        let results = Results::new(
+            "s/1".into(),
+            vec![
+                CheckResult::of::<Idempotency>(Verdict::new(Validity::Valid, "", idem)),
+                CheckResult::of::<Effects>(Verdict::new(Validity::Invalid, "", effects)),
+                CheckResult::of::<RetryLoad>(Verdict::new(Validity::Valid, "", retry)),
+            ],
+        );
+        for (m, want) in [
+            (
+                Measure::RepeatedKeys {
+                    ledger: Ledger::Payments,
+                    step: StepKind::Refund,
+                },
+                1.0,
+            ),
+            (
+                Measure::RepeatedKeys {
+                    ledger: Ledger::Payments,
+                    step: StepKind::Ship,
+                },
+                0.0,
+            ),
+            (
+                Measure::EffectViolations {
+                    kind: EffectViolation::DoubleCharge,
+                },
+                2.0,
+            ),
+            (
+                Measure::EffectViolations {
+                    kind: EffectViolation::DoubleRefund,
+                },
+                0.0,
+            ),
+            (
+                Measure::OrdersWithStatus {
+                    status: formats::final_state::OrderStatus::Compensated,
+                },
+                4.0,
+            ),
+            (
+                Measure::RetriesRefused {
+                    downstream: Role::Payment,
+                },
+                7.0,
+            ),
+            (Measure::WindowsOverBudget, 5.0),
+        ] {
+            assert_eq!(measure(&m, &results), Ok(want), "{m:?}");
+        }
+        assert!(measure(
+            &Measure::FencingRejected {
+                domain: "order".into()
+            },
+            &results
+        )
+        .is_err());
     }
 }

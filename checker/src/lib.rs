@@ -8,18 +8,15 @@
 //!
 //! ```no_run
 //! let dir = std::path::Path::new("reports/latest");
-//! let run = checker::RunData::load(dir)?;
-//! let results = checker::checks::check_all(&run);
-//! checker::report::write_report(&run, &results)?;
+//! let results = checker::analyze(dir, &checker::checks::Params::default())?;
 //! std::process::exit(results.validity.exit_code());
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), checker::AnalyzeError>(())
 //! ```
 
 pub mod analysis;
+pub mod check;
 pub mod checks;
 pub mod expectation;
-pub mod final_state;
-pub mod history;
 pub mod lincheck;
 pub mod logs;
 pub mod metrics;
@@ -27,13 +24,15 @@ pub mod report;
 pub mod rundir;
 pub mod verdict;
 
+pub use check::{Check, Verdict};
+pub use checks::Params;
 pub use rundir::{ReadError, RunData};
-pub use verdict::{CheckResult, Results, Validity};
+pub use verdict::{CheckId, CheckResult, Results, Validity};
 
-/// Loads a run directory, checks it and writes its report. The one call `harness run` and
-/// `harness analyze` both make.
-pub fn analyze(dir: &std::path::Path) -> Result<Results, AnalyzeError> {
-    analyze_compared(dir, None)
+/// Loads a run directory, runs every check with `params` and writes the report (drawn with the
+/// same `params`). The one call `harness run` and `harness analyze` both make.
+pub fn analyze(dir: &std::path::Path, params: &Params) -> Result<Results, AnalyzeError> {
+    analyze_compared(dir, None, params)
 }
 
 /// As [`analyze`]; with `other`, a second run directory (e.g. the same scenario without the
@@ -41,26 +40,13 @@ pub fn analyze(dir: &std::path::Path) -> Result<Results, AnalyzeError> {
 pub fn analyze_compared(
     dir: &std::path::Path,
     other: Option<&std::path::Path>,
+    params: &Params,
 ) -> Result<Results, AnalyzeError> {
     let run = RunData::load(dir)?;
     let other = other.map(RunData::load).transpose()?;
-    let inventory = lincheck::analyze_inventory(
-        &run.history,
-        &run.final_state,
-        &lincheck::InventoryOptions::default(),
-    );
-    if !inventory.history.ops.is_empty() {
-        lincheck::write_html(&run.dir, &inventory.html()).map_err(|source| {
-            report::ReportError::Io {
-                path: run.dir.join(rundir::files::LINEARIZABILITY_HTML),
-                source,
-            }
-        })?;
-    }
-    let results =
-        checks::check_all_parts(&run, &checks::Params::default(), inventory.check_result());
-    report::write_report_compared(&run, &results, other.as_ref())?;
-    Ok(results)
+    let checked = checks::check_all(&run, params);
+    report::write_report(&run, &checked, &params.for_run(&run.spec), other.as_ref())?;
+    Ok(checked.results)
 }
 
 /// Why a run could not be analyzed.

@@ -5,45 +5,15 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::final_state::FinalState;
-use crate::history::{Header, Op, SCHEMA_VERSION};
+use formats::final_state::FinalState;
+use formats::history::{Header, Op, SCHEMA_VERSION};
+use formats::spec::Spec;
+use formats::Role;
+
 use crate::metrics::{read_metrics, Metrics};
 
 /// File names inside a run directory.
-pub mod files {
-    /// Everything needed to rerun.
-    pub const SPEC: &str = "spec.json";
-    /// The recorded operations.
-    pub const HISTORY: &str = "history.jsonl";
-    /// What the public APIs said after quiesce.
-    pub const FINAL_STATE: &str = "final-state.json";
-    /// Per-second metric samples.
-    pub const METRICS: &str = "metrics.csv";
-    /// The verdict and every check's details.
-    pub const RESULTS: &str = "results.json";
-    /// The human-readable report.
-    pub const INDEX: &str = "index.html";
-    /// Throughput over time.
-    pub const THROUGHPUT_PNG: &str = "throughput.png";
-    /// Every operation's latency over time.
-    pub const LATENCY_PNG: &str = "latency.png";
-    /// First attempts, retries and budget refusals per downstream.
-    pub const RETRY_LOAD_PNG: &str = "retry-load.png";
-    /// The seam-signals dashboard.
-    pub const SIGNALS_PNG: &str = "signals.png";
-    /// Operations per process over time.
-    pub const TIMELINE_PNG: &str = "timeline.png";
-    /// First page of the paged operation timeline; later pages are `timeline-<n>.html`.
-    pub const TIMELINE_HTML: &str = "timeline.html";
-    /// Per-signal CSV exports.
-    pub const SIGNALS_DIR: &str = "signals";
-    /// Written by the linearizability checker when it ran.
-    pub const LINEARIZABILITY_HTML: &str = "linearizability.html";
-    /// The fault injector's heal ledger.
-    pub const HEAL_LEDGER: &str = "heal-ledger.jsonl";
-    /// Node logs live below this folder: `nodes/<node>/<role>.log`.
-    pub const NODES_DIR: &str = "nodes";
-}
+pub use formats::files;
 
 /// Why a run directory could not be read. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -196,8 +166,10 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReadE
 pub struct RunData {
     /// The run directory.
     pub dir: PathBuf,
-    /// `spec.json`, as raw JSON (the checker only displays it).
-    pub spec: serde_json::Value,
+    /// `spec.json`.
+    pub spec: Spec,
+    /// What reading an older `spec.json` could not carry over, if anything.
+    pub spec_note: Option<String>,
     /// `history.jsonl`.
     pub history: History,
     /// `final-state.json`.
@@ -206,10 +178,19 @@ pub struct RunData {
     pub metrics: Option<Metrics>,
 }
 
+/// Reads `spec.json` of any version the formats crate knows.
+pub fn read_spec(path: &Path) -> Result<(Spec, Option<String>), ReadError> {
+    let v: serde_json::Value = read_json(path)?;
+    Spec::from_json(v).map_err(|e| ReadError::Json {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 impl RunData {
     /// Loads the spec, history and final state of `dir`.
     pub fn load(dir: &Path) -> Result<RunData, ReadError> {
-        let spec = read_json(&dir.join(files::SPEC))?;
+        let (spec, spec_note) = read_spec(&dir.join(files::SPEC))?;
         let history = read_history(&dir.join(files::HISTORY))?;
         let final_state = read_json(&dir.join(files::FINAL_STATE))?;
         let metrics_path = dir.join(files::METRICS);
@@ -221,31 +202,22 @@ impl RunData {
         Ok(RunData {
             dir: dir.to_owned(),
             spec,
+            spec_note,
             history,
             final_state,
             metrics,
         })
     }
 
-    /// A spec field as a boolean; absent means false.
-    pub fn spec_flag(&self, name: &str) -> bool {
-        self.spec
-            .get(name)
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false)
-    }
-
     /// True if the run deployed `role`, by any evidence: the spec's `roles`, the services read
     /// after quiesce, metrics scraped from it, or its logs.
-    pub fn had_role(&self, role: &str) -> bool {
-        let in_spec = self
-            .spec
-            .get("roles")
-            .and_then(|r| r.as_array())
-            .is_some_and(|r| r.iter().any(|v| v.as_str() == Some(role)));
-        in_spec
+    pub fn had_role(&self, role: Role) -> bool {
+        self.spec.roles.contains(&role)
             || self.final_state.has_service(role)
-            || self.metrics.as_ref().is_some_and(|m| m.has_role(role))
-            || !crate::logs::role_logs(&self.dir, role).is_empty()
+            || self
+                .metrics
+                .as_ref()
+                .is_some_and(|m| m.has_role(role.as_str()))
+            || !crate::logs::role_logs(&self.dir, role.as_str()).is_empty()
     }
 }

@@ -1,78 +1,66 @@
-//! Three-valued validity and the per-check result shape.
+//! The per-check result shape of `results.json`, and the composed verdict.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Jepsen's validity: a composed verdict is the worst of its parts (invalid > unknown > valid).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Validity {
-    /// Every property held.
-    Valid,
-    /// The checker could not tell (missing data, a bound was hit).
-    Unknown,
-    /// A property was violated.
-    Invalid,
-}
+pub use formats::expectation::CheckId;
+pub use formats::Validity;
 
-impl Validity {
-    fn rank(self) -> u8 {
-        match self {
-            Validity::Valid => 0,
-            Validity::Unknown => 1,
-            Validity::Invalid => 2,
-        }
-    }
+use crate::check::{Check, Verdict};
 
-    /// The worse of two verdicts.
-    pub fn and(self, other: Validity) -> Validity {
-        if other.rank() > self.rank() {
-            other
-        } else {
-            self
-        }
-    }
-
-    /// The worst of many; valid when empty.
-    pub fn all(items: impl IntoIterator<Item = Validity>) -> Validity {
-        items.into_iter().fold(Validity::Valid, Validity::and)
-    }
-
-    /// The process exit code for this verdict: 0 valid, 1 invalid, 2 unknown.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Validity::Valid => 0,
-            Validity::Invalid => 1,
-            Validity::Unknown => 2,
-        }
-    }
-
-    /// Lowercase word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Validity::Valid => "valid",
-            Validity::Unknown => "unknown",
-            Validity::Invalid => "invalid",
-        }
-    }
-}
-
-impl std::fmt::Display for Validity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What one check found.
+/// What one check found, as `results.json` lists it. `details` holds the check's typed
+/// details ([`Check::Details`]) serialized; read them back with [`CheckResult::details_of`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// Short name, e.g. `effects`.
-    pub name: String,
+    /// Which check.
+    #[serde(with = "check_id")]
+    pub name: CheckId,
     /// Its verdict.
     pub validity: Validity,
     /// One sentence a person reads first.
     pub summary: String,
-    /// The evidence: structured so both the report and a script can read it.
+    /// The evidence, structured so both the report and a script can read it.
     pub details: serde_json::Value,
+}
+
+mod check_id {
+    use formats::expectation::CheckId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &CheckId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(id.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CheckId, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl CheckResult {
+    /// The result of check `C`.
+    pub fn of<C: Check>(v: Verdict<C::Details>) -> CheckResult {
+        CheckResult {
+            name: C::ID,
+            validity: v.validity,
+            summary: v.summary,
+            // Serializing plain data structs cannot fail; a failure is a defect in a Details type.
+            details: serde_json::to_value(&v.details)
+                .unwrap_or_else(|e| panic!("{} details do not serialize: {e}", C::ID)),
+        }
+    }
+
+    /// Check `C`'s typed details, if this is `C`'s result and its details have `C`'s shape.
+    pub fn details_of<C: Check>(&self) -> Option<C::Details> {
+        (self.name == C::ID)
+            .then(|| decode(&self.details))
+            .flatten()
+    }
+}
+
+fn decode<T: DeserializeOwned>(v: &serde_json::Value) -> Option<T> {
+    T::deserialize(v).ok()
 }
 
 /// `results.json`: the composed verdict and every check.
@@ -93,6 +81,10 @@ pub struct Results {
     /// The scenario's expectation and whether it held, when `spec.json` names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expectation: Option<crate::expectation::ExpectationResult>,
+    /// Parts of the run directory this version reads differently from the version that wrote
+    /// it (e.g. a version-1 expectation that is no longer evaluated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Results {
@@ -106,27 +98,18 @@ impl Results {
             duration_s: None,
             checks,
             expectation: None,
+            notes: Vec::new(),
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// The result of check `id`.
+    pub fn get(&self, id: CheckId) -> Option<&CheckResult> {
+        self.checks.iter().find(|c| c.name == id)
+    }
 
-    /// Proves the composition order invalid > unknown > valid, whatever the order of parts.
-    #[test]
-    fn worst_wins() {
-        use Validity::*;
-        assert_eq!(Validity::all([]), Valid);
-        assert_eq!(Validity::all([Valid, Unknown]), Unknown);
-        assert_eq!(Validity::all([Unknown, Invalid, Valid]), Invalid);
-        assert_eq!(Validity::all([Invalid, Unknown]), Invalid);
-        assert_eq!(Invalid.exit_code(), 1);
-        assert_eq!(Unknown.exit_code(), 2);
-        assert_eq!(
-            serde_json::to_string(&Unknown).expect("serializes"),
-            "\"unknown\""
-        );
+    /// Check `C`'s validity and typed details.
+    pub fn check<C: Check>(&self) -> Option<(Validity, C::Details)> {
+        let r = self.get(C::ID)?;
+        Some((r.validity, r.details_of::<C>()?))
     }
 }

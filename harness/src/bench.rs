@@ -7,13 +7,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Parser;
-use serde_json::Value;
+use checker::checks::{Linearizability, Perf};
+use checker::Results;
+use formats::fault::{Kind, Kinds};
+use formats::spec::{InventoryMode, RunConfig, WorkloadKind};
 
-use crate::cli::{BenchConsistencyArgs, Cli, Command, RunArgs};
+use crate::cli::BenchConsistencyArgs;
 
 /// The modes compared, the stronger first.
-pub const MODES: [&str; 2] = ["linearizable", "eventual"];
+pub const MODES: [InventoryMode; 2] = [InventoryMode::Linearizable, InventoryMode::Eventual];
 /// The phases compared: without a fault, and while the partition stands.
 pub const PHASES: [&str; 2] = ["before-faults", "during-faults"];
 
@@ -33,8 +35,8 @@ pub struct PhaseNumbers {
 /// One mode's run.
 #[derive(Debug, Clone)]
 pub struct ModeRun {
-    /// `linearizable` or `eventual`.
-    pub mode: &'static str,
+    /// The mode.
+    pub mode: InventoryMode,
     /// Its run directory.
     pub dir: PathBuf,
     /// Numbers per phase, in [`PHASES`] order.
@@ -43,8 +45,8 @@ pub struct ModeRun {
     pub linearizability: (String, String),
 }
 
-/// The `harness run` arguments of one mode's run.
-pub fn run_args(args: &BenchConsistencyArgs, mode: &str) -> anyhow::Result<RunArgs> {
+/// The run of one mode.
+pub fn run_args(args: &BenchConsistencyArgs, mode: InventoryMode) -> anyhow::Result<RunConfig> {
     if args.fault_at + args.fault_for >= args.time_limit {
         return Err(anyhow::Error::new(crate::BadInput(format!(
             "--fault-at {:?} + --fault-for {:?} must end before --time-limit {:?}, so that both \
@@ -52,82 +54,60 @@ pub fn run_args(args: &BenchConsistencyArgs, mode: &str) -> anyhow::Result<RunAr
             args.fault_at, args.fault_for, args.time_limit
         ))));
     }
-    let secs = |d: std::time::Duration| format!("{}s", d.as_secs_f64());
-    let mut argv: Vec<String> = [
-        "harness",
-        "run",
-        "--workload",
-        "stock",
-        "--nemesis",
-        "partition",
-        "--inventory-mode",
-        mode,
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let mut flag = |name: &str, value: String| {
-        argv.push(format!("--{name}"));
-        argv.push(value);
+    let config = RunConfig {
+        workload: WorkloadKind::Stock,
+        nemesis: Kinds::only(Kind::Partition),
+        inventory_mode: Some(mode),
+        scenario: format!("consistency-{mode}"),
+        time_limit: args.time_limit,
+        fault_at: Some(args.fault_at),
+        fault_for: Some(args.fault_for),
+        nemesis_interval: Some(args.time_limit / 2),
+        rate: args.rate,
+        concurrency: args.concurrency,
+        stock_skus: args.stock_skus,
+        initial_stock: args.initial_stock,
+        seed: Some(args.seed),
+        out: args.out.clone(),
+        pipeline_bin: args.pipeline_bin.clone(),
+        faultproxy_bin: args.faultproxy_bin.clone(),
+        ..RunConfig::default()
     };
-    flag("scenario", format!("consistency-{mode}"));
-    flag("time-limit", secs(args.time_limit));
-    flag("fault-at", secs(args.fault_at));
-    flag("fault-for", secs(args.fault_for));
-    flag("nemesis-interval", secs(args.time_limit / 2));
-    flag("rate", args.rate.to_string());
-    flag("concurrency", args.concurrency.to_string());
-    flag("stock-skus", args.stock_skus.to_string());
-    flag("initial-stock", args.initial_stock.to_string());
-    flag("seed", args.seed.to_string());
-    flag("out", args.out.display().to_string());
-    if let Some(p) = &args.pipeline_bin {
-        flag("pipeline-bin", p.display().to_string());
-    }
-    if let Some(p) = &args.faultproxy_bin {
-        flag("faultproxy-bin", p.display().to_string());
-    }
-    let bad = |m: String| anyhow::Error::new(crate::BadInput(m));
-    let cli = Cli::try_parse_from(&argv).map_err(|e| bad(e.to_string().trim().to_owned()))?;
-    let Command::Run(run) = cli.command else {
-        return Err(bad("not a run command".into()));
-    };
-    run.validate().map_err(bad)?;
-    Ok(run)
+    crate::config::validate(&config).map_err(|m| anyhow::Error::new(crate::BadInput(m)))?;
+    Ok(config)
 }
 
 /// Reads the numbers of a checked run directory.
-pub fn read_run(mode: &'static str, dir: &Path) -> anyhow::Result<ModeRun> {
-    let path = dir.join(checker::rundir::files::RESULTS);
+pub fn read_run(mode: InventoryMode, dir: &Path) -> anyhow::Result<ModeRun> {
+    let path = dir.join(formats::files::RESULTS);
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let results: Value =
+    let results: Results =
         serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let checks = results["checks"].as_array().cloned().unwrap_or_default();
-    let check = |name: &str| checks.iter().find(|c| c["name"] == name).cloned();
-    let perf = check("perf").unwrap_or_default();
-    let rows = perf["details"]["phases"]
-        .as_array()
-        .cloned()
+    let rows = results
+        .check::<Perf>()
+        .map(|(_, d)| d.phases)
         .unwrap_or_default();
     let phases = PHASES.map(|phase| {
         let row = rows
             .iter()
-            .find(|r| r["phase"] == phase && r["f"] == "all")?;
+            .find(|r| r.phase.key() == phase && r.f == "all")?;
+        let latency = row.latency_ms?;
         Some(PhaseNumbers {
-            p50_ms: row["latency_ms"]["p50"].as_f64()?,
-            p99_ms: row["latency_ms"]["p99"].as_f64()?,
-            ok_per_s: row["ok_per_s"].as_f64()?,
-            availability: row["availability"].as_f64()?,
+            p50_ms: latency.p50,
+            p99_ms: latency.p99,
+            ok_per_s: row.ok_per_s?,
+            availability: row.availability?,
         })
     });
-    let lin = check(checker::lincheck::inventory::CHECK_NAME).unwrap_or_default();
+    let lin = results.get(checker::CheckId::Linearizability);
+    debug_assert!(lin.is_none_or(|r| r.details_of::<Linearizability>().is_some()));
     Ok(ModeRun {
         mode,
         dir: dir.to_owned(),
         phases,
-        linearizability: (
-            lin["validity"].as_str().unwrap_or("missing").to_owned(),
-            lin["summary"].as_str().unwrap_or_default().to_owned(),
-        ),
+        linearizability: lin.map_or(("missing".into(), String::new()), |r| {
+            (r.validity.to_string(), r.summary.clone())
+        }),
     })
 }
 
@@ -189,7 +169,7 @@ pub async fn consistency(args: &BenchConsistencyArgs) -> anyhow::Result<i32> {
     // Both runs' arguments are checked before either starts.
     let planned = MODES
         .iter()
-        .map(|mode| run_args(args, mode))
+        .map(|mode| run_args(args, *mode))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut runs = Vec::with_capacity(MODES.len());
     for (mode, run) in MODES.into_iter().zip(planned) {
@@ -224,13 +204,13 @@ mod tests {
         };
         let runs = [
             ModeRun {
-                mode: "linearizable",
+                mode: InventoryMode::Linearizable,
                 dir: "/r/l".into(),
                 phases: [Some(n(20.0, 50.0)), None],
                 linearizability: ("valid".into(), "ok".into()),
             },
             ModeRun {
-                mode: "eventual",
+                mode: InventoryMode::Eventual,
                 dir: "/r/e".into(),
                 phases: [Some(n(10.0, 100.0)), Some(n(10.0, 100.0))],
                 linearizability: ("invalid".into(), "oversold".into()),

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use checker::final_state::{
-    status, FinalState, OrderRecord, PaymentRecord, ReservationRecord, ShipmentRecord, StockRecord,
+use formats::final_state::{
+    FinalState, OrderRecord, PaymentRecord, ReservationRecord, ShipmentRecord, StockRecord,
 };
+use formats::Role;
 use serde::de::DeserializeOwned;
 
 use crate::cluster::Cluster;
@@ -46,7 +47,7 @@ async fn read_all<T: DeserializeOwned>(
 async fn read_any<T: DeserializeOwned>(
     cluster: &dyn Cluster,
     http: &reqwest::Client,
-    role: &str,
+    role: Role,
     path: &str,
     errors: &mut Vec<String>,
 ) -> Vec<T> {
@@ -73,17 +74,17 @@ pub async fn final_state(cluster: &dyn Cluster) -> FinalState {
         .unwrap_or_default();
     let mut errors = Vec::new();
     let e = &mut errors;
-    let orders = read_any::<OrderRecord>(cluster, &http, "order", "/admin/orders", e).await;
-    let payments = read_any::<PaymentRecord>(cluster, &http, "payment", "/admin/ledger", e).await;
+    let orders = read_any::<OrderRecord>(cluster, &http, Role::Order, "/admin/orders", e).await;
+    let payments =
+        read_any::<PaymentRecord>(cluster, &http, Role::Payment, "/admin/ledger", e).await;
     let shipments =
-        read_any::<ShipmentRecord>(cluster, &http, "shipping", "/admin/shipments", e).await;
+        read_any::<ShipmentRecord>(cluster, &http, Role::Shipping, "/admin/shipments", e).await;
     let reservations =
-        read_any::<ReservationRecord>(cluster, &http, "inventory", "/admin/reservations", e).await;
-    let stock = read_any::<StockRecord>(cluster, &http, "inventory", "/admin/stock", e).await;
+        read_any::<ReservationRecord>(cluster, &http, Role::Inventory, "/admin/reservations", e)
+            .await;
+    let stock = read_any::<StockRecord>(cluster, &http, Role::Inventory, "/admin/stock", e).await;
     FinalState {
-        services: ["order", "payment", "inventory", "shipping"]
-            .map(str::to_owned)
-            .to_vec(),
+        services: vec![Role::Order, Role::Payment, Role::Inventory, Role::Shipping],
         orders,
         payments,
         shipments,
@@ -102,7 +103,7 @@ pub async fn quiesce(cluster: &dyn Cluster, timeout: Duration) -> usize {
         let open = state
             .orders
             .iter()
-            .filter(|o| !status::is_terminal(&o.status))
+            .filter(|o| !o.status.is_terminal())
             .count()
             + state.read_errors.len();
         if open == 0 || Instant::now() >= deadline {

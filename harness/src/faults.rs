@@ -6,27 +6,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nemesis::fault::FaultPlan;
-use nemesis::schedule::{self, Kind, Planned};
+use formats::fault::{Kind, Planned};
+use formats::Role;
+use nemesis::schedule;
 use nemesis::{Control, Nemesis, Recorder};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{watch, Mutex};
 
-use crate::cli::RunArgs;
-use crate::cluster::pipeline::ROLES;
+use formats::spec::RunConfig;
 
 /// Slot length of periodic schedules when `--nemesis-interval` is not given.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Whether the run needs link proxies (network faults, local partitions, or `--toxiproxy`).
-pub fn needs_proxies(args: &RunArgs) -> bool {
-    let explicit = args.faults.iter().any(|f| {
-        matches!(
-            f.planned.plan,
-            FaultPlan::Network { .. } | FaultPlan::Storm { .. } | FaultPlan::Partition { .. }
-        )
-    });
+pub fn needs_proxies(args: &RunConfig) -> bool {
+    let explicit = args.faults.iter().any(|f| f.plan.needs_proxy());
     args.toxiproxy.is_some()
         || explicit
         || (args.faults.is_empty()
@@ -40,9 +35,9 @@ pub fn needs_proxies(args: &RunArgs) -> bool {
 /// The run's schedule: the `--fault` flags as given, else one seeded pause for a lone `pause` without an interval (the walking
 /// skeleton's behaviour), a periodic schedule otherwise; `--fault-at` moves the first slot
 /// (and the rest with it), `--fault-for` sets every duration.
-pub fn plan(args: &RunArgs, seed: u64, nodes: usize) -> Vec<Planned> {
+pub fn plan(args: &RunConfig, seed: u64, nodes: usize) -> Vec<Planned> {
     if !args.faults.is_empty() {
-        let mut planned: Vec<Planned> = args.faults.iter().map(|f| f.planned.clone()).collect();
+        let mut planned: Vec<Planned> = args.faults.clone();
         planned.sort_by_key(|p| p.at);
         return planned;
     }
@@ -50,11 +45,20 @@ pub fn plan(args: &RunArgs, seed: u64, nodes: usize) -> Vec<Planned> {
     let mut planned = if kinds.is_empty() {
         Vec::new()
     } else if kinds.len() == 1 && kinds.contains(&Kind::Pause) && args.nemesis_interval.is_none() {
-        schedule::single_pause(seed, args.time_limit, &args.pause_role, args.pause_target())
+        schedule::single_pause(
+            seed,
+            args.time_limit,
+            args.pause_role,
+            args.pause_target.clone(),
+        )
     } else {
-        let roles: Vec<String> = ROLES.iter().map(|r| (*r).to_owned()).collect();
+        let roles: Vec<Role> = Role::ALL.to_vec();
         let leader_role = args.leader_role();
-        let services = roles.iter().filter(|r| *r != "order").cloned().collect();
+        let services = roles
+            .iter()
+            .filter(|r| **r != Role::Order)
+            .copied()
+            .collect();
         schedule::periodic(
             seed,
             &schedule::Options {
@@ -64,7 +68,7 @@ pub fn plan(args: &RunArgs, seed: u64, nodes: usize) -> Vec<Planned> {
                 pairs: args.nemesis_pairs,
                 roles,
                 services,
-                leader_role: leader_role.to_owned(),
+                leader_role,
                 nodes,
             },
         )

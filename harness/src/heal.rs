@@ -12,11 +12,12 @@ use futures::future::join_all;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use formats::cluster::{ClusterFile, NodeEntry};
+use formats::files;
+use formats::spec::ClusterKind;
+use formats::Role;
 use nemesis::ledger::HealLedger;
 use nemesis::{Control, ExecOutput, Gone, Signal, Unsupported};
-use nix::sys::signal::{kill, Signal as NixSignal};
-use nix::unistd::Pid;
-use serde::Deserialize;
 
 use crate::cluster::remote::remote_signal;
 use crate::nodes_file::NodesFile;
@@ -25,35 +26,6 @@ use crate::remote::Remote;
 
 /// How long one heal command may take on a remote node.
 const REMOTE_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// File name of the cluster description in a run directory (docs/contracts.md §7).
-pub const CLUSTER_FILE: &str = "cluster.json";
-
-/// `cluster.json`: how to reach the cluster's nodes from outside the run.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ClusterFile {
-    /// `local`, `netns` or `ssh`.
-    pub kind: String,
-    /// The link proxies' API, if the run had one.
-    #[serde(default)]
-    pub proxy_api: Option<String>,
-    /// The nodes.
-    #[serde(default)]
-    pub nodes: Vec<NodeEntry>,
-}
-
-/// One node of `cluster.json`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct NodeEntry {
-    /// Node name.
-    pub name: String,
-    /// Address other nodes reach it at.
-    #[serde(default)]
-    pub ip: Option<String>,
-    /// Network namespace its processes run in.
-    #[serde(default)]
-    pub netns: Option<String>,
-}
 
 /// Reaches what is left of a run: processes by pid, nodes' namespaces by name.
 struct Remains {
@@ -76,7 +48,7 @@ impl Control for Remains {
         nodes
     }
 
-    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    async fn pid(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         anyhow::bail!("{node}/{role}: no live cluster to look up pids in")
     }
 
@@ -84,30 +56,12 @@ impl Control for Remains {
         if let Some(remote) = self.remotes.get(node) {
             return remote_signal(remote, pid, signal).await;
         }
-        let sig = match signal {
-            Signal::Stop => NixSignal::SIGSTOP,
-            Signal::Cont => NixSignal::SIGCONT,
-            Signal::Kill => NixSignal::SIGKILL,
-        };
-        let raw = i32::try_from(pid).map_err(|_| anyhow::anyhow!("pid {pid} out of range"))?;
-        match kill(Pid::from_raw(raw), sig) {
-            Ok(()) => Ok(()),
-            Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(anyhow::anyhow!(
-                "{node}: kill -{} {pid}: {e}",
-                signal.name()
-            )),
-        }
+        nemesis::signal_local(pid, signal).with_context(|| node.to_owned())
     }
 
     async fn exec(&self, node: &str, cmd: &str) -> anyhow::Result<ExecOutput> {
         if let Some(remote) = self.remotes.get(node) {
-            let out = remote.exec(cmd, REMOTE_EXEC_TIMEOUT).await?;
-            return Ok(ExecOutput {
-                status: out.code.unwrap_or(-1),
-                stdout: out.stdout_text(),
-                stderr: out.stderr_text(),
-            });
+            return Ok(remote.exec(cmd, REMOTE_EXEC_TIMEOUT).await?);
         }
         let entry = self
             .nodes
@@ -128,13 +82,13 @@ impl Control for Remains {
             .await
             .with_context(|| format!("ip netns exec {ns}"))?;
         Ok(ExecOutput {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
         })
     }
 
-    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
+    async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {
         // The cluster's processes ended with the harness that ran them (they watch it).
         Err(Gone(format!("the cluster that ran {node}/{role}")).into())
     }
@@ -150,34 +104,32 @@ impl Control for Remains {
 
 /// Reads `cluster.json` of `run_dir`; a run without one (older runs) is a local cluster.
 pub fn read_cluster(run_dir: &Path) -> anyhow::Result<ClusterFile> {
-    let path = run_dir.join(CLUSTER_FILE);
+    let path = run_dir.join(files::CLUSTER);
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .with_context(|| format!("'{}' is not a cluster description", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClusterFile {
-            kind: "local".into(),
-            ..ClusterFile::default()
-        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClusterFile::local()),
         Err(e) => Err(e).with_context(|| format!("reading '{}'", path.display())),
     }
 }
 
 /// The nodes file of an SSH or netns run, from its spec, with the run's host-key choice.
 fn remote_nodes(run_dir: &Path) -> anyhow::Result<Option<(PathBuf, bool)>> {
-    let path = run_dir.join(checker::rundir::files::SPEC);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
-    };
-    let spec: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
-    if !matches!(spec["cluster"].as_str(), Some("ssh" | "netns")) {
+    let path = run_dir.join(files::SPEC);
+    if !path.exists() {
         return Ok(None);
     }
-    let file = spec["cluster_spec"]["file"]["path"]
-        .as_str()
-        .with_context(|| format!("{}: no cluster_spec.file.path", path.display()))?;
-    let insecure = spec["insecure_ignore_host_keys"].as_bool().unwrap_or(false);
-    Ok(Some((PathBuf::from(file), insecure)))
+    let (spec, _) = checker::rundir::read_spec(&path)?;
+    let c = &spec.config;
+    let file = match c.cluster {
+        ClusterKind::Local => return Ok(None),
+        ClusterKind::Netns => crate::cluster::netns::nodes_file(&c.netns_state_dir),
+        ClusterKind::Ssh => c
+            .nodes_file
+            .clone()
+            .with_context(|| format!("{}: an ssh run without a nodes file", path.display()))?,
+    };
+    Ok(Some((file, c.insecure_ignore_host_keys)))
 }
 
 /// Heals what the ledger in `run_dir` lists; returns how many faults were healed.

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
-use checker::history::{Header, Op, OpType, Process, SCHEMA_VERSION};
+use formats::history::{Header, Op, OpType, Process, F, SCHEMA_VERSION};
 
 struct Inner {
     out: BufWriter<File>,
@@ -59,7 +59,7 @@ impl HistoryWriter {
         &self,
         process: Process,
         op_type: OpType,
-        f: &str,
+        f: F,
         value: serde_json::Value,
         node: Option<String>,
         error: Option<String>,
@@ -73,7 +73,7 @@ impl HistoryWriter {
             time_ns: self.now_ns(),
             process,
             op_type,
-            f: f.to_owned(),
+            f,
             value,
             node,
             error,
@@ -104,7 +104,7 @@ impl HistoryWriter {
 }
 
 impl nemesis::Recorder for HistoryWriter {
-    fn nemesis(&self, op_type: OpType, f: &str, value: serde_json::Value, error: Option<String>) {
+    fn nemesis(&self, op_type: OpType, f: F, value: serde_json::Value, error: Option<String>) {
         self.record(Process::NEMESIS, op_type, f, value, None, error);
     }
 }

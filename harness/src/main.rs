@@ -55,11 +55,12 @@ fn exit_code(result: anyhow::Result<i32>) -> i32 {
 async fn dispatch(command: Command) -> i32 {
     match command {
         Command::Run(args) => {
-            if let Err(msg) = args.validate() {
+            let config = args.into_config();
+            if let Err(msg) = harness::config::validate(&config) {
                 eprintln!("harness: {msg}");
                 return EXIT_BAD_ARGS;
             }
-            exit_code(harness::run::run(args).await)
+            exit_code(harness::run::run(config).await)
         }
         Command::Analyze(args) => {
             for dir in std::iter::once(&args.run_dir).chain(args.compare.as_ref()) {
@@ -72,7 +73,7 @@ async fn dispatch(command: Command) -> i32 {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("harness: {e:#}");
-                    checker::Validity::Unknown.exit_code()
+                    formats::Validity::Unknown.exit_code()
                 }
             }
         }

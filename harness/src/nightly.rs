@@ -16,10 +16,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::cli::{NightlyArgs, RunArgs};
+use crate::cli::NightlyArgs;
 use crate::run::{self, RunOutcome};
 use crate::scenario::{self, runner, Overrides};
 use crate::EXIT_CRASH;
+use checker::checks::Signals;
+use formats::fault::Kinds;
+use formats::spec::RunConfig;
 
 /// The `--scenario` folder of combined-fault runs.
 pub const FOLDER: &str = "nightly";
@@ -62,23 +65,19 @@ enum Job {
 
 /// The arguments of combined run `i`: every fault kind, two at once, a slot of at most
 /// [`MAX_INTERVAL`] (half the run for short runs, so that each run has a slot).
-pub fn combined_args(a: &NightlyArgs, seed: u64) -> RunArgs {
+pub fn combined_args(a: &NightlyArgs, seed: u64) -> RunConfig {
     let interval = (a.time_limit / 2).clamp(Duration::from_secs(1), MAX_INTERVAL);
-    let mut words: Vec<String> = ["--nemesis", "all", "--nemesis-pairs", "--scenario", FOLDER]
-        .iter()
-        .map(|w| (*w).to_owned())
-        .collect();
-    words.push("--nemesis-interval".into());
-    words.push(format!("{}ms", interval.as_millis()));
-    let mut args = scenario::parse_run_words(&words).unwrap_or_else(|e| {
-        // The words above are fixed; failing to parse them is a defect.
-        panic!("nightly run options do not parse: {e}")
-    });
-    args.time_limit = a.time_limit;
-    args.seed = Some(seed);
-    args.out = a.out.clone();
-    args.pipeline_bin = a.pipeline_bin.clone();
-    args
+    RunConfig {
+        nemesis: Kinds::all(),
+        nemesis_pairs: true,
+        nemesis_interval: Some(interval),
+        scenario: FOLDER.into(),
+        time_limit: a.time_limit,
+        seed: Some(seed),
+        out: a.out.clone(),
+        pipeline_bin: a.pipeline_bin.clone(),
+        ..RunConfig::default()
+    }
 }
 
 fn relative(out: &Path, dir: &Path) -> String {
@@ -119,26 +118,12 @@ fn row_of(out: &Path, kind: &'static str, run: &RunOutcome, on: Option<bool>) ->
 
 /// The faults a run injected, as the signals check lists them: `f1 pause n3/order`.
 fn faults_of(results: &checker::Results) -> Vec<String> {
-    let text = |v: &serde_json::Value, k: &str| {
-        v.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_owned()
-    };
     results
-        .checks
-        .iter()
-        .find(|c| c.name == "signals")
-        .and_then(|c| c.details.get("faults"))
-        .and_then(|f| f.as_array())
-        .map(|faults| {
-            faults
+        .check::<Signals>()
+        .map(|(_, d)| {
+            d.faults
                 .iter()
-                .map(|f| {
-                    format!(
-                        "{} {} {}",
-                        text(f, "id"),
-                        text(f, "fault"),
-                        text(f, "target")
-                    )
-                })
+                .map(|f| format!("{} {} {}", f.id, f.fault, f.target))
                 .collect()
         })
         .unwrap_or_default()
@@ -340,7 +325,7 @@ mod tests {
             assert!(a.nemesis_pairs);
             assert_eq!(a.nemesis.0.len(), nemesis::schedule::Kind::ALL.len());
             assert_eq!(a.scenario, FOLDER);
-            assert!(a.validate().is_ok());
+            assert!(crate::config::validate(&a).is_ok());
             let planned = crate::faults::plan(&a, 9, 3);
             assert!(planned.len() >= 2, "{t}s: {planned:?}");
             assert!(planned.iter().all(|p| p.at + p.duration < a.time_limit));

@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use checker::history::OpType;
+use formats::final_state::OrderStatus;
+use formats::history::values::{OrderRead, Placed};
+use formats::history::{Op, OpType, Process, F};
 
 /// `harness lincheck` on hand-made files: exit codes, output, errors.
 mod lincheck;
@@ -59,7 +61,7 @@ fn faultproxy_bin() -> PathBuf {
     if !bin.is_file() {
         let release = bin.to_string_lossy().contains("/release/");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "nemesis", "--bin", "faultproxy"]);
+        cmd.args(["build", "-p", "faultproxy", "--bin", "faultproxy"]);
         if release {
             cmd.arg("--release");
         }
@@ -71,6 +73,8 @@ fn faultproxy_bin() -> PathBuf {
 
 #[path = "cli/faults.rs"]
 mod faults;
+#[path = "cli/quiet.rs"]
+mod quiet;
 #[path = "cli/scenarios.rs"]
 mod scenarios;
 
@@ -189,7 +193,7 @@ fn ports_in_logs(run: &Path) -> Vec<u16> {
 /// the same process before that process invokes again, acknowledged orders polled as
 /// `read-order`, a final state read without errors, per-role logs, and `metrics.csv` rows (as
 /// contract section 5 shapes them) for every role of every node. Returns the history's ops.
-fn assert_complete_run(run: &Path, nodes: &[&str]) -> Vec<checker::history::Op> {
+fn assert_complete_run(run: &Path, nodes: &[&str]) -> Vec<Op> {
     for f in [
         "spec.json",
         "history.jsonl",
@@ -215,12 +219,12 @@ fn assert_complete_run(run: &Path, nodes: &[&str]) -> Vec<checker::history::Op> 
         }
     }
     let data = checker::RunData::load(run).expect("run dir parses");
-    let mut open: std::collections::HashMap<u64, &checker::history::Op> = Default::default();
+    let mut open: std::collections::HashMap<u64, &Op> = Default::default();
     let mut invokes = 0usize;
     // order id -> status of its last answered read
-    let mut last_read: std::collections::HashMap<String, String> = Default::default();
+    let mut last_read: std::collections::HashMap<String, OrderStatus> = Default::default();
     for op in &data.history.ops {
-        let checker::history::Process::Client(p) = op.process else {
+        let Process::Client(p) = op.process else {
             continue;
         };
         if op.op_type == OpType::Invoke {
@@ -235,31 +239,27 @@ fn assert_complete_run(run: &Path, nodes: &[&str]) -> Vec<checker::history::Op> 
                 .unwrap_or_else(|| panic!("completion without invoke: {op:?}"));
             assert_eq!(inv.f, op.f, "completion answers another f: {op:?}");
             assert!(op.time_ns >= inv.time_ns && op.index > inv.index);
-            if op.f == "read-order" && op.op_type == OpType::Ok {
+            if op.f == F::ReadOrder && op.op_type == OpType::Ok {
+                let read: OrderRead = op.payload().expect("a read-order ok value");
                 assert_eq!(op.value["order_id"], inv.value["order_id"]);
-                let status = op.value["status"].as_str().expect("status").to_owned();
-                let id = op.value["order_id"].as_str().expect("order id").to_owned();
-                last_read.insert(id, status);
+                last_read.insert(read.order_id, read.status);
             }
         }
     }
     assert!(open.is_empty(), "invokes never completed: {open:?}");
     assert!(invokes >= 50, "only {invokes} operations");
-    let acked: Vec<&str> = data
+    let acked: Vec<String> = data
         .history
         .ops
         .iter()
-        .filter(|o| o.f == "place-order" && o.op_type == OpType::Ok)
-        .filter_map(|o| o.value["order_id"].as_str())
+        .filter(|o| o.f == F::PlaceOrder && o.op_type == OpType::Ok)
+        .filter_map(|o| o.payload::<Placed>()?.order_id)
         .collect();
     for id in &acked {
         let status = last_read
-            .get(*id)
+            .get(id)
             .unwrap_or_else(|| panic!("order {id} never read"));
-        assert!(
-            checker::final_state::status::is_terminal(status),
-            "order {id} last read as {status}"
-        );
+        assert!(status.is_terminal(), "order {id} last read as {status}");
     }
     let placed_ok = acked.len();
     assert!(

@@ -1,7 +1,8 @@
 //! What the nemesis needs from the cluster and the history, as traits the harness implements.
 
 use async_trait::async_trait;
-use checker::history::OpType;
+use formats::history::{OpType, F};
+use formats::Role;
 
 /// Signals the nemesis sends to role processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,15 +26,62 @@ impl Signal {
     }
 }
 
-/// What a command run on a node printed, and how it ended.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// What a command run on a node did: the one shape every remote and cluster returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {
-    /// Exit status (`-1` if killed by a signal).
-    pub status: i32,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
+    /// The exit code; `None` when the command died of a signal.
+    pub code: Option<i32>,
+    /// Everything it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// True when the command exited with 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Stdout as text (lossy).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Stderr as text (lossy).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// The last non-empty stderr line, for one-line error messages.
+    pub fn stderr_last_line(&self) -> String {
+        self.stderr_text()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    }
+}
+
+/// Sends `signal` to a process on this machine. A process that no longer exists is [`Gone`]
+/// for every signal: the caller decides what that means (a heal treats it as done, a fault
+/// start as a failed start). Used by every cluster whose processes are local (local, netns,
+/// and `harness heal`).
+pub fn signal_local(pid: u32, signal: Signal) -> anyhow::Result<()> {
+    use nix::sys::signal::{kill, Signal as Nix};
+    let raw = i32::try_from(pid).map_err(|_| anyhow::anyhow!("pid {pid} out of range"))?;
+    let sig = match signal {
+        Signal::Stop => Nix::SIGSTOP,
+        Signal::Cont => Nix::SIGCONT,
+        Signal::Kill => Nix::SIGKILL,
+    };
+    match kill(nix::unistd::Pid::from_raw(raw), sig) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::ESRCH) => Err(Gone(format!("process {pid}")).into()),
+        Err(e) => Err(anyhow::anyhow!("kill -{} {pid}: {e}", signal.name())),
+    }
 }
 
 /// A cluster that cannot do what was asked (e.g. `exec` on a local cluster).
@@ -60,9 +108,9 @@ pub trait Control: Send + Sync {
     /// Node names, in order (`n1`, `n2`, ...).
     fn nodes(&self) -> Vec<String>;
     /// The pid of `role` on `node` right now.
-    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32>;
-    /// Sends `signal` to `pid` on `node`. Sending to a process that no longer exists is not an
-    /// error for [`Signal::Cont`] (there is nothing left to resume).
+    async fn pid(&self, node: &str, role: Role) -> anyhow::Result<u32>;
+    /// Sends `signal` to `pid` on `node`. A process that no longer exists is [`Gone`] (heals
+    /// treat that as done).
     async fn signal(&self, node: &str, pid: u32, signal: Signal) -> anyhow::Result<()>;
 
     /// Runs the shell command `cmd` (`sh -c`) as root on `node`. `Err` only when it could not
@@ -73,13 +121,13 @@ pub trait Control: Send + Sync {
     }
 
     /// Base URL the harness machine uses to reach `role` on `node` (`http://host:port`).
-    fn role_url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+    fn role_url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         let _ = (node, role);
         Err(Unsupported("role URLs").into())
     }
 
     /// Starts `role` on `node` again after a kill; does nothing if it is running.
-    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
+    async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {
         let _ = (node, role);
         Err(Unsupported("restart").into())
     }
@@ -108,5 +156,5 @@ pub trait Control: Send + Sync {
 /// Where nemesis operations are recorded (the run's history).
 pub trait Recorder: Send + Sync {
     /// Appends one nemesis operation.
-    fn nemesis(&self, op_type: OpType, f: &str, value: serde_json::Value, error: Option<String>);
+    fn nemesis(&self, op_type: OpType, f: F, value: serde_json::Value, error: Option<String>);
 }

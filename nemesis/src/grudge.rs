@@ -3,51 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use formats::fault::Shape;
 use rand::seq::SliceRandom;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
 /// Node → the nodes it no longer hears from.
 pub type Grudge = BTreeMap<String, BTreeSet<String>>;
-
-/// How the nodes are split.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "shape", rename_all = "kebab-case")]
-pub enum Shape {
-    /// One node (named, or chosen from the seeded RNG) alone; the rest together.
-    IsolateOne {
-        /// The node; `None` picks one.
-        node: Option<String>,
-    },
-    /// The current leader of `role` alone.
-    IsolateLeader {
-        /// Whose leader.
-        role: String,
-    },
-    /// A minority holding the current leader of `role` (a random one if none is found), cut
-    /// from the majority: the deposed-leader case.
-    MajorityMinority {
-        /// Whose leader goes to the minority.
-        role: String,
-    },
-    /// Shuffled nodes cut into two halves.
-    RandomHalves,
-    /// Two halves that cannot reach each other and one node in the middle that reaches both.
-    Bridge,
-}
-
-impl Shape {
-    /// The name in the history: `isolate-one`, `bridge`, ...
-    pub fn name(&self) -> &'static str {
-        match self {
-            Shape::IsolateOne { .. } => "isolate-one",
-            Shape::IsolateLeader { .. } => "isolate-leader",
-            Shape::MajorityMinority { .. } => "majority-minority",
-            Shape::RandomHalves => "random-halves",
-            Shape::Bridge => "bridge",
-        }
-    }
-}
 
 /// The grudge of a complete split into `components`: every node drops every node of the other
 /// components.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use formats::Role;
 use serde::Deserialize;
 
 use crate::control::Control;
@@ -22,7 +23,7 @@ struct LeaderView {
 
 /// The node leading `role` now: the node that says it leads (the highest token if several
 /// do, as a deposed leader may not know yet), else the leader most nodes name.
-pub async fn find(ctl: &dyn Control, role: &str) -> anyhow::Result<String> {
+pub async fn find(ctl: &dyn Control, role: Role) -> anyhow::Result<String> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(a) = ctl.authorization() {
         headers.insert(reqwest::header::AUTHORIZATION, a);
@@ -79,13 +80,13 @@ mod tests {
         fn nodes(&self) -> Vec<String> {
             vec!["n1".into(), "n2".into()]
         }
-        async fn pid(&self, _: &str, _: &str) -> anyhow::Result<u32> {
+        async fn pid(&self, _: &str, _: Role) -> anyhow::Result<u32> {
             anyhow::bail!("no processes")
         }
         async fn signal(&self, _: &str, _: u32, _: Signal) -> anyhow::Result<()> {
             anyhow::bail!("no processes")
         }
-        fn role_url(&self, _: &str, _: &str) -> anyhow::Result<String> {
+        fn role_url(&self, _: &str, _: Role) -> anyhow::Result<String> {
             Ok(self.url.clone())
         }
         fn authorization(&self) -> Option<reqwest::header::HeaderValue> {
@@ -119,9 +120,9 @@ mod tests {
             url: url.clone(),
             auth: Some(SECRET),
         };
-        assert_eq!(find(&with, "order").await.expect("a leader"), "n2");
+        assert_eq!(find(&with, Role::Order).await.expect("a leader"), "n2");
         let without = Ctl { url, auth: None };
-        let e = find(&without, "order").await.expect_err("refused");
+        let e = find(&without, Role::Order).await.expect_err("refused");
         assert!(e.to_string().contains("401"), "{e:#}");
     }
 }

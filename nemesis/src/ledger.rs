@@ -9,19 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+pub use formats::ledger::FILE;
 
 use crate::fault::ActiveFault;
 
-/// File name inside a run directory.
-pub const FILE: &str = "heal-ledger.jsonl";
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-enum Entry {
-    Start { id: String, fault: ActiveFault },
-    Healed { id: String },
-}
+type Entry = formats::ledger::LedgerEntry<ActiveFault>;
 
 /// An append-only, fsynced ledger.
 #[derive(Debug, Clone)]
@@ -133,12 +125,12 @@ mod tests {
         assert!(ledger.pending().expect("empty").is_empty());
         let a = ActiveFault::Pause {
             node: "n1".into(),
-            role: "payment".into(),
+            role: formats::Role::Payment,
             pid: 11,
         };
         let b = ActiveFault::Pause {
             node: "n2".into(),
-            role: "order".into(),
+            role: formats::Role::Order,
             pid: 22,
         };
         ledger.started("f1", &a).expect("write");

@@ -8,7 +8,7 @@
 //! it for local processes, network namespaces and SSH nodes) and records every start and heal
 //! through [`Recorder`] as history operations of the `nemesis` process. Network faults go
 //! through a Toxiproxy-compatible API ([`toxiproxy::ToxiproxyClient`]), served locally by the
-//! `faultproxy` binary ([`faultproxy`]) or by a real Toxiproxy.
+//! `faultproxy` binary (the `faultproxy` crate, `nemesis/faultproxy/`) or by a real Toxiproxy.
 //!
 //! ```no_run
 //! # async fn demo(ctl: &dyn nemesis::Control, rec: &dyn nemesis::Recorder, ledger: &nemesis::ledger::HealLedger) -> anyhow::Result<()> {
@@ -17,7 +17,7 @@
 //! use rand::SeedableRng;
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
 //! let mut nem = Nemesis::new(ledger.clone());
-//! let plan = FaultPlan::Pause { role: "payment".into(), target: Target::Node { node: "n1".into() } };
+//! let plan = FaultPlan::Pause { role: formats::Role::Payment, target: Target::Node { node: "n1".into() } };
 //! let id = nem.start(ctl, rec, &plan, &mut rng).await?;
 //! nem.heal(ctl, rec, &id).await?;
 //! # Ok(()) }
@@ -25,7 +25,6 @@
 
 pub mod control;
 pub mod fault;
-pub mod faultproxy;
 pub mod grudge;
 pub mod iptables;
 pub mod leader;
@@ -35,6 +34,6 @@ pub mod nemesis;
 pub mod schedule;
 pub mod toxiproxy;
 
-pub use control::{Control, ExecOutput, Gone, Recorder, Signal, Unsupported};
+pub use control::{signal_local, Control, ExecOutput, Gone, Recorder, Signal, Unsupported};
 pub use fault::{ActiveFault, FaultPlan};
 pub use nemesis::{heal_ledger, Nemesis};

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use checker::history::{f, OpType};
+use formats::fault::Kind;
+use formats::history::values::FaultOp;
+use formats::history::{OpType, F};
 use rand::RngCore;
-use serde_json::json;
 
 use crate::control::{Control, Recorder};
 use crate::fault::{resolve, ActiveFault, FaultPlan};
@@ -47,7 +48,7 @@ impl Nemesis {
         let id = format!("f{}", self.next_id);
         self.next_id += 1;
         let resolved = if matches!(plan, FaultPlan::Partition { .. })
-            && self.active.values().any(|a| a.kind() == "partition")
+            && self.active.values().any(|a| a.kind() == Kind::Partition)
         {
             // One chain holds every partition rule; overlapping partitions would heal together.
             Err(anyhow::anyhow!("a partition is already active"))
@@ -57,30 +58,39 @@ impl Nemesis {
         let fault = match resolved {
             Ok(f) => f,
             Err(e) => {
-                let value = json!({"id": id, "fault": plan.kind(), "target": null, "detail": plan});
-                rec.nemesis(OpType::Invoke, f::FAULT_START, value.clone(), None);
-                rec.nemesis(OpType::Info, f::FAULT_START, value, Some(format!("{e:#}")));
+                let value = op_value(FaultOp {
+                    id: id.clone(),
+                    fault: plan.kind(),
+                    target: None,
+                    detail: Some(plan),
+                });
+                rec.nemesis(OpType::Invoke, F::FaultStart, value.clone(), None);
+                rec.nemesis(OpType::Info, F::FaultStart, value, Some(format!("{e:#}")));
                 return Err(e.context(format!("starting {} ({id})", plan.kind())));
             }
         };
-        let value =
-            json!({"id": id, "fault": fault.kind(), "target": fault.target(), "detail": fault});
-        rec.nemesis(OpType::Invoke, f::FAULT_START, value.clone(), None);
+        let value = op_value(FaultOp {
+            id: id.clone(),
+            fault: fault.kind(),
+            target: Some(fault.target()),
+            detail: Some(&fault),
+        });
+        rec.nemesis(OpType::Invoke, F::FaultStart, value.clone(), None);
         self.ledger.started(&id, &fault)?;
         self.active.insert(id.clone(), fault.clone());
         match fault.apply(ctl).await {
             Ok(()) => {
-                rec.nemesis(OpType::Info, f::FAULT_START, value, None);
+                rec.nemesis(OpType::Info, F::FaultStart, value, None);
                 tracing::info!(
                     id,
-                    fault = fault.kind(),
+                    fault = fault.kind().as_str(),
                     target = fault.target(),
                     "fault started"
                 );
                 Ok(id)
             }
             Err(e) => {
-                rec.nemesis(OpType::Info, f::FAULT_START, value, Some(format!("{e:#}")));
+                rec.nemesis(OpType::Info, F::FaultStart, value, Some(format!("{e:#}")));
                 // Heal in case part of it applied; the ledger keeps it if that fails too.
                 self.heal(ctl, rec, &id).await?;
                 Err(e)
@@ -100,18 +110,23 @@ impl Nemesis {
             .get(id)
             .cloned()
             .with_context(|| format!("no active fault {id}"))?;
-        let value = json!({"id": id, "fault": fault.kind(), "target": fault.target()});
-        rec.nemesis(OpType::Invoke, f::FAULT_HEAL, value.clone(), None);
+        let value = op_value(FaultOp::<()> {
+            id: id.to_owned(),
+            fault: fault.kind(),
+            target: Some(fault.target()),
+            detail: None,
+        });
+        rec.nemesis(OpType::Invoke, F::FaultHeal, value.clone(), None);
         match fault.heal(ctl).await {
             Ok(()) => {
                 self.ledger.healed(id)?;
                 self.active.remove(id);
-                rec.nemesis(OpType::Info, f::FAULT_HEAL, value, None);
-                tracing::info!(id, fault = fault.kind(), "fault healed");
+                rec.nemesis(OpType::Info, F::FaultHeal, value, None);
+                tracing::info!(id, fault = fault.kind().as_str(), "fault healed");
                 Ok(())
             }
             Err(e) => {
-                rec.nemesis(OpType::Info, f::FAULT_HEAL, value, Some(format!("{e:#}")));
+                rec.nemesis(OpType::Info, F::FaultHeal, value, Some(format!("{e:#}")));
                 Err(e)
             }
         }
@@ -129,6 +144,12 @@ impl Nemesis {
         }
         first_err.map_or(Ok(()), Err)
     }
+}
+
+/// A nemesis op's value in the history's shape.
+fn op_value<D: serde::Serialize>(op: FaultOp<D>) -> serde_json::Value {
+    // A FaultOp of plain data always serializes; failing would be a defect in a detail type.
+    serde_json::to_value(op).unwrap_or_else(|e| panic!("nemesis op value: {e}"))
 }
 
 /// Heals every fault a ledger lists as pending (after a crash), newest first. Tries them all;

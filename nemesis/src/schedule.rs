@@ -5,110 +5,18 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use formats::Role;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::fault::{FaultPlan, Links, NetEffect, Target};
-use crate::grudge::Shape;
+pub use formats::fault::{Kind, Kinds, Planned};
+
+use crate::fault::{FaultPlan, Links, NetEffect, Shape, Target};
 
 /// Most faults one schedule holds.
 pub const MAX_PLANNED: usize = 10_000;
-
-/// One planned fault.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Planned {
-    /// Offset from the start of the workload.
-    pub at: Duration,
-    /// How long it stays before its heal.
-    pub duration: Duration,
-    /// What to do.
-    pub plan: FaultPlan,
-}
-
-/// A kind of fault a schedule may choose (`--nemesis` names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// Partitions of every shape.
-    Partition,
-    /// SIGSTOP/SIGCONT.
-    Pause,
-    /// SIGKILL and restart.
-    Kill,
-    /// Latency toxics.
-    Latency,
-    /// Lost responses.
-    LostResponse,
-    /// TCP resets.
-    Reset,
-    /// Bandwidth limits.
-    Bandwidth,
-    /// Retry storms.
-    Storm,
-}
-
-impl Kind {
-    /// Every kind, in `--nemesis all` order.
-    pub const ALL: [Kind; 8] = [
-        Kind::Partition,
-        Kind::Pause,
-        Kind::Kill,
-        Kind::Latency,
-        Kind::LostResponse,
-        Kind::Reset,
-        Kind::Bandwidth,
-        Kind::Storm,
-    ];
-
-    /// The `--nemesis` name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Partition => "partition",
-            Kind::Pause => "pause",
-            Kind::Kill => "kill",
-            Kind::Latency => "latency",
-            Kind::LostResponse => "lost-response",
-            Kind::Reset => "reset",
-            Kind::Bandwidth => "bandwidth",
-            Kind::Storm => "storm",
-        }
-    }
-
-    /// Whether it needs a fault proxy (Toxiproxy API) in front of the links.
-    pub fn needs_proxy(self) -> bool {
-        matches!(
-            self,
-            Kind::Latency | Kind::LostResponse | Kind::Reset | Kind::Bandwidth | Kind::Storm
-        )
-    }
-}
-
-/// Parses `--nemesis`: `none`, `all`, or comma-separated kinds. Errors quote the culprit.
-pub fn parse_kinds(s: &str) -> Result<BTreeSet<Kind>, String> {
-    let s = s.trim();
-    match s {
-        "none" | "" => return Ok(BTreeSet::new()),
-        "all" => return Ok(Kind::ALL.into_iter().collect()),
-        _ => {}
-    }
-    s.split(',')
-        .map(|part| {
-            let part = part.trim();
-            Kind::ALL
-                .into_iter()
-                .find(|k| k.name() == part)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-                    format!(
-                        "unknown fault '{part}' (expected none, all, or some of {})",
-                        names.join(",")
-                    )
-                })
-        })
-        .collect()
-}
 
 /// What a periodic schedule chooses from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,21 +30,18 @@ pub struct Options {
     /// Two faults of different kinds at once in each slot.
     pub pairs: bool,
     /// Roles process faults may hit.
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
     /// Roles network faults and storms may hit (the services called between nodes).
-    pub services: Vec<String>,
+    pub services: Vec<Role>,
     /// The role whose leader "leader" targets mean.
-    pub leader_role: String,
+    pub leader_role: Role,
     /// Number of nodes (bridges need three).
     pub nodes: usize,
 }
 
 fn plan_for(kind: Kind, o: &Options, rng: &mut ChaCha8Rng) -> FaultPlan {
-    let role = |rng: &mut ChaCha8Rng, from: &[String]| {
-        from.choose(rng)
-            .cloned()
-            .unwrap_or_else(|| o.leader_role.clone())
-    };
+    let role =
+        |rng: &mut ChaCha8Rng, from: &[Role]| from.choose(rng).copied().unwrap_or(o.leader_role);
     let target = |rng: &mut ChaCha8Rng| {
         if rng.gen_bool(0.5) {
             Target::Leader
@@ -157,10 +62,10 @@ fn plan_for(kind: Kind, o: &Options, rng: &mut ChaCha8Rng) -> FaultPlan {
             let mut shapes = vec![
                 Shape::IsolateOne { node: None },
                 Shape::IsolateLeader {
-                    role: o.leader_role.clone(),
+                    role: o.leader_role,
                 },
                 Shape::MajorityMinority {
-                    role: o.leader_role.clone(),
+                    role: o.leader_role,
                 },
                 Shape::RandomHalves,
             ];
@@ -173,7 +78,7 @@ fn plan_for(kind: Kind, o: &Options, rng: &mut ChaCha8Rng) -> FaultPlan {
         Kind::Pause | Kind::Kill => {
             let target = target(rng);
             let role = match target {
-                Target::Leader => o.leader_role.clone(),
+                Target::Leader => o.leader_role,
                 _ => role(rng, &o.roles),
             };
             if kind == Kind::Pause {
@@ -191,15 +96,18 @@ fn plan_for(kind: Kind, o: &Options, rng: &mut ChaCha8Rng) -> FaultPlan {
             FaultPlan::Network {
                 effect,
                 links: links(rng),
+                route: None,
             }
         }
         Kind::LostResponse => FaultPlan::Network {
             effect: NetEffect::LostResponse,
             links: links(rng),
+            route: None,
         },
         Kind::Reset => FaultPlan::Network {
             effect: NetEffect::Reset,
             links: links(rng),
+            route: None,
         },
         Kind::Bandwidth => {
             let effect = NetEffect::Bandwidth {
@@ -208,14 +116,15 @@ fn plan_for(kind: Kind, o: &Options, rng: &mut ChaCha8Rng) -> FaultPlan {
             FaultPlan::Network {
                 effect,
                 links: links(rng),
+                route: None,
             }
         }
         Kind::Storm => {
-            let storm_roles: Vec<String> = o
+            let storm_roles: Vec<Role> = o
                 .services
                 .iter()
-                .filter(|r| *r == "payment" || *r == "inventory")
-                .cloned()
+                .filter(|r| matches!(r, Role::Payment | Role::Inventory))
+                .copied()
                 .collect();
             let role = role(
                 rng,
@@ -262,17 +171,14 @@ pub fn periodic(seed: u64, o: &Options) -> Vec<Planned> {
 /// A pause of `role` once, starting between a quarter and half of `time_limit`, lasting about a
 /// quarter of it, healed well before the workload ends. The node is chosen at start time from
 /// the run's seeded RNG.
-pub fn single_pause(seed: u64, time_limit: Duration, role: &str, target: Target) -> Vec<Planned> {
+pub fn single_pause(seed: u64, time_limit: Duration, role: Role, target: Target) -> Vec<Planned> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let quarter_ms = (time_limit.as_millis() / 4).max(1) as u64;
     let at = Duration::from_millis(quarter_ms + rng.gen_range(0..=quarter_ms));
     vec![Planned {
         at,
         duration: Duration::from_millis(quarter_ms),
-        plan: FaultPlan::Pause {
-            role: role.to_owned(),
-            target,
-        },
+        plan: FaultPlan::Pause { role, target },
     }]
 }
 
@@ -286,9 +192,9 @@ mod tests {
             interval: Duration::from_secs(10),
             time_limit: Duration::from_secs(120),
             pairs,
-            roles: vec!["order".into(), "payment".into()],
-            services: vec!["payment".into(), "inventory".into()],
-            leader_role: "order".into(),
+            roles: vec![Role::Order, Role::Payment],
+            services: vec![Role::Payment, Role::Inventory],
+            leader_role: Role::Order,
             nodes: 3,
         }
     }
@@ -298,13 +204,13 @@ mod tests {
     fn same_seed_same_single_pause() {
         let t = Duration::from_secs(20);
         assert_eq!(
-            single_pause(7, t, "payment", Target::Random),
-            single_pause(7, t, "payment", Target::Random)
+            single_pause(7, t, Role::Payment, Target::Random),
+            single_pause(7, t, Role::Payment, Target::Random)
         );
-        let s = single_pause(7, t, "payment", Target::Random);
+        let s = single_pause(7, t, Role::Payment, Target::Random);
         assert!(s.iter().all(|p| p.at + p.duration < t));
         let distinct: std::collections::HashSet<_> = (0..20)
-            .map(|seed| single_pause(seed, t, "payment", Target::Random)[0].at)
+            .map(|seed| single_pause(seed, t, Role::Payment, Target::Random)[0].at)
             .collect();
         assert!(
             distinct.len() > 1,
@@ -331,7 +237,7 @@ mod tests {
                 }
             }
         }
-        let kinds: BTreeSet<&str> = (0..20)
+        let kinds: BTreeSet<Kind> = (0..20)
             .flat_map(|s| periodic(s, &opts(false)))
             .map(|p| p.plan.kind())
             .collect();
@@ -339,16 +245,5 @@ mod tests {
             kinds.len() >= 8,
             "every kind drawn over 20 seeds: {kinds:?}"
         );
-    }
-
-    /// Proves `--nemesis` parsing: none, all, lists, and a clear error for unknown names.
-    #[test]
-    fn kinds_parse() {
-        assert!(parse_kinds("none").expect("none").is_empty());
-        assert_eq!(parse_kinds("all").expect("all").len(), Kind::ALL.len());
-        let k = parse_kinds("partition,pause").expect("list");
-        assert_eq!(k, BTreeSet::from([Kind::Partition, Kind::Pause]));
-        let e = parse_kinds("pause,frobnicate").expect_err("unknown");
-        assert!(e.contains("'frobnicate'"), "{e}");
     }
 }

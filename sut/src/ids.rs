@@ -15,8 +15,8 @@ pub fn order_id(idempotency_key: &str) -> String {
     format!("o-{:016x}", fnv1a64(idempotency_key.as_bytes()))
 }
 
-/// The idempotency key of one saga step of an order, e.g. `o-1234:charge`.
-pub fn step_key(order_id: &str, step: &str) -> String {
+/// The idempotency key of one saga step of an order, e.g. `o-1234:charge`, `o-1234:reserve:0`.
+pub fn step_key(order_id: &str, step: crate::roles::order::model::StepName) -> String {
     format!("{order_id}:{step}")
 }
 

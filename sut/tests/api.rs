@@ -1,14 +1,19 @@
 //! Integration tests of the pipeline: real `pipeline` processes on loopback, talking HTTP, with
 //! real fsync and real SIGKILL. `store` covers the replicas, quorum client, leases and fencing
 //! (issue 3); `pipeline` covers the saga roles, `effects` single effects under idempotency
-//! keys, and `inventory` its two consistency models (issue 4).
+//! keys, and `inventory` its two consistency models (issue 4); `leases` covers elections that
+//! cannot be split or poisoned and bounded tokens (issue 15).
 
 #[path = "api/cluster.rs"]
 mod cluster;
 #[path = "api/effects.rs"]
 mod effects;
+#[path = "api/electors.rs"]
+mod electors;
 #[path = "api/inventory.rs"]
 mod inventory;
+#[path = "api/leases.rs"]
+mod leases;
 #[path = "api/pipeline.rs"]
 mod pipeline;
 #[path = "api/store.rs"]

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 pub mod seams;
 
-use crate::history::{f, Op, OpType};
+use formats::history::{values::FaultOp, Op, OpType, Process, F};
+
 use crate::rundir::History;
 
 /// One fault as the nemesis recorded it: from its start invocation to its heal completion.
@@ -37,48 +38,30 @@ impl FaultWindow {
     }
 }
 
-fn fault_id(op: &Op) -> Option<String> {
-    op.value
-        .get("id")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-}
-
-fn render_target(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => String::new(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Pairs nemesis start and heal operations by fault id.
 pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
     let mut windows: Vec<FaultWindow> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for op in history.ops.iter().filter(|o| o.process.is_nemesis()) {
-        let Some(id) = fault_id(op) else { continue };
-        if op.f == f::FAULT_START && op.op_type == OpType::Invoke {
-            by_id.insert(id.clone(), windows.len());
+        let Some(value) = op.payload::<FaultOp>() else {
+            continue;
+        };
+        if op.f == F::FaultStart && op.op_type == OpType::Invoke {
+            by_id.insert(value.id.clone(), windows.len());
             windows.push(FaultWindow {
-                id,
-                fault: op
-                    .value
-                    .get("fault")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("fault")
-                    .to_owned(),
-                target: render_target(op.value.get("target").unwrap_or(&serde_json::Value::Null)),
+                id: value.id,
+                fault: value.fault.as_str().to_owned(),
+                target: value.target.unwrap_or_default(),
                 start_ns: op.time_ns,
                 end_ns: None,
                 start_error: None,
             });
-        } else if op.f == f::FAULT_START && op.op_type.is_completion() {
-            if let (Some(&i), Some(e)) = (by_id.get(&id), &op.error) {
+        } else if op.f == F::FaultStart && op.op_type.is_completion() {
+            if let (Some(&i), Some(e)) = (by_id.get(&value.id), &op.error) {
                 windows[i].start_error = Some(e.clone());
             }
-        } else if op.f == f::FAULT_HEAL && op.op_type.is_completion() {
-            if let Some(&i) = by_id.get(&id) {
+        } else if op.f == F::FaultHeal && op.op_type.is_completion() {
+            if let Some(&i) = by_id.get(&value.id) {
                 windows[i].end_ns = Some(op.time_ns);
             }
         }
@@ -116,7 +99,7 @@ impl Throughput {
 }
 
 /// Per-second completion counts of client operations whose `f` is `only` (all if `None`).
-pub fn throughput(history: &History, only: Option<&str>) -> Throughput {
+pub fn throughput(history: &History, only: Option<F>) -> Throughput {
     let end_s = history
         .ops
         .last()
@@ -128,7 +111,7 @@ pub fn throughput(history: &History, only: Option<&str>) -> Throughput {
         info: vec![0; end_s],
     };
     for op in &history.ops {
-        if op.process.is_nemesis() || only.is_some_and(|name| name != op.f) {
+        if op.process.is_nemesis() || only.is_some_and(|f| f != op.f) {
             continue;
         }
         let s = (op.time_ns / 1_000_000_000) as usize;
@@ -200,7 +183,7 @@ impl Pair<'_> {
 /// invoke is left out here (the history check reports it).
 pub fn pairs(history: &History) -> Vec<Pair<'_>> {
     let mut out: Vec<Pair<'_>> = Vec::new();
-    let mut open: HashMap<crate::history::Process, usize> = HashMap::new();
+    let mut open: HashMap<Process, usize> = HashMap::new();
     for op in history.ops.iter().filter(|o| !o.process.is_nemesis()) {
         if op.op_type == OpType::Invoke {
             open.insert(op.process, out.len());
@@ -221,7 +204,9 @@ pub fn end_ns(history: &History) -> u64 {
 }
 
 /// Where an instant falls relative to the faults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Before the first fault started (the whole run when there were none).
@@ -235,6 +220,15 @@ pub enum Phase {
 impl Phase {
     /// Every phase in time order.
     pub const ALL: [Phase; 3] = [Phase::BeforeFaults, Phase::DuringFaults, Phase::AfterFaults];
+
+    /// The key in `results.json`: `before-faults`, ...
+    pub fn key(self) -> &'static str {
+        match self {
+            Phase::BeforeFaults => "before-faults",
+            Phase::DuringFaults => "during-faults",
+            Phase::AfterFaults => "after-faults",
+        }
+    }
 
     /// Human words.
     pub fn as_str(self) -> &'static str {

@@ -35,7 +35,7 @@ pub mod names {
 
 /// The retry budget the pipeline is configured with, as the checks assume it. Recorded in the
 /// details of every check that uses it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct BudgetParams {
     /// Retries allowed as a share of logical requests.
     pub ratio: f64,
@@ -75,7 +75,7 @@ pub struct RetryLoad {
 }
 
 /// One caller's counts over one window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct CallerWindow {
     /// Node of the caller.
     pub node: String,
@@ -236,7 +236,7 @@ impl Signal {
 /// How thresholds are chosen. A threshold is the larger of a floor and a multiple of the
 /// baseline (the median value before the first fault), so a noisy system is not "moved" by noise
 /// and a quiet one is not moved by one record.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct SignalParams {
     /// Consumer lag floor, in records.
     pub lag_floor_records: f64,

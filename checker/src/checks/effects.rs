@@ -9,57 +9,26 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
-use serde_json::json;
-
-use crate::final_state::{
-    status, FinalState, OrderRecord, PaymentKind, PaymentRecord, ReservationRecord, ShipmentRecord,
+use formats::effects::EffectViolation as Violation;
+use formats::final_state::{
+    FinalState, OrderRecord, OrderStatus, PaymentKind, PaymentRecord, ReservationRecord,
+    ReservationStatus, ShipmentRecord, ShipmentStatus,
 };
-use crate::history::{f, OpType};
-use crate::rundir::History;
-use crate::verdict::{CheckResult, Validity};
+use formats::history::{values, OpType, F};
+use formats::Role;
+use serde::{Deserialize, Serialize};
+
+use super::Params;
+use crate::check::{Check, Verdict};
+use crate::report::table::Table;
+use crate::rundir::{History, RunData};
+use crate::verdict::{CheckId, Validity};
 
 /// How many violations are listed in full; the counts always cover all of them.
 pub const MAX_LISTED_VIOLATIONS: usize = 1000;
 
-/// Every kind of effect violation, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Violation {
-    /// More than one charge record for an order.
-    DoubleCharge,
-    /// More than one refund record for an order.
-    DoubleRefund,
-    /// A refund for an order that was never charged.
-    RefundWithoutCharge,
-    /// Charged, the saga failed, and the money was not given back.
-    LostRefund,
-    /// Completed (or compensated) without a charge.
-    LostCharge,
-    /// Refund amount differs from the charge.
-    RefundAmountMismatch,
-    /// A completed order was refunded.
-    RefundOnCompleted,
-    /// Not in a terminal state after quiesce.
-    StuckSaga,
-    /// The client was told the order was accepted, but the service does not know it.
-    AcknowledgedOrderMissing,
-    /// A payment record for an order the order service does not know.
-    EffectWithoutOrder,
-    /// Completed without a live shipment, or with more than one.
-    MissingShipment,
-    /// Rejected or compensated but a shipment is still live.
-    ShipmentNotCancelled,
-    /// Rejected or compensated but stock is still reserved.
-    StockNotReleased,
-    /// Completed but its stock reservation was released.
-    StockReleasedOnCompleted,
-    /// Completed with line items but no stock held for it (reserved or committed).
-    StockNotCommitted,
-}
-
 /// One violation with its evidence.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// What went wrong.
     pub kind: Violation,
@@ -69,8 +38,64 @@ pub struct Finding {
     pub evidence: String,
 }
 
+/// What the check counted and found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Details {
+    /// Orders the order service knows.
+    pub orders: usize,
+    /// Payment ledger records.
+    pub payment_records: usize,
+    /// Orders per final status.
+    pub by_status: BTreeMap<OrderStatus, usize>,
+    /// Violations per kind (all of them).
+    pub violation_counts: BTreeMap<Violation, usize>,
+    /// Violations, at most [`MAX_LISTED_VIOLATIONS`].
+    pub violations: Vec<Finding>,
+    /// Violations beyond those listed.
+    pub violations_not_listed: usize,
+    /// Final-state reads that failed.
+    pub read_errors: Vec<String>,
+}
+
+/// The check.
+pub struct Effects;
+
+impl Check for Effects {
+    const ID: CheckId = CheckId::Effects;
+    type Details = Details;
+
+    fn run(run: &RunData, _: &Params) -> Verdict<Details> {
+        check(&run.history, &run.final_state)
+    }
+
+    fn tables(d: &Details) -> Vec<Table> {
+        vec![
+            Table::of(
+                "Violations",
+                &["kind", "order", "evidence"],
+                &d.violations,
+                d.violations_not_listed,
+                |f| vec![f.kind.to_string(), f.order_id.clone(), f.evidence.clone()],
+            ),
+            Table::pairs(
+                "Violations by kind",
+                "kind",
+                "orders",
+                d.violation_counts.iter(),
+            ),
+            Table::pairs(
+                "Orders by final status",
+                "status",
+                "orders",
+                d.by_status.iter(),
+            ),
+            Table::list("Final-state read errors", &d.read_errors, 0),
+        ]
+    }
+}
+
 /// Runs the effects check.
-pub fn check(history: &History, state: &FinalState) -> CheckResult {
+pub fn check(history: &History, state: &FinalState) -> Verdict<Details> {
     let mut findings = Vec::new();
     let orders: HashMap<&str, &OrderRecord> = state
         .orders
@@ -125,16 +150,16 @@ pub fn check(history: &History, state: &FinalState) -> CheckResult {
     }
 
     for op in &history.ops {
-        if op.f != f::PLACE_ORDER || op.op_type != OpType::Ok {
+        if op.f != F::PlaceOrder || op.op_type != OpType::Ok {
             continue;
         }
-        let Some(order_id) = op.value.get("order_id").and_then(|v| v.as_str()) else {
+        let Some(order_id) = op.payload::<values::Placed>().and_then(|p| p.order_id) else {
             continue;
         };
-        if !orders.contains_key(order_id) {
+        if !orders.contains_key(order_id.as_str()) {
             findings.push(Finding {
                 kind: Violation::AcknowledgedOrderMissing,
-                order_id: order_id.to_owned(),
+                order_id: order_id.clone(),
                 evidence: format!(
                     "history index {} (process {}) acknowledged it; the final state has no such order",
                     op.index, op.process
@@ -168,7 +193,7 @@ impl OrderEffects<'_> {
             money(&self.charges),
             money(&self.refunds)
         );
-        if state.has_service("shipping") {
+        if state.has_service(Role::Shipping) {
             let s: Vec<String> = self
                 .shipments
                 .iter()
@@ -176,7 +201,7 @@ impl OrderEffects<'_> {
                 .collect();
             text.push_str(&format!(", shipments {s:?}"));
         }
-        if state.has_service("inventory") {
+        if state.has_service(Role::Inventory) {
             let r: Vec<String> = self
                 .reservations
                 .iter()
@@ -219,33 +244,33 @@ fn check_order(
     let live_shipments = effects
         .shipments
         .iter()
-        .filter(|s| s.status == "created")
+        .filter(|s| s.status == ShipmentStatus::Created)
         .count();
     let reserved = effects
         .reservations
         .iter()
-        .filter(|r| r.status == "reserved" || r.status == "committed")
+        .filter(|r| r.status.holds())
         .count();
     let released = effects
         .reservations
         .iter()
-        .filter(|r| r.status == "released")
+        .filter(|r| r.status == ReservationStatus::Released)
         .count();
-    match order.status.as_str() {
-        status::COMPLETED => {
+    match order.status {
+        OrderStatus::Completed => {
             if charges.is_empty() {
                 push(Violation::LostCharge);
             }
             if !refunds.is_empty() {
                 push(Violation::RefundOnCompleted);
             }
-            if state.has_service("shipping") && live_shipments != 1 {
+            if state.has_service(Role::Shipping) && live_shipments != 1 {
                 push(Violation::MissingShipment);
             }
-            if state.has_service("inventory") && released > 0 {
+            if state.has_service(Role::Inventory) && released > 0 {
                 push(Violation::StockReleasedOnCompleted);
             }
-            if state.has_service("inventory")
+            if state.has_service(Role::Inventory)
                 && !order.items.is_empty()
                 && reserved == 0
                 && released == 0
@@ -253,8 +278,8 @@ fn check_order(
                 push(Violation::StockNotCommitted);
             }
         }
-        status::REJECTED | status::COMPENSATED => {
-            let compensated = order.status == status::COMPENSATED;
+        OrderStatus::Rejected | OrderStatus::Compensated => {
+            let compensated = order.status == OrderStatus::Compensated;
             if compensated && charges.is_empty() {
                 push(Violation::LostCharge);
             }
@@ -266,10 +291,10 @@ fn check_order(
                     push(Violation::RefundAmountMismatch);
                 }
             }
-            if state.has_service("shipping") && live_shipments > 0 {
+            if state.has_service(Role::Shipping) && live_shipments > 0 {
                 push(Violation::ShipmentNotCancelled);
             }
-            if state.has_service("inventory") && reserved > 0 {
+            if state.has_service(Role::Inventory) && reserved > 0 {
                 push(Violation::StockNotReleased);
             }
         }
@@ -277,10 +302,10 @@ fn check_order(
     }
 }
 
-fn summarize(state: &FinalState, findings: Vec<Finding>) -> CheckResult {
-    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+fn summarize(state: &FinalState, findings: Vec<Finding>) -> Verdict<Details> {
+    let mut by_status: BTreeMap<OrderStatus, usize> = BTreeMap::new();
     for o in &state.orders {
-        *by_status.entry(o.status.as_str()).or_default() += 1;
+        *by_status.entry(o.status).or_default() += 1;
     }
     let mut counts: BTreeMap<Violation, usize> = BTreeMap::new();
     for finding in &findings {
@@ -299,16 +324,7 @@ fn summarize(state: &FinalState, findings: Vec<Finding>) -> CheckResult {
             state.orders.len()
         ),
         Validity::Invalid => {
-            let parts: Vec<String> = counts
-                .iter()
-                .map(|(k, n)| {
-                    let name = serde_json::to_value(k)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    format!("{n} {name}")
-                })
-                .collect();
+            let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
             format!("{} violations: {}", findings.len(), parts.join(", "))
         }
         Validity::Unknown => format!(
@@ -316,19 +332,18 @@ fn summarize(state: &FinalState, findings: Vec<Finding>) -> CheckResult {
             state.read_errors.len()
         ),
     };
-    let listed: Vec<&Finding> = findings.iter().take(MAX_LISTED_VIOLATIONS).collect();
-    CheckResult {
-        name: "effects".into(),
+    let violations_not_listed = findings.len().saturating_sub(MAX_LISTED_VIOLATIONS);
+    Verdict::new(
         validity,
         summary,
-        details: json!({
-            "orders": state.orders.len(),
-            "payment_records": state.payments.len(),
-            "by_status": by_status,
-            "violation_counts": counts,
-            "violations": listed,
-            "violations_not_listed": findings.len().saturating_sub(MAX_LISTED_VIOLATIONS),
-            "read_errors": state.read_errors,
-        }),
-    }
+        Details {
+            orders: state.orders.len(),
+            payment_records: state.payments.len(),
+            by_status,
+            violation_counts: counts,
+            violations: findings.into_iter().take(MAX_LISTED_VIOLATIONS).collect(),
+            violations_not_listed,
+            read_errors: state.read_errors.clone(),
+        },
+    )
 }

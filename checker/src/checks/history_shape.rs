@@ -4,18 +4,60 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
+use formats::history::{OpType, Process, F};
+use serde::{Deserialize, Serialize};
 
-use crate::history::{OpType, Process};
-use crate::rundir::History;
-use crate::verdict::{CheckResult, Validity};
+use super::Params;
+use crate::check::{Check, Verdict};
+use crate::report::table::Table;
+use crate::rundir::{History, RunData};
+use crate::verdict::{CheckId, Validity};
 
 /// How many problems are listed in full.
 const MAX_LISTED: usize = 100;
 
-/// Runs the check.
-pub fn check(history: &History) -> CheckResult {
-    let mut open: HashMap<Process, (u64, &str)> = HashMap::new();
+/// The check.
+pub struct HistoryShape;
+
+/// What it counted and found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Details {
+    /// Client invocations.
+    pub invocations: u64,
+    /// ok completions.
+    pub ok: u64,
+    /// fail completions.
+    pub fail: u64,
+    /// info completions.
+    pub info: u64,
+    /// Invocations with no completion at the end.
+    pub open_at_end: usize,
+    /// Malformed sequences, at most [`MAX_LISTED`].
+    pub problems: Vec<String>,
+    /// Problems beyond those listed.
+    pub problems_not_listed: usize,
+}
+
+impl Check for HistoryShape {
+    const ID: CheckId = CheckId::History;
+    type Details = Details;
+
+    fn run(run: &RunData, _: &Params) -> Verdict<Details> {
+        check(&run.history)
+    }
+
+    fn tables(d: &Details) -> Vec<Table> {
+        vec![Table::list(
+            "Malformed sequences",
+            &d.problems,
+            d.problems_not_listed,
+        )]
+    }
+}
+
+/// Runs the check on a history.
+pub fn check(history: &History) -> Verdict<Details> {
+    let mut open: HashMap<Process, (u64, F)> = HashMap::new();
     let mut retired: HashMap<Process, u64> = HashMap::new();
     let mut problems: Vec<String> = Vec::new();
     let (mut invokes, mut oks, mut fails, mut infos) = (0u64, 0u64, 0u64, 0u64);
@@ -32,7 +74,7 @@ pub fn check(history: &History) -> CheckResult {
                         op.index, op.process
                     ));
                 }
-                if let Some((at, _)) = open.insert(op.process, (op.index, op.f.as_str())) {
+                if let Some((at, _)) = open.insert(op.process, (op.index, op.f)) {
                     problems.push(format!(
                         "index {}: process {} invokes while index {at} is still open",
                         op.index, op.process
@@ -51,8 +93,10 @@ pub fn check(history: &History) -> CheckResult {
                         op.index, op.process
                     )),
                     Some((at, f)) if f != op.f => problems.push(format!(
-                        "index {}: completion f {:?} does not match invoke {at} f {f:?}",
-                        op.index, op.f
+                        "index {}: completion f {:?} does not match invoke {at} f {:?}",
+                        op.index,
+                        op.f.as_str(),
+                        f.as_str()
                     )),
                     Some(_) => {}
                 }
@@ -75,18 +119,17 @@ pub fn check(history: &History) -> CheckResult {
     } else {
         format!("{} malformed operation sequences", problems.len())
     };
-    CheckResult {
-        name: "history".into(),
+    Verdict::new(
         validity,
         summary,
-        details: json!({
-            "invocations": invokes,
-            "ok": oks,
-            "fail": fails,
-            "info": infos,
-            "open_at_end": open.len(),
-            "problems": problems.iter().take(MAX_LISTED).collect::<Vec<_>>(),
-            "problems_not_listed": problems.len().saturating_sub(MAX_LISTED),
-        }),
-    }
+        Details {
+            invocations: invokes,
+            ok: oks,
+            fail: fails,
+            info: infos,
+            open_at_end: open.len(),
+            problems_not_listed: problems.len().saturating_sub(MAX_LISTED),
+            problems: problems.into_iter().take(MAX_LISTED).collect(),
+        },
+    )
 }

@@ -9,22 +9,25 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde_json::json;
+use formats::effects::Ledger;
+use formats::final_state::FinalState;
+use formats::history::{values, OpType, F};
+use serde::{Deserialize, Serialize};
 
-use crate::final_state::FinalState;
-use crate::history::{f, OpType};
-use crate::rundir::History;
-use crate::verdict::{CheckResult, Validity};
+use super::Params;
+use crate::check::{Check, Verdict};
+use crate::report::table::Table;
+use crate::rundir::{History, RunData};
+use crate::verdict::{CheckId, Validity};
 
 /// How many keys are listed per table; counts always cover all of them.
 pub const MAX_LISTED_KEYS: usize = 500;
 
 /// One key's calls and records.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyUse {
-    /// Which ledger: `orders`, `payments`, `shipments`, `reservations`.
-    pub ledger: &'static str,
+    /// Which ledger.
+    pub ledger: Ledger,
     /// The idempotency key.
     pub key: String,
     /// Physical calls: replays + 1 per record (or invocations, for client orders).
@@ -52,7 +55,7 @@ impl Tally {
     }
 }
 
-fn ledger_uses(ledger: &'static str, tallies: BTreeMap<String, Tally>) -> Vec<KeyUse> {
+fn ledger_uses(ledger: Ledger, tallies: BTreeMap<String, Tally>) -> Vec<KeyUse> {
     tallies
         .into_iter()
         .map(|(key, t)| KeyUse {
@@ -75,7 +78,7 @@ pub fn key_uses(history: &History, state: &FinalState) -> Vec<KeyUse> {
             .or_default()
             .add(&p.order_id, p.replays);
     }
-    out.extend(ledger_uses("payments", payments));
+    out.extend(ledger_uses(Ledger::Payments, payments));
     let mut shipments: BTreeMap<String, Tally> = BTreeMap::new();
     for s in &state.shipments {
         shipments
@@ -83,7 +86,7 @@ pub fn key_uses(history: &History, state: &FinalState) -> Vec<KeyUse> {
             .or_default()
             .add(&s.order_id, s.replays);
     }
-    out.extend(ledger_uses("shipments", shipments));
+    out.extend(ledger_uses(Ledger::Shipments, shipments));
     let mut reservations: BTreeMap<String, Tally> = BTreeMap::new();
     for r in &state.reservations {
         // A reservation is per (key, SKU): one key may reserve several SKUs of one order.
@@ -92,7 +95,7 @@ pub fn key_uses(history: &History, state: &FinalState) -> Vec<KeyUse> {
             .or_default()
             .add(&r.order_id, r.replays.unwrap_or(0));
     }
-    out.extend(ledger_uses("reservations", reservations));
+    out.extend(ledger_uses(Ledger::Reservations, reservations));
     out.extend(order_uses(history, state));
     out
 }
@@ -101,11 +104,11 @@ pub fn key_uses(history: &History, state: &FinalState) -> Vec<KeyUse> {
 fn order_uses(history: &History, state: &FinalState) -> Vec<KeyUse> {
     let mut orders: BTreeMap<String, Tally> = BTreeMap::new();
     for op in &history.ops {
-        if op.f != f::PLACE_ORDER || op.op_type != OpType::Invoke {
+        if op.f != F::PlaceOrder || op.op_type != OpType::Invoke {
             continue;
         }
-        if let Some(key) = op.value.get("key").and_then(|k| k.as_str()) {
-            orders.entry(key.to_owned()).or_default().calls += 1;
+        if let Some(p) = op.payload::<values::PlaceOrder>() {
+            orders.entry(p.key).or_default().calls += 1;
         }
     }
     for o in &state.orders {
@@ -113,19 +116,121 @@ fn order_uses(history: &History, state: &FinalState) -> Vec<KeyUse> {
         t.records += 1;
         t.order_ids.push(o.order_id.clone());
     }
-    ledger_uses("orders", orders)
+    ledger_uses(Ledger::Orders, orders)
+}
+
+/// Keys, records and calls of one ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerStats {
+    /// Which ledger.
+    pub ledger: Ledger,
+    /// Distinct keys.
+    pub keys: usize,
+    /// Effect records.
+    pub records: usize,
+    /// Physical calls.
+    pub physical_calls: u64,
+    /// Keys presented more than once.
+    pub keys_presented_more_than_once: usize,
+}
+
+/// What the check counted and found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Details {
+    /// Per ledger.
+    pub ledgers: Vec<LedgerStats>,
+    /// Keys with more than one record, at most [`MAX_LISTED_KEYS`].
+    pub violations: Vec<KeyUse>,
+    /// Violations beyond those listed.
+    pub violations_not_listed: usize,
+    /// Keys presented more than once that made at most one record: the protection at work.
+    pub repeated_keys: Vec<KeyUse>,
+    /// Repeated keys beyond those listed.
+    pub repeated_keys_not_listed: usize,
+}
+
+/// The check.
+pub struct Idempotency;
+
+fn key_table(title: &str, keys: &[KeyUse], not_listed: usize) -> Table {
+    Table::of(
+        title,
+        &["ledger", "key", "physical calls", "records", "orders"],
+        keys,
+        not_listed,
+        |u| {
+            vec![
+                u.ledger.to_string(),
+                u.key.clone(),
+                u.calls.to_string(),
+                u.records.to_string(),
+                u.order_ids.join(", "),
+            ]
+        },
+    )
+}
+
+impl Check for Idempotency {
+    const ID: CheckId = CheckId::Idempotency;
+    type Details = Details;
+
+    fn run(run: &RunData, _: &Params) -> Verdict<Details> {
+        check(&run.history, &run.final_state)
+    }
+
+    fn tables(d: &Details) -> Vec<Table> {
+        vec![
+            key_table(
+                "Keys with more than one effect record",
+                &d.violations,
+                d.violations_not_listed,
+            ),
+            Table::of(
+                "Keys per ledger",
+                &[
+                    "ledger",
+                    "keys",
+                    "records",
+                    "physical calls",
+                    "keys presented more than once",
+                ],
+                &d.ledgers,
+                0,
+                |l| {
+                    vec![
+                        l.ledger.to_string(),
+                        l.keys.to_string(),
+                        l.records.to_string(),
+                        l.physical_calls.to_string(),
+                        l.keys_presented_more_than_once.to_string(),
+                    ]
+                },
+            ),
+            key_table(
+                "Keys presented more than once (each made at most one record)",
+                &d.repeated_keys,
+                d.repeated_keys_not_listed,
+            ),
+        ]
+    }
 }
 
 /// Runs the check.
-pub fn check(history: &History, state: &FinalState) -> CheckResult {
+pub fn check(history: &History, state: &FinalState) -> Verdict<Details> {
     let uses = key_uses(history, state);
-    let mut per_ledger: BTreeMap<&str, (usize, usize, usize, u64)> = BTreeMap::new();
+    let mut per_ledger: BTreeMap<Ledger, LedgerStats> = BTreeMap::new();
     for u in &uses {
-        let e = per_ledger.entry(u.ledger).or_default();
-        e.0 += 1;
-        e.1 += u.records;
-        e.2 += usize::from(u.calls > 1);
-        e.3 += u.calls;
+        let e = per_ledger.entry(u.ledger).or_insert(LedgerStats {
+            ledger: u.ledger,
+            keys: 0,
+            records: 0,
+            physical_calls: 0,
+            keys_presented_more_than_once: 0,
+        });
+        e.keys += 1;
+        e.records += u.records;
+        e.keys_presented_more_than_once += usize::from(u.calls > 1);
+        e.physical_calls += u.calls;
     }
     let violations: Vec<&KeyUse> = uses.iter().filter(|u| u.records > 1).collect();
     let repeated: Vec<&KeyUse> = uses
@@ -157,23 +262,21 @@ pub fn check(history: &History, state: &FinalState) -> CheckResult {
             uses.len()
         ),
     };
-    let ledgers: Vec<serde_json::Value> = per_ledger
-        .iter()
-        .map(|(l, (keys, records, repeated, calls))| {
-            json!({"ledger": l, "keys": keys, "records": records,
-                   "physical_calls": calls, "keys_presented_more_than_once": repeated})
-        })
-        .collect();
-    CheckResult {
-        name: "idempotency".into(),
+    let listed = |keys: &[&KeyUse]| -> Vec<KeyUse> {
+        keys.iter()
+            .take(MAX_LISTED_KEYS)
+            .map(|u| (*u).clone())
+            .collect()
+    };
+    Verdict::new(
         validity,
         summary,
-        details: json!({
-            "ledgers": ledgers,
-            "violations": violations.iter().take(MAX_LISTED_KEYS).collect::<Vec<_>>(),
-            "violations_not_listed": violations.len().saturating_sub(MAX_LISTED_KEYS),
-            "repeated_keys": repeated.iter().take(MAX_LISTED_KEYS).collect::<Vec<_>>(),
-            "repeated_keys_not_listed": repeated_total.saturating_sub(MAX_LISTED_KEYS),
-        }),
-    }
+        Details {
+            ledgers: per_ledger.into_values().collect(),
+            violations: listed(&violations),
+            violations_not_listed: violations.len().saturating_sub(MAX_LISTED_KEYS),
+            repeated_keys: listed(&repeated),
+            repeated_keys_not_listed: repeated_total.saturating_sub(MAX_LISTED_KEYS),
+        },
+    )
 }

@@ -1,14 +1,15 @@
-//! The checks. Each takes parts of a run and returns a [`CheckResult`](crate::CheckResult):
+//! The checks. Each is a [`Check`](crate::check::Check) over a loaded run:
 //!
 //! | check | reads | invalid when |
 //! |---|---|---|
 //! | `history` | history | a process's operations do not pair up |
 //! | `effects` | history, final state | an order is not in a legal end state with its effects |
 //! | `idempotency` | history, final state | a key produced more than one effect record |
-//! | `fencing` | `nodes/*/store.log` | a replica accepted a token below one it had accepted |
+//! | `fencing` | `nodes/*/store.log`, leader roles' logs, `metrics.csv` | a replica accepted a token below one it had accepted, or two holders led one token (unknown: a replica refused a leader for longer than a lease with no fault, or its counter disagrees with its log) |
 //! | `retry-load` | `metrics.csv`, history | a caller's retries exceeded the budget (also when the pipeline's budget was switched off) |
 //! | `signals` | `metrics.csv`, history | never (informational; unknown without data) |
 //! | `perf` | history | never (informational; unknown without data) |
+//! | `linearizability` | history, final state | the stock operations cannot be linearized |
 
 pub mod effects;
 pub mod fencing;
@@ -20,13 +21,26 @@ pub mod signals;
 
 use serde::Serialize;
 
-use crate::analysis::seams::{BudgetParams, SignalParams};
-use crate::expectation::{self, ExpectationResult};
-use crate::rundir::RunData;
-use crate::verdict::{CheckResult, Results};
+pub use crate::lincheck::inventory::Linearizability;
+pub use effects::Effects;
+pub use fencing::Fencing;
+pub use history_shape::HistoryShape;
+pub use idempotency::Idempotency;
+pub use perf::Perf;
+pub use retry_load::RetryLoad;
+pub use signals::Signals;
 
-/// Every tunable number the checks use; each check records the ones it used in its details.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+use crate::analysis::seams::{BudgetParams, SignalParams};
+use crate::check::{Check, Page};
+use crate::expectation;
+use crate::lincheck::InventoryOptions;
+use crate::report::table::Table;
+use crate::rundir::RunData;
+use crate::verdict::{CheckId, CheckResult, Results};
+
+/// Every tunable number the checks use; each check records the ones it used in its details,
+/// and the report draws with the same ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Params {
     /// The retry budget the pipeline should keep.
     pub budget: BudgetParams,
@@ -34,56 +48,101 @@ pub struct Params {
     pub signals: SignalParams,
     /// Recovery after heal.
     pub recovery: retry_load::RecoveryParams,
+    /// Lease timing (what counts as lease noise).
+    pub lease: fencing::LeaseParams,
+    /// Bounds of the linearizability search.
+    #[serde(skip)]
+    pub linearizability: InventoryOptions,
 }
 
-/// Runs every check on a loaded run with default parameters and composes the verdict.
-pub fn check_all(run: &RunData) -> Results {
-    check_all_with(run, &Params::default())
+impl Params {
+    /// These parameters for a run on a cluster with its own timing (a nodes file's `[timing]`
+    /// in `spec.json`): a run on slow VMs is judged by its own lease period, not loopback's.
+    pub fn for_run(&self, spec: &formats::spec::Spec) -> Params {
+        let mut p = self.clone();
+        if let Some(ttl_ms) = spec.timing.lease_ttl_ms {
+            let default = fencing::LeaseParams::default();
+            p.lease.lease_ttl_ms = ttl_ms;
+            p.lease.campaign_ms = p
+                .lease
+                .campaign_ms
+                .max(spec.timing.store_timeout_ms.unwrap_or(default.campaign_ms));
+            // A signal may follow a heal by a few lease periods (an election, a drained lag).
+            let ttl_s = usize::try_from(ttl_ms.div_ceil(1000)).unwrap_or(usize::MAX);
+            p.signals.grace_s = p.signals.grace_s.max(ttl_s.saturating_mul(4));
+        }
+        p
+    }
 }
 
-/// Runs every check with `params`.
-pub fn check_all_with(run: &RunData, params: &Params) -> Results {
-    let inventory = crate::lincheck::inventory(&run.history, &run.final_state);
-    check_all_parts(run, params, inventory)
+/// Every check's result, in order, and the pages the checks rendered themselves.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The composed results (`results.json`).
+    pub results: Results,
+    /// Pages for the report to write.
+    pub pages: Vec<Page>,
 }
 
-/// Runs every check with `params`, taking the inventory linearizability result as computed by
-/// the caller (who may also have rendered its HTML view).
-pub fn check_all_parts(run: &RunData, params: &Params, inventory: CheckResult) -> Results {
-    let checks = vec![
-        history_shape::check(&run.history),
-        effects::check(&run.history, &run.final_state),
-        idempotency::check(&run.history, &run.final_state),
-        fencing::check(run),
-        retry_load::check(run, &params.budget, &params.recovery),
-        signals::check(run, &params.signals, &params.budget),
-        perf::check(&run.history),
-        inventory,
-    ];
+fn one<C: Check>(run: &RunData, params: &Params, pages: &mut Vec<Page>) -> CheckResult {
+    let mut v = C::run(run, params);
+    pages.append(&mut v.pages);
+    CheckResult::of::<C>(v)
+}
+
+/// Runs every check on a loaded run and composes the verdict, the expectation's outcome
+/// included.
+pub fn check_all(run: &RunData, params: &Params) -> Checked {
+    let params = &params.for_run(&run.spec);
+    let mut pages = Vec::new();
+    let checks = CheckId::ALL
+        .iter()
+        .map(|id| match id {
+            CheckId::History => one::<HistoryShape>(run, params, &mut pages),
+            CheckId::Effects => one::<Effects>(run, params, &mut pages),
+            CheckId::Idempotency => one::<Idempotency>(run, params, &mut pages),
+            CheckId::Fencing => one::<Fencing>(run, params, &mut pages),
+            CheckId::RetryLoad => one::<RetryLoad>(run, params, &mut pages),
+            CheckId::Signals => one::<Signals>(run, params, &mut pages),
+            CheckId::Perf => one::<Perf>(run, params, &mut pages),
+            CheckId::Linearizability => one::<Linearizability>(run, params, &mut pages),
+        })
+        .collect();
     let mut results = Results::new(run.history.header.run_id.clone(), checks);
     results.started_unix_ms = Some(run.history.header.started_unix_ms);
     results.duration_s = Some(crate::analysis::end_ns(&run.history) as f64 / 1e9);
-    results.expectation = expectation_of(run, &results);
-    results
+    results.notes.extend(run.spec_note.clone());
+    results.expectation = run
+        .spec
+        .config
+        .expectation
+        .as_ref()
+        .map(|e| expectation::evaluate(e, &results));
+    Checked { results, pages }
 }
 
-/// The spec's expectation evaluated against `results`; a malformed one is unknown, with the
-/// reason as its claim.
-fn expectation_of(run: &RunData, results: &Results) -> Option<ExpectationResult> {
-    Some(match expectation::from_spec(&run.spec)? {
-        Ok(e) => expectation::evaluate(&e, results),
-        Err(why) => ExpectationResult {
-            outcome: expectation::Outcome::Unknown,
-            scenario: run
-                .spec
-                .get("scenario")
-                .and_then(|v| v.as_str())
-                .unwrap_or("-")
-                .to_owned(),
-            protection: "-".into(),
-            protection_on: false,
-            claim: why,
-            requirements: Vec::new(),
-        },
-    })
+fn tables_of<C: Check>(r: &CheckResult) -> Vec<Table> {
+    match r.details_of::<C>() {
+        Some(d) => C::tables(&d),
+        None => vec![Table::list(
+            "Details this version cannot read as this check's",
+            &[r.details.to_string()],
+            0,
+        )],
+    }
+}
+
+/// The evidence tables of one result, from its check's typed details (empty tables left out).
+pub fn tables(r: &CheckResult) -> Vec<Table> {
+    let all = match r.name {
+        CheckId::History => tables_of::<HistoryShape>(r),
+        CheckId::Effects => tables_of::<Effects>(r),
+        CheckId::Idempotency => tables_of::<Idempotency>(r),
+        CheckId::Fencing => tables_of::<Fencing>(r),
+        CheckId::RetryLoad => tables_of::<RetryLoad>(r),
+        CheckId::Signals => tables_of::<Signals>(r),
+        CheckId::Perf => tables_of::<Perf>(r),
+        CheckId::Linearizability => tables_of::<Linearizability>(r),
+    };
+    all.into_iter().filter(|t| !t.is_empty()).collect()
 }

@@ -4,15 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
+use super::Params;
 use crate::analysis::{self, Outcome, Phase};
-use crate::rundir::History;
-use crate::verdict::{CheckResult, Validity};
+use crate::check::{Check, Verdict};
+use crate::report::table::{opt_num, Table};
+use crate::rundir::{History, RunData};
+use crate::verdict::{CheckId, Validity};
 
 /// One row: a phase and a function (or `all`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseStats {
     /// Phase.
     pub phase: Phase,
@@ -37,7 +39,7 @@ pub struct PhaseStats {
 }
 
 /// Latency quantiles in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Quantiles {
     /// Median.
     pub p50: f64,
@@ -113,8 +115,89 @@ pub fn phase_stats(history: &History) -> Vec<PhaseStats> {
     out
 }
 
+/// Seconds of each phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSeconds {
+    /// Before the first fault.
+    #[serde(rename = "before-faults")]
+    pub before_faults: f64,
+    /// Inside fault windows.
+    #[serde(rename = "during-faults")]
+    pub during_faults: f64,
+    /// After the first fault, outside windows.
+    #[serde(rename = "after-faults")]
+    pub after_faults: f64,
+}
+
+/// What the check measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Details {
+    /// Seconds of each phase.
+    pub phase_seconds: PhaseSeconds,
+    /// Share of ok operations invoked during faults.
+    pub availability_during_faults: Option<f64>,
+    /// Per phase and function.
+    pub phases: Vec<PhaseStats>,
+}
+
+/// The check.
+pub struct Perf;
+
+impl Check for Perf {
+    const ID: CheckId = CheckId::Perf;
+    type Details = Details;
+
+    fn run(run: &RunData, _: &Params) -> Verdict<Details> {
+        check(&run.history)
+    }
+
+    fn tables(d: &Details) -> Vec<Table> {
+        let q =
+            |s: &PhaseStats, pick: fn(&Quantiles) -> f64| opt_num(s.latency_ms.as_ref().map(pick));
+        vec![Table::of(
+            "Per phase and operation (latency of ok operations, ms)",
+            &[
+                "phase",
+                "f",
+                "ops",
+                "ok",
+                "fail",
+                "info",
+                "open",
+                "availability",
+                "ok/s",
+                "p50",
+                "p90",
+                "p99",
+                "p99.9",
+                "max",
+            ],
+            &d.phases,
+            0,
+            |s| {
+                vec![
+                    s.phase.key().to_owned(),
+                    s.f.clone(),
+                    s.ops.to_string(),
+                    s.ok.to_string(),
+                    s.fail.to_string(),
+                    s.info.to_string(),
+                    s.open.to_string(),
+                    opt_num(s.availability),
+                    opt_num(s.ok_per_s),
+                    q(s, |q| q.p50),
+                    q(s, |q| q.p90),
+                    q(s, |q| q.p99),
+                    q(s, |q| q.p999),
+                    q(s, |q| q.max),
+                ]
+            },
+        )]
+    }
+}
+
 /// Runs the check.
-pub fn check(history: &History) -> CheckResult {
+pub fn check(history: &History) -> Verdict<Details> {
     let stats = phase_stats(history);
     let all = |p: Phase| stats.iter().find(|s| s.phase == p && s.f == "all");
     let measured = stats
@@ -143,18 +226,17 @@ pub fn check(history: &History) -> CheckResult {
     };
     let windows = analysis::fault_windows(history);
     let durations = analysis::phase_durations_ns(&windows, analysis::end_ns(history));
-    CheckResult {
-        name: "perf".into(),
+    Verdict::new(
         validity,
         summary,
-        details: json!({
-            "phase_seconds": {
-                "before-faults": durations[0] as f64 / 1e9,
-                "during-faults": durations[1] as f64 / 1e9,
-                "after-faults": durations[2] as f64 / 1e9,
+        Details {
+            phase_seconds: PhaseSeconds {
+                before_faults: durations[0] as f64 / 1e9,
+                during_faults: durations[1] as f64 / 1e9,
+                after_faults: durations[2] as f64 / 1e9,
             },
-            "availability_during_faults": all(Phase::DuringFaults).and_then(|s| s.availability),
-            "phases": stats,
-        }),
-    }
+            availability_during_faults: all(Phase::DuringFaults).and_then(|s| s.availability),
+            phases: stats.clone(),
+        },
+    )
 }

@@ -12,20 +12,22 @@
 //! throughput (ok `place-order` completions per second) took to get back to its pre-fault
 //! baseline.
 
-use serde::Serialize;
-use serde_json::json;
+use formats::history::F;
+use serde::{Deserialize, Serialize};
 
+use super::Params;
 use crate::analysis::seams::{self, BudgetParams, CallerWindow};
 use crate::analysis::{self, FaultWindow};
-use crate::history::f;
+use crate::check::{Check, Verdict};
+use crate::report::table::{num, opt_num, Table};
 use crate::rundir::{History, RunData};
-use crate::verdict::{CheckResult, Validity};
+use crate::verdict::{CheckId, Validity};
 
 /// How many over-budget windows are listed in full.
 pub const MAX_LISTED: usize = 500;
 
 /// How recovery after a heal is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryParams {
     /// Throughput counts as recovered at this share of the baseline.
     pub recovered_fraction: f64,
@@ -46,7 +48,7 @@ impl Default for RecoveryParams {
 }
 
 /// Recovery after one heal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recovery {
     /// Fault id.
     pub id: String,
@@ -65,7 +67,7 @@ pub fn recovery(
     windows: &[FaultWindow],
     p: &RecoveryParams,
 ) -> (Option<f64>, Vec<Recovery>) {
-    let mut t = analysis::throughput(history, Some(f::PLACE_ORDER));
+    let mut t = analysis::throughput(history, Some(F::PlaceOrder));
     if t.ok.iter().all(|n| *n == 0) {
         t = analysis::throughput(history, None);
     }
@@ -126,17 +128,202 @@ pub fn recovery(
     (baseline, out)
 }
 
-#[derive(Serialize)]
-struct DownstreamWindow {
-    downstream: String,
-    start_s: usize,
-    end_s: usize,
-    requests: f64,
-    retries: f64,
-    refused: f64,
-    attempts_per_request: Option<f64>,
-    retry_share: Option<f64>,
-    allowed_retries: f64,
+/// One window's counts towards one downstream, summed over callers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DownstreamWindow {
+    /// The service called.
+    pub downstream: String,
+    /// Window start, seconds since the run started.
+    pub start_s: usize,
+    /// Window end (exclusive).
+    pub end_s: usize,
+    /// Logical requests.
+    pub requests: f64,
+    /// Retries.
+    pub retries: f64,
+    /// Retries the budget refused.
+    pub refused: f64,
+    /// (requests + retries) / requests.
+    pub attempts_per_request: Option<f64>,
+    /// retries / requests.
+    pub retry_share: Option<f64>,
+    /// What the budget allowed.
+    pub allowed_retries: f64,
+}
+
+/// The whole run's counts towards one downstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DownstreamTotal {
+    /// The service called.
+    pub downstream: String,
+    /// Callers (node and role) that call it.
+    pub callers: usize,
+    /// Logical requests.
+    pub requests: f64,
+    /// Retries.
+    pub retries: f64,
+    /// Retries the budget refused.
+    pub refused: f64,
+    /// (requests + retries) / requests.
+    pub attempts_per_request: Option<f64>,
+    /// retries / requests.
+    pub retry_share: Option<f64>,
+}
+
+/// The parameters the check used.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UsedParams {
+    /// The budget.
+    pub budget: BudgetParams,
+    /// Recovery.
+    pub recovery: RecoveryParams,
+}
+
+/// What the check measured and found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Details {
+    /// The parameters it used.
+    pub params: UsedParams,
+    /// Whether the pipeline's retry budget was on (`spec.json`).
+    pub budget_on: bool,
+    /// ok operations per second before the faults.
+    pub baseline_ok_per_s: Option<f64>,
+    /// Recovery after each heal.
+    pub recovery: Vec<Recovery>,
+    /// Totals per downstream (empty without metrics).
+    #[serde(default)]
+    pub per_downstream: Vec<DownstreamTotal>,
+    /// Per window and downstream.
+    #[serde(default)]
+    pub windows: Vec<DownstreamWindow>,
+    /// Caller windows over the budget, at most [`MAX_LISTED`].
+    #[serde(default)]
+    pub over_budget: Vec<CallerWindow>,
+    /// All caller windows over the budget.
+    #[serde(default)]
+    pub over_budget_total: usize,
+}
+
+/// The check.
+pub struct RetryLoad;
+
+impl Check for RetryLoad {
+    const ID: CheckId = CheckId::RetryLoad;
+    type Details = Details;
+
+    fn run(run: &RunData, p: &Params) -> Verdict<Details> {
+        check(run, &p.budget, &p.recovery)
+    }
+
+    fn tables(d: &Details) -> Vec<Table> {
+        let over_cols = [
+            "node",
+            "role",
+            "downstream",
+            "from (s)",
+            "to (s)",
+            "requests",
+            "requests the budget rests on",
+            "retries",
+            "allowed retries",
+            "refused",
+        ];
+        vec![
+            Table::of(
+                "Caller windows over the retry budget",
+                &over_cols,
+                &d.over_budget,
+                0,
+                |w| {
+                    vec![
+                        w.node.clone(),
+                        w.role.clone(),
+                        w.downstream.clone(),
+                        w.start_s.to_string(),
+                        w.end_s.to_string(),
+                        num(w.requests),
+                        num(w.budget_requests),
+                        num(w.retries),
+                        num(w.allowed_retries),
+                        num(w.refused),
+                    ]
+                },
+            ),
+            Table::of(
+                "Totals per downstream",
+                &[
+                    "downstream",
+                    "callers",
+                    "requests",
+                    "retries",
+                    "attempts per request",
+                    "retry share",
+                    "refused by budget",
+                ],
+                &d.per_downstream,
+                0,
+                |t| {
+                    vec![
+                        t.downstream.clone(),
+                        t.callers.to_string(),
+                        num(t.requests),
+                        num(t.retries),
+                        opt_num(t.attempts_per_request),
+                        opt_num(t.retry_share),
+                        num(t.refused),
+                    ]
+                },
+            ),
+            Table::of(
+                "Recovery after each heal",
+                &[
+                    "fault",
+                    "what",
+                    "healed at (s)",
+                    "throughput back after (s)",
+                ],
+                &d.recovery,
+                0,
+                |r| {
+                    vec![
+                        r.id.clone(),
+                        r.fault.clone(),
+                        num(r.healed_s),
+                        opt_num(r.recovery_s),
+                    ]
+                },
+            ),
+            Table::of(
+                "Per window and downstream",
+                &[
+                    "downstream",
+                    "from (s)",
+                    "to (s)",
+                    "requests",
+                    "retries",
+                    "attempts per request",
+                    "retry share",
+                    "allowed retries",
+                    "refused",
+                ],
+                &d.windows,
+                0,
+                |w| {
+                    vec![
+                        w.downstream.clone(),
+                        w.start_s.to_string(),
+                        w.end_s.to_string(),
+                        num(w.requests),
+                        num(w.retries),
+                        opt_num(w.attempts_per_request),
+                        opt_num(w.retry_share),
+                        num(w.allowed_retries),
+                        num(w.refused),
+                    ]
+                },
+            ),
+        ]
+    }
 }
 
 fn by_downstream(windows: &[CallerWindow]) -> Vec<DownstreamWindow> {
@@ -182,30 +369,33 @@ fn by_downstream(windows: &[CallerWindow]) -> Vec<DownstreamWindow> {
 }
 
 /// Runs the check.
-pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> CheckResult {
-    let budget_on = !run.spec_flag("no_retry_budget");
+pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> Verdict<Details> {
+    let budget_on = !run.spec.config.switches.no_retry_budget;
     let windows = analysis::fault_windows(&run.history);
     let (baseline, recoveries) = recovery(&run.history, &windows, rp);
-    let mut details = json!({
-        "params": {"budget": budget, "recovery": rp},
-        "budget_on": budget_on,
-        "baseline_ok_per_s": baseline,
-        "recovery": recoveries,
-    });
-    let unknown = |summary: String, details: serde_json::Value| CheckResult {
-        name: "retry-load".into(),
-        validity: Validity::Unknown,
-        summary,
-        details,
+    let mut details = Details {
+        params: UsedParams {
+            budget: *budget,
+            recovery: *rp,
+        },
+        budget_on,
+        baseline_ok_per_s: baseline,
+        recovery: recoveries,
+        per_downstream: Vec::new(),
+        windows: Vec::new(),
+        over_budget: Vec::new(),
+        over_budget_total: 0,
     };
     let Some(m) = &run.metrics else {
-        return unknown(
-            "metrics.csv is missing: retry load cannot be measured".into(),
+        return Verdict::new(
+            Validity::Unknown,
+            "metrics.csv is missing: retry load cannot be measured",
             details,
         );
     };
     if !m.has(seams::names::REQUESTS) {
-        return unknown(
+        return Verdict::new(
+            Validity::Unknown,
             format!(
                 "metrics.csv has no {} series: retry load cannot be measured",
                 seams::names::REQUESTS
@@ -219,28 +409,30 @@ pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> Check
         .filter(|w| w.retries > w.allowed_retries + 1e-9)
         .collect();
     let loads = seams::retry_load(m);
-    let totals: Vec<serde_json::Value> = loads
+    details.per_downstream = loads
         .iter()
         .map(|l| {
             let req: f64 = l.first_attempts.iter().sum();
             let ret: f64 = l.retries.iter().sum();
-            let refused: f64 = l.refused.iter().sum();
-            json!({
-                "downstream": l.downstream, "callers": l.callers,
-                "requests": req, "retries": ret, "refused": refused,
-                "attempts_per_request": (req > 0.0).then(|| (req + ret) / req),
-                "retry_share": (req > 0.0).then(|| ret / req),
-            })
+            DownstreamTotal {
+                downstream: l.downstream.clone(),
+                callers: l.callers,
+                requests: req,
+                retries: ret,
+                refused: l.refused.iter().sum(),
+                attempts_per_request: (req > 0.0).then(|| (req + ret) / req),
+                retry_share: (req > 0.0).then(|| ret / req),
+            }
         })
         .collect();
-    let worst_share = by_downstream(&caller_windows)
+    details.windows = by_downstream(&caller_windows);
+    let worst_share = details
+        .windows
         .iter()
         .filter_map(|d| d.retry_share)
         .fold(0.0f64, f64::max);
-    details["per_downstream"] = json!(totals);
-    details["windows"] = json!(by_downstream(&caller_windows));
-    details["over_budget"] = json!(over.iter().take(MAX_LISTED).collect::<Vec<_>>());
-    details["over_budget_total"] = json!(over.len());
+    details.over_budget = over.iter().take(MAX_LISTED).map(|w| (*w).clone()).collect();
+    details.over_budget_total = over.len();
     let (validity, summary) = if let Some(w) = over.first() {
         (
             Validity::Invalid,
@@ -267,10 +459,5 @@ pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> Check
             ),
         )
     };
-    CheckResult {
-        name: "retry-load".into(),
-        validity,
-        summary,
-        details,
-    }
+    Verdict::new(validity, summary, details)
 }

@@ -2,16 +2,18 @@
 //! threshold first and how long after the fault started. Informational: valid unless the data
 //! to tell is missing (unknown).
 
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
+use super::Params;
 use crate::analysis::seams::{self, BudgetParams, Signal, SignalParams};
 use crate::analysis::{self, FaultWindow};
+use crate::check::{Check, Verdict};
+use crate::report::table::{opt_num, Table};
 use crate::rundir::RunData;
-use crate::verdict::{CheckResult, Validity};
+use crate::verdict::{CheckId, Validity};
 
 /// When one signal moved during one fault.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Moved {
     /// Signal key, e.g. `consumer_lag`.
     pub signal: String,
@@ -24,7 +26,7 @@ pub struct Moved {
 }
 
 /// What the signals did during one fault.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultSignals {
     /// Fault id.
     pub id: String,
@@ -93,20 +95,86 @@ pub fn run_signals(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> Op
         .map(|m| seams::signals(m, p, budget, first_fault_s))
 }
 
+/// One signal's threshold, as the check chose it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// Signal key.
+    pub signal: String,
+    /// Human name.
+    pub title: String,
+    /// Unit.
+    pub unit: String,
+    /// Whether metrics.csv had it.
+    pub present: bool,
+    /// Its value before the first fault.
+    pub baseline: Option<f64>,
+    /// Past this it moved.
+    pub threshold: Option<f64>,
+    /// How the threshold was chosen.
+    pub rule: String,
+}
+
+/// What the check found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Details {
+    /// The thresholds' parameters.
+    pub params: SignalParams,
+    /// Every signal's threshold.
+    #[serde(default)]
+    pub signals: Vec<Threshold>,
+    /// Per fault that started.
+    pub faults: Vec<FaultSignals>,
+    /// Faults whose start failed, with why.
+    #[serde(default)]
+    pub not_started: Vec<String>,
+}
+
+/// The check.
+pub struct Signals;
+
+impl Check for Signals {
+    const ID: CheckId = CheckId::Signals;
+    type Details = Details;
+
+    fn run(run: &RunData, p: &Params) -> Verdict<Details> {
+        check(run, &p.signals, &p.budget)
+    }
+
+    fn tables(d: &Details) -> Vec<Table> {
+        vec![Table::of(
+            "Signals and thresholds",
+            &["signal", "unit", "data", "baseline", "threshold", "rule"],
+            &d.signals,
+            0,
+            |t| {
+                vec![
+                    t.title.clone(),
+                    t.unit.clone(),
+                    t.present.to_string(),
+                    opt_num(t.baseline),
+                    opt_num(t.threshold),
+                    t.rule.clone(),
+                ]
+            },
+        )]
+    }
+}
+
 /// Runs the check.
-pub fn check(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> CheckResult {
+pub fn check(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> Verdict<Details> {
     let windows = analysis::fault_windows(&run.history);
-    let result = |validity, summary: String, details| CheckResult {
-        name: "signals".into(),
-        validity,
-        summary,
-        details,
+    let result = |validity, summary: String, details| Verdict::new(validity, summary, details);
+    let empty = |not_started: Vec<String>| Details {
+        params: *p,
+        signals: Vec::new(),
+        faults: Vec::new(),
+        not_started,
     };
     if windows.is_empty() {
         return result(
             Validity::Valid,
             "no faults were injected: nothing to attribute".into(),
-            json!({"params": p, "faults": []}),
+            empty(Vec::new()),
         );
     }
     let Some(signals) = run_signals(run, p, budget) else {
@@ -116,7 +184,7 @@ pub fn check(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> CheckRes
                 "metrics.csv is missing: cannot tell which signal caught {} faults",
                 windows.len()
             ),
-            json!({"params": p, "faults": []}),
+            empty(Vec::new()),
         );
     };
     // A fault whose start failed injected nothing: it is named, not attributed.
@@ -140,33 +208,24 @@ pub fn check(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> CheckRes
                 not_started.len(),
                 not_started.join("; ")
             ),
-            json!({"params": p, "faults": [], "not_started": not_started}),
+            empty(not_started),
         );
     }
     let faults: Vec<FaultSignals> = windows.iter().map(|w| attribute(w, &signals, p)).collect();
-    let thresholds: Vec<serde_json::Value> = signals
+    let thresholds: Vec<Threshold> = signals
         .iter()
-        .map(|s| {
-            json!({"signal": s.key, "title": s.title, "unit": s.unit, "present": s.present(),
-                   "baseline": s.baseline, "threshold": s.threshold, "rule": s.rule})
+        .map(|s| Threshold {
+            signal: s.key.to_owned(),
+            title: s.title.to_owned(),
+            unit: s.unit.to_owned(),
+            present: s.present(),
+            baseline: s.baseline,
+            threshold: s.threshold,
+            rule: s.rule.clone(),
         })
         .collect();
     let blind: Vec<&FaultSignals> = faults.iter().filter(|f| f.sampled_seconds == 0).collect();
     let caught = faults.iter().filter(|f| f.first.is_some()).count();
-    let details =
-        json!({"params": p, "signals": thresholds, "faults": faults, "not_started": not_started});
-    if !blind.is_empty() {
-        return result(
-            Validity::Unknown,
-            format!(
-                "no metric samples during {} of {} faults (first: {}): cannot tell what moved",
-                blind.len(),
-                faults.len(),
-                blind[0].id
-            ),
-            details,
-        );
-    }
     let firsts: Vec<String> = faults
         .iter()
         .map(|f| match &f.first {
@@ -175,6 +234,8 @@ pub fn check(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> CheckRes
         })
         .take(5)
         .collect();
+    let blind_first = blind.first().map(|f| f.id.clone());
+    let (blind_n, faults_n) = (blind.len(), faults.len());
     let skipped = if not_started.is_empty() {
         String::new()
     } else {
@@ -184,13 +245,27 @@ pub fn check(run: &RunData, p: &SignalParams, budget: &BudgetParams) -> CheckRes
             not_started.join("; ")
         )
     };
+    let details = Details {
+        params: *p,
+        signals: thresholds,
+        faults,
+        not_started,
+    };
+    if let Some(first) = blind_first {
+        return result(
+            Validity::Unknown,
+            format!(
+                "no metric samples during {blind_n} of {faults_n} faults (first: {first}): cannot tell what moved"
+            ),
+            details,
+        );
+    }
     result(
         Validity::Valid,
         format!(
-            "{caught} of {} faults moved a seam signal; first to move: {}{}{skipped}",
-            faults.len(),
+            "{caught} of {faults_n} faults moved a seam signal; first to move: {}{}{skipped}",
             firsts.join(", "),
-            if faults.len() > 5 { ", ..." } else { "" }
+            if faults_n > 5 { ", ..." } else { "" }
         ),
         details,
     )

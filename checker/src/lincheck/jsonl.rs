@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::op::{Call, LinHistory, ModelKind, Operation, Outcome, SourceKind, Val};
-use crate::history::OpType;
+use formats::history::OpType;
 
 /// The longest line read, in bytes.
 pub const MAX_LINE_BYTES: usize = 1 << 20;

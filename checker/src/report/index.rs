@@ -8,8 +8,10 @@ use minijinja::context;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{evidence, timeline, Graph, ReportError, TEMPLATE};
+use super::table::{num, Table};
+use super::{timeline, Graph, ReportError, TEMPLATE};
 use crate::analysis::FaultWindow;
+use crate::checks::{RetryLoad, Signals};
 use crate::expectation::{ExpectationResult, Outcome};
 use crate::rundir::{files, RunData};
 use crate::verdict::Results;
@@ -19,7 +21,7 @@ struct CheckView {
     name: String,
     validity: String,
     summary: String,
-    tables: Vec<evidence::Table>,
+    tables: Vec<Table>,
     details_json: String,
 }
 
@@ -44,109 +46,107 @@ fn text(v: &Value) -> String {
 }
 
 fn spec_rows(run: &RunData, faults: &[FaultWindow]) -> Vec<(String, String)> {
-    let spec = &run.spec;
-    let get = |k: &str| spec.get(k).map(text);
-    let mut rows: Vec<(String, String)> = Vec::new();
-    let mut push = |k: &str, v: Option<String>| {
-        rows.push((k.to_owned(), v.unwrap_or_else(|| "-".into())));
-    };
-    push("scenario", get("scenario"));
-    push("seed", get("seed"));
-    push("cluster kind", get("cluster"));
-    push("nodes", get("nodes"));
+    let c = &run.spec.config;
+    let mut rows: Vec<(String, String)> = vec![
+        ("scenario".into(), c.scenario.clone()),
+        (
+            "seed".into(),
+            c.seed.map_or_else(|| "-".into(), |s| s.to_string()),
+        ),
+        ("cluster kind".into(), c.cluster.as_str().into()),
+        ("nodes".into(), run.spec.node_names.len().to_string()),
+    ];
     let injected: Vec<String> = faults
         .iter()
         .map(|w| format!("{} {}", w.id, w.label()))
         .collect();
-    let planned = get("faults").or_else(|| get("nemesis"));
-    push(
-        "faults",
-        Some(format!(
-            "{} — {} injected{}{}",
-            planned.unwrap_or_else(|| "-".into()),
+    let planned = if c.faults.is_empty() {
+        c.nemesis.to_string()
+    } else {
+        let specs: Vec<String> = c.faults.iter().map(ToString::to_string).collect();
+        specs.join("; ")
+    };
+    rows.push((
+        "faults".into(),
+        format!(
+            "{planned} — {} injected{}{}",
             faults.len(),
             if injected.is_empty() { "" } else { ": " },
             injected.join("; ")
-        )),
-    );
+        ),
+    ));
     let ran = crate::analysis::end_ns(&run.history) as f64 / 1e9;
-    push(
-        "duration",
-        Some(match spec.get("time_limit_s").and_then(Value::as_f64) {
-            Some(limit) => format!("{limit} s workload; history spans {ran:.1} s"),
-            None => format!("history spans {ran:.1} s"),
-        }),
-    );
-    for k in ["rate", "concurrency"] {
-        if spec.get(k).is_some() {
-            push(k, get(k));
-        }
-    }
-    let off: Vec<&str> = spec
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter(|(k, v)| k.starts_with("no_") && v.as_bool() == Some(true))
-                .map(|(k, _)| k.as_str())
-                .collect()
-        })
-        .unwrap_or_default();
-    push(
-        "protections switched off",
-        Some(if off.is_empty() {
+    rows.push((
+        "duration".into(),
+        format!(
+            "{} s workload; history spans {ran:.1} s",
+            c.time_limit.as_secs_f64()
+        ),
+    ));
+    // As spec.json writes it (`20.0`).
+    rows.push((
+        "rate".into(),
+        serde_json::to_string(&c.rate).unwrap_or_default(),
+    ));
+    rows.push(("concurrency".into(), c.concurrency.to_string()));
+    let off: Vec<String> = c
+        .switches
+        .names()
+        .iter()
+        .map(|n| n.replace('-', "_"))
+        .collect();
+    rows.push((
+        "protections switched off".into(),
+        if off.is_empty() {
             "none".into()
         } else {
             off.join(", ")
-        }),
-    );
+        },
+    ));
     rows
 }
 
-fn all_spec(spec: &Value) -> Vec<(String, String)> {
-    spec.as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+fn all_spec(run: &RunData) -> Vec<(String, String)> {
+    serde_json::to_value(&run.spec)
+        .ok()
+        .and_then(|v| {
+            v.as_object()
+                .map(|o| o.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+        })
         .unwrap_or_default()
 }
 
 fn fault_rows(results: &Results, faults: &[FaultWindow]) -> Vec<FaultRow> {
-    let detail = |check: &str, field: &str| -> Vec<Value> {
-        results
-            .checks
-            .iter()
-            .find(|c| c.name == check)
-            .and_then(|c| c.details.get(field))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let by_id = |items: Vec<Value>| -> BTreeMap<String, Value> {
-        items
-            .into_iter()
-            .filter_map(|v| Some((v.get("id")?.as_str()?.to_owned(), v)))
-            .collect()
-    };
-    let signals = by_id(detail("signals", "faults"));
-    let recovery = by_id(detail("retry-load", "recovery"));
+    let signals: BTreeMap<String, crate::checks::signals::FaultSignals> = results
+        .check::<Signals>()
+        .map(|(_, d)| d.faults.into_iter().map(|f| (f.id.clone(), f)).collect())
+        .unwrap_or_default();
+    let recovery: BTreeMap<String, Option<f64>> = results
+        .check::<RetryLoad>()
+        .map(|(_, d)| {
+            d.recovery
+                .into_iter()
+                .map(|r| (r.id, r.recovery_s))
+                .collect()
+        })
+        .unwrap_or_default();
     let secs = |ns: u64| format!("{:.2}", ns as f64 / 1e9);
     faults
         .iter()
         .map(|w| {
             let s = signals.get(&w.id);
-            let first = s.and_then(|s| s.get("first")).filter(|f| !f.is_null());
+            let first = s.and_then(|s| s.first.as_ref());
             let moved: Vec<String> = s
-                .and_then(|s| s.get("moved"))
-                .and_then(Value::as_array)
-                .map(|m| {
-                    m.iter()
-                        .map(|x| {
-                            format!("{} ({})", text(&x["signal"]), evidence::cell(&x["after_s"]))
-                        })
+                .map(|s| {
+                    s.moved
+                        .iter()
+                        .map(|m| format!("{} ({})", m.signal, num(m.after_s)))
                         .collect()
                 })
                 .unwrap_or_default();
-            let recovery = match recovery.get(&w.id).map(|r| &r["recovery_s"]) {
-                Some(Value::Null) => "not before the workload ended".to_owned(),
-                Some(v) => evidence::cell(v),
+            let recovery = match recovery.get(&w.id) {
+                Some(None) => "not before the workload ended".to_owned(),
+                Some(Some(v)) => num(*v),
                 None => "-".to_owned(),
             };
             FaultRow {
@@ -158,9 +158,9 @@ fn fault_rows(results: &Results, faults: &[FaultWindow]) -> Vec<FaultRow> {
                 first: match (s, first) {
                     (None, _) => "no signal data".into(),
                     (Some(_), None) => "none moved".into(),
-                    (Some(_), Some(f)) => text(&f["signal"]),
+                    (Some(_), Some(f)) => f.signal.clone(),
                 },
-                first_after: first.map_or("-".into(), |f| evidence::cell(&f["after_s"])),
+                first_after: first.map_or("-".into(), |f| num(f.after_s)),
                 moved: if moved.is_empty() {
                     "-".into()
                 } else {
@@ -250,7 +250,7 @@ fn expectation_view(e: &ExpectationResult) -> ExpectationView {
             .requirements
             .iter()
             .map(|r| RequirementView {
-                check: r.requirement.check.clone(),
+                check: r.requirement.check.to_string(),
                 expected: match &r.requirement.evidence {
                     Some(ev) => format!(
                         "{} with at least {} {}",
@@ -282,10 +282,10 @@ pub(super) fn render_index(
         .checks
         .iter()
         .map(|c| CheckView {
-            name: c.name.clone(),
+            name: c.name.to_string(),
             validity: c.validity.to_string(),
             summary: c.summary.clone(),
-            tables: evidence::tables(c),
+            tables: crate::checks::tables(c),
             details_json: serde_json::to_string_pretty(&c.details).unwrap_or_default(),
         })
         .collect();
@@ -301,8 +301,9 @@ pub(super) fn render_index(
         run_id => results.run_id,
         verdict => results.validity.as_str(),
         spec_rows => spec_rows(run, faults),
-        other_spec => all_spec(&run.spec),
-        rerun => run.spec.get("rerun").and_then(|v| v.as_str()),
+        other_spec => all_spec(run),
+        rerun => (!run.spec.rerun.is_empty()).then_some(run.spec.rerun.as_str()),
+        notes => results.notes,
         checks => checks,
         faults => fault_rows(results, faults),
         graphs => graphs,

@@ -2,13 +2,13 @@
 //! `results.json`, the PNG graphs, the paged timeline, per-signal CSVs and `index.html`; and the
 //! runs index (`reports/index.html`, [`write_runs_index`]).
 
-pub mod evidence;
 pub mod export;
 mod index;
 pub mod plot_metrics;
 pub mod plot_ops;
 pub mod png;
 pub mod runs_index;
+pub mod table;
 pub mod timeline;
 
 use std::fs;
@@ -21,9 +21,8 @@ pub use runs_index::write_runs_index;
 use index::render_index;
 
 use crate::analysis::{self, seams};
-use crate::checks::Params;
+use crate::checks::{Checked, Params};
 use crate::rundir::{files, RunData};
-use crate::verdict::Results;
 
 /// Why the report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -107,31 +106,31 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     }
 }
 
-/// Writes `results.json`, the graphs, the timeline, the signal CSVs and `index.html`.
-pub fn write_report(run: &RunData, results: &Results) -> Result<Written, ReportError> {
-    write_report_compared(run, results, None)
-}
-
-/// As [`write_report`]; with `other`, the retry-load graph draws both runs (e.g. the same
-/// scenario with and without the retry budget).
-pub fn write_report_compared(
+/// Writes `results.json`, the pages the checks rendered, the graphs, the timeline, the signal
+/// CSVs and `index.html`, all drawn with the `params` the checks ran with. With `other`, the
+/// retry-load graph draws both runs (e.g. the same scenario with and without the retry budget).
+pub fn write_report(
     run: &RunData,
-    results: &Results,
+    checked: &Checked,
+    params: &Params,
     other: Option<&RunData>,
 ) -> Result<Written, ReportError> {
     let dir = &run.dir;
+    let results = &checked.results;
     let json = serde_json::to_vec_pretty(results).unwrap_or_default();
     write(&dir.join(files::RESULTS), &json)?;
+    for page in &checked.pages {
+        write(&dir.join(page.file), page.html.as_bytes())?;
+    }
     let pairs = analysis::pairs(&run.history);
     let faults = analysis::fault_windows(&run.history);
-    let graphs = draw_graphs(run, other, &pairs, &faults)?;
+    let graphs = draw_graphs(run, other, &pairs, &faults, params)?;
     let end_ns = analysis::end_ns(&run.history);
     let timeline_pages =
         timeline::write_pages(dir, &pairs, &faults, end_ns, &run.history.header.run_id)
             .map_err(io(dir))?;
     let signal_files = match &run.metrics {
         Some(m) => {
-            let params = Params::default();
             let signals = crate::checks::signals::run_signals(run, &params.signals, &params.budget)
                 .unwrap_or_default();
             let out = dir.join(files::SIGNALS_DIR);
@@ -158,7 +157,7 @@ pub fn write_report_compared(
 }
 
 fn retry_label(run: &RunData) -> String {
-    let budget = if run.spec_flag("no_retry_budget") {
+    let budget = if run.spec.config.switches.no_retry_budget {
         "no retry budget"
     } else {
         "retry budget on"
@@ -171,6 +170,7 @@ fn draw_graphs(
     other: Option<&RunData>,
     pairs: &[analysis::Pair<'_>],
     faults: &[analysis::FaultWindow],
+    params: &Params,
 ) -> Result<Vec<Graph>, ReportError> {
     let dir = &run.dir;
     let metrics_end = run.metrics.as_ref().map_or(0.0, |m| m.end_s);
@@ -185,7 +185,6 @@ fn draw_graphs(
     plot_ops::latency(&dir.join(files::LATENCY_PNG), pairs, faults, end_s)?;
     plot_ops::timeline(&dir.join(files::TIMELINE_PNG), pairs, faults, end_s)?;
 
-    let params = Params::default();
     let loads = run
         .metrics
         .as_ref()
@@ -207,7 +206,7 @@ fn draw_graphs(
     }
     plot_metrics::retry_load(&dir.join(files::RETRY_LOAD_PNG), &runs, faults, end_s)?;
     let signals = crate::checks::signals::run_signals(run, &params.signals, &params.budget)
-        .unwrap_or_else(|| empty_signals(run, &params));
+        .unwrap_or_else(|| empty_signals(run, params));
     let tokens = run
         .metrics
         .as_ref()

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 use super::png::{self, err, DrawError, Entry, Mark, FAMILY, WIDTH};
 use crate::analysis::{FaultWindow, Outcome, Pair, Throughput};
-use crate::history::Process;
+use formats::history::Process;
 
 /// Size of `throughput.png`.
 pub const THROUGHPUT_SIZE: (u32, u32) = (WIDTH, 460);

@@ -9,7 +9,8 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::{write, ReportError};
-use crate::history::Header;
+use formats::history::Header;
+
 use crate::rundir::files;
 use crate::verdict::Results;
 
@@ -76,9 +77,9 @@ fn header(path: &Path) -> Option<Header> {
 }
 
 fn row(reports: &Path, scenario: &str, run: &Path) -> Option<RunRow> {
-    let spec: Option<serde_json::Value> = std::fs::read(run.join(files::SPEC))
+    let spec = crate::rundir::read_spec(&run.join(files::SPEC))
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+        .map(|(s, _)| s);
     let head = header(&run.join(files::HISTORY));
     if spec.is_none() && head.is_none() {
         return None;
@@ -86,7 +87,7 @@ fn row(reports: &Path, scenario: &str, run: &Path) -> Option<RunRow> {
     let results: Option<Results> = std::fs::read(run.join(files::RESULTS))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let spec = spec.unwrap_or_default();
+    let config = spec.as_ref().map(|s| &s.config);
     let expectation = results.as_ref().and_then(|r| r.expectation.clone());
     let started_unix_ms = head.as_ref().map_or(0, |h| h.started_unix_ms);
     let dir_name = run.file_name()?.to_string_lossy().into_owned();
@@ -97,24 +98,21 @@ fn row(reports: &Path, scenario: &str, run: &Path) -> Option<RunRow> {
         .into_owned();
     let duration = match results.as_ref().and_then(|r| r.duration_s) {
         Some(d) => format!("{d:.1} s"),
-        None => spec
-            .get("time_limit_s")
-            .and_then(|v| v.as_f64())
-            .map_or("-".into(), |d| format!("{d:.0} s (limit)")),
+        None => config.map_or("-".into(), |c| {
+            format!("{:.0} s (limit)", c.time_limit.as_secs_f64())
+        }),
     };
     Some(RunRow {
-        scenario: spec
-            .get("scenario")
-            .and_then(|v| v.as_str())
-            .unwrap_or(scenario)
-            .to_owned(),
+        scenario: config.map_or(scenario, |c| c.scenario.as_str()).to_owned(),
         started: if started_unix_ms > 0 {
             utc(started_unix_ms)
         } else {
             dir_name
         },
         started_unix_ms,
-        seed: spec.get("seed").map_or("-".into(), |v| v.to_string()),
+        seed: config
+            .and_then(|c| c.seed)
+            .map_or("-".into(), |s| s.to_string()),
         expectation: expectation.as_ref().map_or("-".into(), |e| {
             format!(
                 "{} {}: {}",

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::analysis::{FaultWindow, Outcome, Pair};
-use crate::history::Process;
+use formats::history::Process;
 
 /// Operations per page.
 pub const OPS_PER_PAGE: usize = 1000;
@@ -211,7 +211,7 @@ fn render(page: &Page<'_, '_>, faults: &[FaultWindow], end_ns: u64, run_id: &str
         let bottom = y(p.completion.map_or(t1, |c| c.time_ns));
         let h = (bottom - top).max(3.0);
         let label = if h >= 14.0 {
-            escape(&p.invoke.f)
+            escape(p.invoke.f.as_str())
         } else {
             String::new()
         };

@@ -87,7 +87,7 @@ fn chromium_renders_the_report() {
         return;
     };
     let run = copy_run(&stored_fixture());
-    checker::analyze(run.path()).expect("analyzes");
+    checker::analyze(run.path(), &checker::Params::default()).expect("analyzes");
     let url = format!("file://{}", run.path().join("index.html").display());
     let tmp = tempfile::tempdir().expect("tempdir");
     let dom = run_chromium(&bin, tmp.path(), &["--dump-dom".into(), url.clone()]);

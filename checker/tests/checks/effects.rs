@@ -4,16 +4,20 @@
 
 use std::path::Path;
 
-use checker::final_state::{FinalState, OrderRecord, PaymentKind, PaymentRecord};
-use checker::history::{f, Header, Op, OpType, Process, SCHEMA_VERSION};
+use checker::checks::Effects;
 use checker::{ReadError, RunData, Validity};
+use formats::final_state::{
+    FinalState, OrderRecord, OrderStatus, PaymentKind, PaymentRecord, ReservationStatus,
+};
+use formats::history::{Header, Op, OpType, Process, F, SCHEMA_VERSION};
+use formats::Role;
 use serde_json::json;
 
-fn order(id: &str, status: &str, amount: i64) -> OrderRecord {
+fn order(id: &str, status: OrderStatus, amount: i64) -> OrderRecord {
     OrderRecord {
         order_id: id.into(),
         idempotency_key: format!("key-{id}"),
-        status: status.into(),
+        status,
         amount,
         items: vec![],
         reason: None,
@@ -41,7 +45,10 @@ fn history_lines(acked: &[&str]) -> Vec<String> {
     let mut index = 0;
     for (i, id) in acked.iter().enumerate() {
         for (op_type, value) in [
-            (OpType::Invoke, json!({"key": format!("key-{id}")})),
+            (
+                OpType::Invoke,
+                json!({"key": format!("key-{id}"), "customer": "c", "items": [], "amount": 1}),
+            ),
             (
                 OpType::Ok,
                 json!({"key": format!("key-{id}"), "order_id": id}),
@@ -52,7 +59,7 @@ fn history_lines(acked: &[&str]) -> Vec<String> {
                 time_ns: (i as u64 + 1) * 1_000_000_000 + index,
                 process: Process::Client(0),
                 op_type,
-                f: f::PLACE_ORDER.into(),
+                f: F::PlaceOrder,
                 value,
                 node: Some("n1".into()),
                 error: None,
@@ -76,11 +83,11 @@ fn write_run(dir: &Path, history: &[String], state: &FinalState) {
 
 fn legal_state() -> FinalState {
     FinalState {
-        services: vec!["order".into(), "payment".into()],
+        services: vec![Role::Order, Role::Payment],
         orders: vec![
-            order("o1", "completed", 500),
-            order("o2", "rejected", 700),
-            order("o3", "compensated", 900),
+            order("o1", OrderStatus::Completed, 500),
+            order("o2", OrderStatus::Rejected, 700),
+            order("o3", OrderStatus::Compensated, 900),
         ],
         payments: vec![
             pay("o1:charge", PaymentKind::Charge, "o1", 500),
@@ -91,13 +98,16 @@ fn legal_state() -> FinalState {
     }
 }
 
-fn effects_of(dir: &Path) -> checker::CheckResult {
-    let results = checker::analyze(dir).expect("analyzes");
-    results
-        .checks
-        .into_iter()
-        .find(|c| c.name == "effects")
-        .expect("effects check present")
+type EffectsVerdict = (Validity, checker::checks::effects::Details);
+
+fn effects_of(dir: &Path) -> EffectsVerdict {
+    let results = checker::analyze(dir, &checker::Params::default()).expect("analyzes");
+    results.check::<Effects>().expect("effects check present")
+}
+
+/// Whether `kind` is named in the counts.
+fn counted(d: &checker::checks::effects::Details, kind: &str) -> bool {
+    d.violation_counts.keys().any(|k| k.as_str() == kind)
 }
 
 /// Proves a run in which every order has exactly its effects passes the effects check, and that
@@ -110,24 +120,28 @@ fn legal_run_is_valid() {
         &history_lines(&["o1", "o2", "o3"]),
         &legal_state(),
     );
-    let results = checker::analyze(dir.path()).expect("analyzes");
-    let by_name = |n: &str| {
+    let results = checker::analyze(dir.path(), &checker::Params::default()).expect("analyzes");
+    let by_name = |n: checker::CheckId| {
         results
-            .checks
-            .iter()
-            .find(|c| c.name == n)
+            .get(n)
             .unwrap_or_else(|| panic!("{n} present"))
             .validity
     };
-    assert_eq!(by_name("effects"), Validity::Valid, "{results:#?}");
-    assert_eq!(by_name("history"), Validity::Valid);
-    assert_eq!(by_name("retry-load"), Validity::Unknown);
+    assert_eq!(
+        by_name(checker::CheckId::Effects),
+        Validity::Valid,
+        "{results:#?}"
+    );
+    assert_eq!(by_name(checker::CheckId::History), Validity::Valid);
+    assert_eq!(by_name(checker::CheckId::RetryLoad), Validity::Unknown);
     assert_eq!(results.validity, Validity::Unknown);
     assert_eq!(results.validity.exit_code(), 2);
 }
 
 /// The effects check on the builder's legal run after `mutate`, read back from disk.
-fn effects_after(mutate: fn(&mut FinalState)) -> checker::CheckResult {
+fn effects_after(
+    mutate: fn(&mut FinalState),
+) -> checker::Verdict<checker::checks::effects::Details> {
     let mut run = crate::support::legal_run();
     assert_eq!(run.state.orders[0].order_id, "o1");
     assert_eq!(run.state.reservations[0].order_id, "o1");
@@ -140,7 +154,7 @@ fn effects_after(mutate: fn(&mut FinalState)) -> checker::CheckResult {
 
 /// Makes order o1 of the legal run rejected before payment (no charge, no shipment).
 fn reject_o1(s: &mut FinalState) {
-    s.orders[0].status = "rejected".into();
+    s.orders[0].status = OrderStatus::Rejected;
     s.payments.retain(|p| p.order_id != "o1");
     s.shipments.retain(|x| x.order_id != "o1");
 }
@@ -155,7 +169,7 @@ fn shipment_and_stock_rules() {
         ("legal as built", |_| {}),
         ("rejected, stock released", |s| {
             reject_o1(s);
-            s.reservations[0].status = "released".into();
+            s.reservations[0].status = ReservationStatus::Released;
         }),
         ("rejected, never reserved", |s| {
             reject_o1(s);
@@ -167,7 +181,7 @@ fn shipment_and_stock_rules() {
             s.reservations.retain(|r| r.order_id != "o1")
         }),
         ("stock-released-on-completed", |s| {
-            s.reservations[0].status = "released".into()
+            s.reservations[0].status = ReservationStatus::Released
         }),
         ("missing-shipment", |s| {
             s.shipments.retain(|x| x.order_id != "o1")
@@ -181,7 +195,7 @@ fn shipment_and_stock_rules() {
         ("stock-not-released", reject_o1),
         ("shipment-not-cancelled", |s| {
             reject_o1(s);
-            s.reservations[0].status = "released".into();
+            s.reservations[0].status = ReservationStatus::Released;
             let mut x = s.shipments[0].clone();
             x.order_id = "o1".into();
             x.key = "o1:ship".into();
@@ -195,13 +209,12 @@ fn shipment_and_stock_rules() {
     for (kind, mutate) in failing {
         let effects = effects_after(mutate);
         assert_eq!(effects.validity, Validity::Invalid, "{kind}: {effects:#?}");
-        let counts = &effects.details["violation_counts"];
-        assert!(counts.get(kind).is_some(), "{kind} not named in {counts}");
-        assert_eq!(
-            counts.as_object().map(|c| c.len()),
-            Some(1),
-            "{kind} only: {counts}"
+        let counts = &effects.details.violation_counts;
+        assert!(
+            counted(&effects.details, kind),
+            "{kind} not named in {counts:?}"
         );
+        assert_eq!(counts.len(), 1, "{kind} only: {counts:?}");
     }
 }
 
@@ -234,7 +247,7 @@ fn every_violation_kind_is_flagged() {
                 .filter(|p| p.key == "o3:refund")
                 .for_each(|p| p.amount = 1)
         }),
-        ("stuck-saga", |s| s.orders[0].status = "charging".into()),
+        ("stuck-saga", |s| s.orders[0].status = OrderStatus::Charging),
         ("acknowledged-order-missing", |s| {
             s.orders.retain(|o| o.order_id != "o2")
         }),
@@ -248,10 +261,13 @@ fn every_violation_kind_is_flagged() {
         let mut state = legal_state();
         mutate(&mut state);
         write_run(dir.path(), &history_lines(&["o1", "o2", "o3"]), &state);
-        let effects = effects_of(dir.path());
-        assert_eq!(effects.validity, Validity::Invalid, "{kind}: {effects:#?}");
-        let counts = &effects.details["violation_counts"];
-        assert!(counts.get(kind).is_some(), "{kind} not named in {counts}");
+        let (validity, details) = effects_of(dir.path());
+        assert_eq!(validity, Validity::Invalid, "{kind}: {details:#?}");
+        assert!(
+            counted(&details, kind),
+            "{kind} not named in {:?}",
+            details.violation_counts
+        );
     }
 }
 
@@ -264,7 +280,7 @@ fn partial_state_is_unknown() {
         .read_errors
         .push("n2/payment: connection refused".into());
     write_run(dir.path(), &history_lines(&["o1"]), &state);
-    assert_eq!(effects_of(dir.path()).validity, Validity::Unknown);
+    assert_eq!(effects_of(dir.path()).0, Validity::Unknown);
 }
 
 /// Proves a history cut mid-line is reported as truncated at its line, naming the file.

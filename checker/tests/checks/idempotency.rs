@@ -1,11 +1,13 @@
 //! The idempotency check: physical calls per key against effect records.
 
 use checker::{RunData, Validity};
+use formats::effects::Ledger;
+use formats::history::F;
 use serde_json::json;
 
 use crate::support::{legal_run, Run};
 
-fn idempotency(run: &Run) -> checker::CheckResult {
+fn idempotency(run: &Run) -> checker::Verdict<checker::checks::idempotency::Details> {
     let dir = tempfile::tempdir().expect("tempdir");
     run.write(dir.path());
     let data = RunData::load(dir.path()).expect("loads");
@@ -20,26 +22,26 @@ fn repeated_keys_with_one_record_pass() {
     // The client re-sent o3's key after a timeout; the service deduplicated it.
     run.op(
         5,
-        "place-order",
+        F::PlaceOrder,
         19.5,
         0.01,
-        checker::history::OpType::Ok,
-        json!({"key": "key-o3"}),
+        formats::history::OpType::Ok,
+        json!({"key": "key-o3", "customer": "c1", "items": [{"sku": "sku-1", "qty": 1}], "amount": 500}),
         json!({"key": "key-o3", "order_id": "o3"}),
     );
     let r = idempotency(&run);
     assert_eq!(r.validity, Validity::Valid, "{r:#?}");
-    let repeated = r.details["repeated_keys"].as_array().expect("list");
+    let repeated = &r.details.repeated_keys;
     let find = |key: &str| {
         repeated
             .iter()
-            .find(|k| k["key"] == key)
+            .find(|k| k.key == key)
             .unwrap_or_else(|| panic!("{key} listed in {repeated:?}"))
     };
-    assert_eq!(find("o20:charge")["calls"], 2);
-    assert_eq!(find("o20:charge")["records"], 1);
-    assert_eq!(find("key-o3")["calls"], 2);
-    assert_eq!(find("key-o3")["ledger"], "orders");
+    assert_eq!(find("o20:charge").calls, 2);
+    assert_eq!(find("o20:charge").records, 1);
+    assert_eq!(find("key-o3").calls, 2);
+    assert_eq!(find("key-o3").ledger, Ledger::Orders);
     assert!(
         r.summary.contains("presented more than once"),
         "{}",
@@ -56,11 +58,11 @@ fn key_with_two_records_is_flagged() {
     run.state.payments.push(again.clone());
     let r = idempotency(&run);
     assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
-    let v = &r.details["violations"][0];
-    assert_eq!(v["ledger"], "payments");
-    assert_eq!(v["key"], again.key);
-    assert_eq!(v["records"], 2);
-    assert_eq!(v["calls"], 2);
+    let v = &r.details.violations[0];
+    assert_eq!(v.ledger, Ledger::Payments);
+    assert_eq!(v.key, again.key);
+    assert_eq!(v.records, 2);
+    assert_eq!(v.calls, 2);
 
     let mut run = legal_run();
     let mut twin = run.state.orders[1].clone();
@@ -68,16 +70,13 @@ fn key_with_two_records_is_flagged() {
     run.state.orders.push(twin);
     let r = idempotency(&run);
     assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
-    assert_eq!(r.details["violations"][0]["ledger"], "orders");
-    assert_eq!(
-        r.details["violations"][0]["order_ids"],
-        json!(["o2", "o999"])
-    );
+    assert_eq!(r.details.violations[0].ledger, Ledger::Orders);
+    assert_eq!(r.details.violations[0].order_ids, ["o2", "o999"]);
 
     let mut run = legal_run();
     let dup = run.state.shipments[0].clone();
     run.state.shipments.push(dup);
     let r = idempotency(&run);
     assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(r.details["violations"][0]["ledger"], "shipments");
+    assert_eq!(r.details.violations[0].ledger, Ledger::Shipments);
 }

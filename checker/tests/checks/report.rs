@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use checker::history::OpType;
-use checker::{RunData, Validity};
+use checker::{Params, RunData, Validity};
+use formats::history::{OpType, F};
 use serde_json::json;
 
 use crate::support::{legal_run, Run};
@@ -89,9 +89,11 @@ fn report_from_stored_run() {
     let dir = copy_run(&stored_fixture());
     std::fs::write(dir.path().join("linearizability.html"), "<p>lin</p>").expect("w");
     let run = RunData::load(dir.path()).expect("loads");
-    let results = checker::checks::check_all(&run);
+    let params = Params::default();
+    let checked = checker::checks::check_all(&run, &params);
+    let results = &checked.results;
     assert_eq!(results.validity, Validity::Invalid);
-    let written = checker::report::write_report(&run, &results).expect("report");
+    let written = checker::report::write_report(&run, &checked, &params, None).expect("report");
     let html = std::fs::read_to_string(dir.path().join("index.html")).expect("html");
     assert!(
         html.contains(r#"<span class="verdict invalid" id="verdict">INVALID</span>"#),
@@ -157,7 +159,7 @@ fn timeline_pages_every_operation() {
         let at = (i / 8) as f64 * 0.01;
         run.op(
             process,
-            "read-order",
+            F::ReadOrder,
             at,
             0.004,
             OpType::Ok,
@@ -234,8 +236,8 @@ fn runs_index_lists_runs_newest_first() {
         run.write(dir);
     }
     std::fs::write(c.join("history.jsonl"), "").expect("empty history");
-    checker::analyze(&a).expect("a");
-    checker::analyze(&b).expect("b");
+    checker::analyze(&a, &Params::default()).expect("a");
+    checker::analyze(&b, &Params::default()).expect("b");
     std::os::unix::fs::symlink("pause/20260101T000000.000Z", reports.path().join("latest"))
         .expect("link");
     let n = checker::report::write_runs_index(reports.path()).expect("index");
@@ -302,9 +304,10 @@ fn retry_graph_compares_two_runs() {
     let without = tempfile::tempdir().expect("tempdir");
     let storm = storm_run(30.0, 1.0, 1.0);
     storm.write(without.path());
-    checker::analyze(with_budget.path()).expect("single");
+    checker::analyze(with_budget.path(), &Params::default()).expect("single");
     let single = std::fs::read(with_budget.path().join("retry-load.png")).expect("png");
-    checker::analyze_compared(with_budget.path(), Some(without.path())).expect("compared");
+    checker::analyze_compared(with_budget.path(), Some(without.path()), &Params::default())
+        .expect("compared");
     let path = with_budget.path().join("retry-load.png");
     assert_real_png(&path, checker::report::plot_metrics::RETRY_SIZE);
     assert_ne!(std::fs::read(&path).expect("png"), single);
@@ -332,8 +335,8 @@ fn demo_runs_for_viewing() {
     std::fs::create_dir_all(&storm_dir).expect("mkdir");
     let storm = storm_run(12.0, 0.5, 0.6);
     storm.write(&storm_dir);
-    checker::analyze(&storm_dir).expect("storm");
-    checker::analyze_compared(&fixture, Some(&storm_dir)).expect("fixture");
+    checker::analyze(&storm_dir, &Params::default()).expect("storm");
+    checker::analyze_compared(&fixture, Some(&storm_dir), &Params::default()).expect("fixture");
 
     let busy_dir = out.join("busy");
     std::fs::create_dir_all(&busy_dir).expect("mkdir");
@@ -361,7 +364,7 @@ fn demo_runs_for_viewing() {
         }
         busy.op(
             process,
-            "read-order",
+            F::ReadOrder,
             at,
             latency,
             outcome,
@@ -370,5 +373,5 @@ fn demo_runs_for_viewing() {
         );
     }
     busy.write(&busy_dir);
-    checker::analyze(&busy_dir).expect("busy");
+    checker::analyze(&busy_dir, &Params::default()).expect("busy");
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::support::{legal_run, Run};
 
-fn retry_load(run: &Run) -> checker::CheckResult {
+fn retry_load(run: &Run) -> checker::Verdict<checker::checks::retry_load::Details> {
     let dir = tempfile::tempdir().expect("tempdir");
     run.write(dir.path());
     let data = RunData::load(dir.path()).expect("loads");
@@ -42,27 +42,24 @@ fn storm(run: &mut Run) {
 fn within_budget_passes_with_the_numbers() {
     let r = retry_load(&legal_run());
     assert_eq!(r.validity, Validity::Valid, "{r:#?}");
-    let payment = r.details["per_downstream"]
-        .as_array()
-        .expect("list")
+    let payment = r
+        .details
+        .per_downstream
         .iter()
-        .find(|d| d["downstream"] == "payment")
+        .find(|d| d.downstream == "payment")
         .expect("payment")
         .clone();
     // 3 callers x 19 seconds x 10 requests; retries 4 per caller (first sample is the base).
-    assert_eq!(payment["requests"], 570.0);
-    assert_eq!(payment["retries"], 12.0);
-    let apr = payment["attempts_per_request"].as_f64().expect("number");
+    assert_eq!(payment.requests, 570.0);
+    assert_eq!(payment.retries, 12.0);
+    let apr = payment.attempts_per_request.expect("number");
     assert!((apr - 582.0 / 570.0).abs() < 1e-9, "{apr}");
-    assert_eq!(r.details["params"]["budget"]["ratio"], 0.1);
-    assert_eq!(r.details["params"]["budget"]["window_s"], 10);
-    assert_eq!(r.details["budget_on"], true);
-    let rec = &r.details["recovery"][0];
-    assert_eq!(rec["id"], "f1");
-    assert!(
-        rec["recovery_s"].as_f64().expect("recovered") < 2.0,
-        "{rec}"
-    );
+    assert_eq!(r.details.params.budget.ratio, 0.1);
+    assert_eq!(r.details.params.budget.window_s, 10);
+    assert!(r.details.budget_on);
+    let rec = &r.details.recovery[0];
+    assert_eq!(rec.id, "f1");
+    assert!(rec.recovery_s.expect("recovered") < 2.0, "{rec:?}");
 }
 
 /// Proves retries past the budget are invalid, naming the caller and window, also when the
@@ -74,19 +71,19 @@ fn over_budget_is_flagged_with_or_without_the_budget() {
     storm(&mut run);
     let r = retry_load(&run);
     assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
-    let w = &r.details["over_budget"][0];
-    assert_eq!(w["node"], "n1");
-    assert_eq!(w["downstream"], "payment");
-    assert_eq!(w["start_s"], 10);
-    assert_eq!(w["retries"], 60.0);
-    assert_eq!(w["budget_requests"], 190.0);
-    assert_eq!(w["allowed_retries"], 30.0);
+    let w = &r.details.over_budget[0];
+    assert_eq!(w.node, "n1");
+    assert_eq!(w.downstream, "payment");
+    assert_eq!(w.start_s, 10);
+    assert_eq!(w.retries, 60.0);
+    assert_eq!(w.budget_requests, 190.0);
+    assert_eq!(w.allowed_retries, 30.0);
 
     run.spec["no_retry_budget"] = json!(true);
     let r = retry_load(&run);
     assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
-    assert_eq!(r.details["over_budget_total"], 1);
-    assert_eq!(r.details["budget_on"], false);
+    assert_eq!(r.details.over_budget_total, 1);
+    assert!(!r.details.budget_on);
     assert!(r.summary.contains("switched off"), "{}", r.summary);
 }
 
@@ -108,12 +105,12 @@ fn recovery_that_never_comes_is_null() {
     let mut run = legal_run();
     // Every order invoked after the heal fails.
     for op in run.ops.iter_mut() {
-        if op.op_type == checker::history::OpType::Ok && op.time_ns > 12_500_000_000 {
-            op.op_type = checker::history::OpType::Fail;
+        if op.op_type == formats::history::OpType::Ok && op.time_ns > 12_500_000_000 {
+            op.op_type = formats::history::OpType::Fail;
         }
     }
     let r = retry_load(&run);
-    assert!(r.details["recovery"][0]["recovery_s"].is_null(), "{r:#?}");
+    assert!(r.details.recovery[0].recovery_s.is_none(), "{r:#?}");
 }
 
 /// Proves a malformed `metrics.csv` (wrong header, a bad number, bad labels, a row cut
@@ -151,7 +148,8 @@ fn malformed_metrics_name_file_and_line() {
             msg.contains("metrics.csv") && msg.contains(line) && msg.contains(what),
             "{msg}"
         );
-        let err = checker::analyze(dir.path()).expect_err("analyze refuses too");
+        let err = checker::analyze(dir.path(), &checker::Params::default())
+            .expect_err("analyze refuses too");
         assert!(err.to_string().contains("metrics.csv"), "{err}");
     }
 }

@@ -1,7 +1,8 @@
 //! The seam-signals check and the performance summary.
 
-use checker::history::OpType;
+use checker::analysis::Phase;
 use checker::{RunData, Validity};
+use formats::history::{OpType, F};
 
 use crate::support::{legal_run, Run};
 
@@ -12,7 +13,7 @@ fn load(run: &Run) -> (tempfile::TempDir, RunData) {
     (dir, data)
 }
 
-fn signals(run: &Run) -> checker::CheckResult {
+fn signals(run: &Run) -> checker::Verdict<checker::checks::signals::Details> {
     let (_dir, data) = load(run);
     let p = checker::checks::Params::default();
     checker::checks::signals::check(&data, &p.signals, &p.budget)
@@ -25,18 +26,19 @@ fn signals(run: &Run) -> checker::CheckResult {
 fn first_signal_per_fault() {
     let r = signals(&legal_run());
     assert_eq!(r.validity, Validity::Valid, "{r:#?}");
-    let fault = &r.details["faults"][0];
-    assert_eq!(fault["id"], "f1");
-    assert_eq!(fault["first"]["signal"], "quorum_write_p99");
+    let fault = &r.details.faults[0];
+    assert_eq!(fault.id, "f1");
+    assert_eq!(
+        fault.first.as_ref().map(|m| m.signal.as_str()),
+        Some("quorum_write_p99")
+    );
     let after = |name: &str| {
-        fault["moved"]
-            .as_array()
-            .expect("moved")
+        fault
+            .moved
             .iter()
-            .find(|m| m["signal"] == name)
-            .unwrap_or_else(|| panic!("{name} moved: {fault}"))["after_s"]
-            .as_f64()
-            .expect("number")
+            .find(|m| m.signal == name)
+            .unwrap_or_else(|| panic!("{name} moved: {fault:?}"))
+            .after_s
     };
     assert!((after("quorum_write_p99") - 1.0).abs() < 1e-6);
     assert!((after("leader_churn") - 2.0).abs() < 1e-6);
@@ -47,8 +49,7 @@ fn first_signal_per_fault() {
         "{}",
         r.summary
     );
-    let thresholds = r.details["signals"].as_array().expect("signals");
-    assert_eq!(thresholds.len(), 6);
+    assert_eq!(r.details.signals.len(), 6);
 }
 
 /// Proves a quiet fault (no signal past its threshold) is reported as "none", still valid;
@@ -62,7 +63,7 @@ fn missing_data_is_unknown() {
     });
     let r = signals(&quiet);
     assert_eq!(r.validity, Validity::Valid, "{r:#?}");
-    assert!(r.details["faults"][0]["first"].is_null());
+    assert!(r.details.faults[0].first.is_none());
 
     let mut no_metrics = legal_run();
     no_metrics.with_metrics = false;
@@ -94,30 +95,24 @@ fn perf_per_phase() {
     let (_dir, data) = load(&run);
     let r = checker::checks::perf::check(&data.history);
     assert_eq!(r.validity, Validity::Valid, "{r:#?}");
-    let phases = r.details["phases"].as_array().expect("phases");
-    let all = |phase: &str| {
+    let phases = &r.details.phases;
+    let all = |phase: Phase| {
         phases
             .iter()
-            .find(|p| p["phase"] == phase && p["f"] == "all")
-            .unwrap_or_else(|| panic!("{phase}"))
+            .find(|p| p.phase == phase && p.f == "all")
+            .unwrap_or_else(|| panic!("{phase:?}"))
     };
-    assert_eq!(all("before-faults")["availability"], 1.0);
-    let during = all("during-faults")["availability"]
-        .as_f64()
-        .expect("number");
+    assert_eq!(all(Phase::BeforeFaults).availability, Some(1.0));
+    let during = all(Phase::DuringFaults).availability.expect("number");
     assert!(during < 1.0, "{during}");
-    let p99_before = all("before-faults")["latency_ms"]["p99"]
-        .as_f64()
-        .expect("p99");
-    let p99_during = all("during-faults")["latency_ms"]["p99"]
-        .as_f64()
-        .expect("p99");
+    let p99 = |phase| all(phase).latency_ms.expect("latency").p99;
+    let (p99_before, p99_during) = (p99(Phase::BeforeFaults), p99(Phase::DuringFaults));
     assert!(
         p99_before < 50.0 && p99_during > 1000.0,
         "{p99_before} {p99_during}"
     );
-    assert!(r.details["availability_during_faults"].as_f64().is_some());
-    assert!(all("after-faults")["ok_per_s"].as_f64().expect("rate") > 1.0);
+    assert!(r.details.availability_during_faults.is_some());
+    assert!(all(Phase::AfterFaults).ok_per_s.expect("rate") > 1.0);
 }
 
 /// Proves a history without completed client operations leaves perf unknown.
@@ -141,11 +136,7 @@ fn faults_that_did_not_start_are_named() {
         let start = run
             .ops
             .iter_mut()
-            .find(|o| {
-                o.process.is_nemesis()
-                    && o.f == checker::history::f::FAULT_START
-                    && o.op_type == OpType::Info
-            })
+            .find(|o| o.process.is_nemesis() && o.f == F::FaultStart && o.op_type == OpType::Info)
             .expect("a start completion");
         start.error = Some("no role nope on node n1".into());
     };
@@ -167,5 +158,5 @@ fn faults_that_did_not_start_are_named() {
     assert_eq!(r.validity, Validity::Valid, "{r:#?}");
     assert!(r.summary.contains("1 did not start (f1"), "{}", r.summary);
     assert!(r.summary.starts_with("1 of 1 faults"), "{}", r.summary);
-    assert_eq!(r.details["not_started"].as_array().map(Vec::len), Some(1));
+    assert_eq!(r.details.not_started.len(), 1);
 }

@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use checker::final_state::{
-    FinalState, Item, OrderRecord, PaymentKind, PaymentRecord, ReservationRecord, ShipmentRecord,
+use formats::final_state::{
+    FinalState, Item, OrderRecord, OrderStatus, PaymentKind, PaymentRecord, ReservationRecord,
+    ReservationStatus, ShipmentRecord, ShipmentStatus,
 };
-use checker::history::{f, Header, Op, OpType, Process, SCHEMA_VERSION};
+use formats::history::{Header, Op, OpType, Process, F, SCHEMA_VERSION};
+use formats::Role;
 use serde_json::{json, Value};
 
 /// Nanoseconds from seconds.
@@ -48,9 +50,13 @@ impl Run {
             }),
             ops: Vec::new(),
             state: FinalState {
-                services: ["order", "payment", "inventory", "shipping", "store"]
-                    .map(String::from)
-                    .to_vec(),
+                services: vec![
+                    Role::Order,
+                    Role::Payment,
+                    Role::Inventory,
+                    Role::Shipping,
+                    Role::Store,
+                ],
                 ..FinalState::default()
             },
             metrics: Vec::new(),
@@ -61,13 +67,13 @@ impl Run {
         }
     }
 
-    fn push(&mut self, t_s: f64, process: Process, op_type: OpType, f: &str, value: Value) {
+    fn push(&mut self, t_s: f64, process: Process, op_type: OpType, f: F, value: Value) {
         self.ops.push(Op {
             index: 0,
             time_ns: ns(t_s),
             process,
             op_type,
-            f: f.into(),
+            f,
             value,
             node: (!process.is_nemesis()).then(|| "n1".to_owned()),
             error: (op_type == OpType::Info && !process.is_nemesis()).then(|| "timeout".to_owned()),
@@ -79,7 +85,7 @@ impl Run {
     pub fn op(
         &mut self,
         process: u64,
-        f: &str,
+        f: F,
         at_s: f64,
         latency_s: f64,
         outcome: OpType,
@@ -98,14 +104,14 @@ impl Run {
             start_s,
             Process::NEMESIS,
             OpType::Invoke,
-            f::FAULT_START,
+            F::FaultStart,
             v.clone(),
         );
         self.push(
             start_s + 0.001,
             Process::NEMESIS,
             OpType::Info,
-            f::FAULT_START,
+            F::FaultStart,
             v,
         );
         let h = json!({"id": id, "fault": fault, "target": target});
@@ -113,10 +119,10 @@ impl Run {
             end_s - 0.001,
             Process::NEMESIS,
             OpType::Invoke,
-            f::FAULT_HEAL,
+            F::FaultHeal,
             h.clone(),
         );
-        self.push(end_s, Process::NEMESIS, OpType::Info, f::FAULT_HEAL, h);
+        self.push(end_s, Process::NEMESIS, OpType::Info, F::FaultHeal, h);
     }
 
     /// A completed order with every effect: charge, shipment, reservation.
@@ -124,7 +130,7 @@ impl Run {
         let key = format!("key-{id}");
         self.op(
             process,
-            f::PLACE_ORDER,
+            F::PlaceOrder,
             at_s,
             latency_s,
             OpType::Ok,
@@ -134,7 +140,7 @@ impl Run {
         self.state.orders.push(OrderRecord {
             order_id: id.into(),
             idempotency_key: key,
-            status: "completed".into(),
+            status: OrderStatus::Completed,
             amount: 500,
             items: vec![Item {
                 sku: "sku-1".into(),
@@ -152,7 +158,7 @@ impl Run {
         self.state.shipments.push(ShipmentRecord {
             key: format!("{id}:ship"),
             order_id: id.into(),
-            status: "created".into(),
+            status: ShipmentStatus::Created,
             replays: 0,
         });
         self.state.reservations.push(ReservationRecord {
@@ -160,7 +166,7 @@ impl Run {
             order_id: id.into(),
             sku: "sku-1".into(),
             qty: 1,
-            status: "committed".into(),
+            status: ReservationStatus::Committed,
             replays: None,
         });
     }
@@ -169,6 +175,32 @@ impl Run {
     pub fn metric(&mut self, t: f64, node: &str, role: &str, metric: &str, labels: &str, v: f64) {
         self.metrics
             .push((t, node.into(), role.into(), metric.into(), labels.into(), v));
+    }
+
+    /// One JSON log line in tracing's format, stamped `t_s` seconds after the run started.
+    pub fn log_at(&mut self, node: &str, role: &str, t_s: f64, message: &str, fields: Value) {
+        let mut fields = fields;
+        fields["message"] = json!(message);
+        let ms = self.started_unix_ms + (t_s * 1000.0).round() as u64;
+        let secs = ms / 1000;
+        let stamp = format!(
+            "2026-01-01T{:02}:{:02}:{:02}.{:03}000Z",
+            (secs / 3600) % 24,
+            (secs / 60) % 60,
+            secs % 60,
+            ms % 1000
+        );
+        assert_eq!(
+            self.started_unix_ms % 86_400_000,
+            0,
+            "log_at assumes runs start at midnight"
+        );
+        let line = json!({"timestamp": stamp, "level": "INFO", "fields": fields,
+            "target": format!("sut::roles::{role}")});
+        self.logs
+            .entry(format!("nodes/{node}/{role}.log"))
+            .or_default()
+            .push(line.to_string());
     }
 
     /// One JSON log line in tracing's format.

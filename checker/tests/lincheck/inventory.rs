@@ -1,11 +1,12 @@
 //! The inventory check over a run's `history.jsonl` (contract §6 shapes) and
 //! `final-state.json` (initial stock per SKU).
 
-use checker::final_state::{FinalState, StockRecord};
-use checker::history::{Header, Op, OpType, Process, SCHEMA_VERSION};
 use checker::lincheck::{inventory, write_inventory_html, HTML_FILE};
 use checker::rundir::History;
 use checker::{RunData, Validity};
+use formats::final_state::{FinalState, StockRecord};
+use formats::history::{Header, Op, OpType, Process, F, SCHEMA_VERSION};
+use formats::Role;
 use serde_json::{json, Value};
 
 /// Builds a history from (process, type, f, value) events, one time unit apart, with a nemesis
@@ -18,7 +19,7 @@ fn history(events: &[(u64, OpType, &str, Value)]) -> History {
             time_ns: i as u64 * 1_000_000,
             process: Process::Client(*p),
             op_type: *t,
-            f: (*f).into(),
+            f: serde_json::from_value::<F>(json!(f)).expect("an f"),
             value: v.clone(),
             node: Some("n1".into()),
             error: None,
@@ -30,8 +31,8 @@ fn history(events: &[(u64, OpType, &str, Value)]) -> History {
         time_ns: n * 1_000_000,
         process: Process::NEMESIS,
         op_type: OpType::Info,
-        f: "start".into(),
-        value: json!({"fault": "partition"}),
+        f: F::FaultStart,
+        value: json!({"id": "f1", "fault": "partition"}),
         node: None,
         error: None,
     });
@@ -47,7 +48,7 @@ fn history(events: &[(u64, OpType, &str, Value)]) -> History {
 
 fn state(initial: &[(&str, i64)]) -> FinalState {
     FinalState {
-        services: vec!["inventory".into()],
+        services: vec![Role::Inventory],
         stock: initial
             .iter()
             .map(|(sku, n)| StockRecord {
@@ -98,7 +99,6 @@ fn oversell_is_invalid_and_named() {
     events.extend(reserve(1, "r3", "sku-a", 2, OpType::Fail));
     let good = inventory(&history(&events), &state(&[("sku-a", 3), ("sku-b", 1)]));
     assert_eq!(good.validity, Validity::Valid, "{good:#?}");
-    assert_eq!(good.name, "linearizability");
 
     events.extend(reserve(0, "r4", "sku-a", 1, OpType::Ok));
     events.extend(reserve(1, "r5", "sku-a", 1, OpType::Ok));
@@ -109,13 +109,10 @@ fn oversell_is_invalid_and_named() {
         "{}",
         bad.summary
     );
-    let failure = &bad.details["failure"];
-    assert_eq!(failure["sku"], "sku-a");
-    assert_eq!(
-        failure["operation"]["index"], 10,
-        "the second oversold reserve"
-    );
-    assert_eq!(failure["stock_after_prefix"], "0");
+    let failure = bad.details.failure.as_ref().expect("a failure");
+    assert_eq!(failure.sku, "sku-a");
+    assert_eq!(failure.operation.index, 10, "the second oversold reserve");
+    assert_eq!(failure.stock_after_prefix, "0");
 }
 
 /// Proves an info reserve whose late effect explains a read passes, and a read above the
@@ -157,7 +154,7 @@ fn unknowns_and_nothing_to_check() {
 
     let r = inventory(&history(&[]), &state(&[]));
     assert_eq!(r.validity, Validity::Valid);
-    assert_eq!(r.details["skipped"], true);
+    assert!(r.details.skipped);
 }
 
 /// Proves the run-directory helper writes linearizability.html with the failing SKU drawn.
@@ -169,7 +166,10 @@ fn html_written_into_run_dir() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = RunData {
         dir: dir.path().to_owned(),
-        spec: json!({}),
+        spec: formats::spec::Spec::from_json(json!({}))
+            .expect("a v1 spec")
+            .0,
+        spec_note: None,
         history: history(&events),
         final_state: state(&[("sku-z", 1)]),
         metrics: None,
@@ -208,5 +208,5 @@ fn unavailable_refusal_is_left_out() {
     assert_eq!(short.validity, Validity::Invalid, "{short:#?}");
     let unavailable = refused(true);
     assert_eq!(unavailable.validity, Validity::Valid, "{unavailable:#?}");
-    assert_eq!(unavailable.details["operations"], 2, "{unavailable:#?}");
+    assert_eq!(unavailable.details.operations, 2, "{unavailable:#?}");
 }

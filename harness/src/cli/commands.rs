@@ -17,13 +17,13 @@ pub enum BenchCommand {
 #[derive(Debug, Clone, Args)]
 pub struct BenchConsistencyArgs {
     /// How long each run's workload lasts.
-    #[arg(long, default_value = "20s", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "20s", value_parser = formats::duration::parse)]
     pub time_limit: Duration,
     /// When the partition starts.
-    #[arg(long, default_value = "7s", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "7s", value_parser = formats::duration::parse)]
     pub fault_at: Duration,
     /// How long it stands.
-    #[arg(long, default_value = "7s", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "7s", value_parser = formats::duration::parse)]
     pub fault_for: Duration,
     /// Stock operations per second across all clients (high: the clients are then limited
     /// by the service's answers, so ok/s measures what it can do).
@@ -154,7 +154,7 @@ pub struct LincheckArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub initial: Option<i64>,
     /// Give up with unknown after this long: 30s, 2m, 500ms.
-    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "30s", value_parser = formats::duration::parse)]
     pub time_limit: Duration,
     /// Give up with unknown when the search holds this many MiB.
     #[arg(long, default_value_t = 2048)]
@@ -210,7 +210,7 @@ pub struct ScenarioRunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// How long the workload runs (default: the scenario's own; faults must heal before it).
-    #[arg(long, value_parser = crate::duration::parse)]
+    #[arg(long, value_parser = formats::duration::parse)]
     pub time_limit: Option<Duration>,
     /// Where runs are written.
     #[arg(long, default_value = "reports")]
@@ -230,7 +230,7 @@ pub struct NightlyArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Workload length of each combined-fault run (scenarios keep their own).
-    #[arg(long, default_value = "60s", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "60s", value_parser = formats::duration::parse)]
     pub time_limit: Duration,
     /// Where runs and the summary are written.
     #[arg(long, default_value = "reports")]
@@ -239,7 +239,7 @@ pub struct NightlyArgs {
     #[arg(long)]
     pub scenarios: bool,
     /// Start no further run after this much wall-clock time; runs not started count unknown.
-    #[arg(long, default_value = "3h", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "3h", value_parser = formats::duration::parse)]
     pub total_limit: Duration,
     /// The pipeline binary (default: `pipeline` next to this harness binary).
     #[arg(long)]

@@ -8,10 +8,11 @@ pub use commands::*;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use std::collections::BTreeSet;
-
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use nemesis::schedule::Kind;
+use clap::{Args, Parser, Subcommand};
+use formats::duration;
+use formats::fault::{Kinds, Planned, Target};
+pub use formats::spec::{ClusterKind, InventoryMode, RunConfig, Switches, WorkloadKind};
+use formats::Role;
 
 /// A Jepsen-style fault-injection harness for the order/payment saga pipeline.
 #[derive(Debug, Parser)]
@@ -48,56 +49,13 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
-/// Where the cluster runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClusterKind {
-    /// Child processes on 127.0.0.1 (no root needed).
-    Local,
-    /// Network namespaces with their own sshd (root; see `harness cluster up`).
-    Netns,
-    /// Hosts listed in a nodes file (`--nodes-file`), e.g. Vagrant VMs.
-    Ssh,
-}
-
-impl ClusterKind {
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            ClusterKind::Local => "local",
-            ClusterKind::Netns => "netns",
-            ClusterKind::Ssh => "ssh",
-        }
-    }
-}
-
-/// Which faults the nemesis may inject (`--nemesis`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NemesisKinds(pub BTreeSet<Kind>);
-
-impl NemesisKinds {
-    /// The `--nemesis` spelling: `none` or a comma list.
-    pub fn spelling(&self) -> String {
-        if self.0.is_empty() {
-            return "none".into();
-        }
-        self.0
-            .iter()
-            .map(|k| k.name())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
-fn parse_nemesis(s: &str) -> Result<NemesisKinds, String> {
-    nemesis::schedule::parse_kinds(s).map(NemesisKinds)
-}
-
-/// `harness run`.
+/// `harness run`: every field of [`RunConfig`] as a flag ([`RunArgs::into_config`]), and back
+/// ([`crate::config::rerun_words`]).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Where the cluster runs.
-    #[arg(long, value_enum, default_value_t = ClusterKind::Local)]
+    /// Where the cluster runs: local (child processes on 127.0.0.1, no root), netns (network
+    /// namespaces with their own sshd; root) or ssh (hosts in --nodes-file, e.g. Vagrant VMs).
+    #[arg(long, default_value = "local")]
     pub cluster: ClusterKind,
     /// Number of nodes (default 3 local, 5 netns; an ssh cluster takes its nodes file's).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=9))]
@@ -112,7 +70,7 @@ pub struct RunArgs {
     #[arg(long, default_value = crate::cluster::netns::DEFAULT_STATE_DIR)]
     pub netns_state_dir: PathBuf,
     /// How long the workload runs: 10s, 2m, 500ms.
-    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub time_limit: Duration,
     /// Orders per second across all clients.
     #[arg(long, default_value_t = 20.0)]
@@ -129,16 +87,16 @@ pub struct RunArgs {
     /// Faults to inject: none, all, or a comma list of partition, pause, kill, latency,
     /// lost-response, reset, bandwidth, storm. A lone pause without --nemesis-interval is one
     /// seeded pause; anything else is a periodic seeded schedule.
-    #[arg(long, default_value = "pause", value_parser = parse_nemesis)]
-    pub nemesis: NemesisKinds,
+    #[arg(long, default_value = "pause")]
+    pub nemesis: Kinds,
     /// One fault with its target and timing instead of the seeded schedule (repeat for more),
     /// e.g. kind=pause,role=order,node=leader,at=4s,for=5s or
     /// kind=lost-response,role=payment,links=all,at=6s,for=8s (see docs/runbook.md).
-    #[arg(long = "fault", value_name = "SPEC", value_parser = crate::fault_spec::parse,
+    #[arg(long = "fault", value_name = "SPEC",
           conflicts_with_all = ["nemesis", "nemesis_interval", "nemesis_pairs", "fault_at", "fault_for"])]
-    pub faults: Vec<crate::fault_spec::FaultSpec>,
+    pub faults: Vec<Planned>,
     /// One fault slot every this long (default 10s for periodic schedules).
-    #[arg(long, value_parser = crate::duration::parse)]
+    #[arg(long, value_parser = duration::parse)]
     pub nemesis_interval: Option<Duration>,
     /// Run two faults of different kinds at once in each slot.
     #[arg(long)]
@@ -153,11 +111,11 @@ pub struct RunArgs {
     /// The role whose process the single pause fault stops (`--nemesis pause` without an
     /// interval): order (the saga orchestrator), payment or inventory.
     #[arg(long, default_value = "order")]
-    pub pause_role: String,
+    pub pause_role: Role,
     /// Which process of that role the single pause stops: `leader` (the current leader, found
     /// through GET /admin/leader), `random`, or a node name.
     #[arg(long, default_value = "leader")]
-    pub pause_target: String,
+    pub pause_target: Target,
     /// Where runs are written.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
@@ -169,16 +127,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub cluster_secret_file: Option<PathBuf>,
     /// How long to wait after the workload for every saga to finish.
-    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub quiesce_timeout: Duration,
     /// Client request timeout; a request past it is recorded as info.
-    #[arg(long, default_value = "2s", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "2s", value_parser = duration::parse)]
     pub client_timeout: Duration,
     /// Start the fault at this offset into the workload instead of the seeded choice.
-    #[arg(long, value_parser = crate::duration::parse)]
+    #[arg(long, value_parser = duration::parse)]
     pub fault_at: Option<Duration>,
     /// Keep the fault this long instead of the seeded choice.
-    #[arg(long, value_parser = crate::duration::parse)]
+    #[arg(long, value_parser = duration::parse)]
     pub fault_for: Option<Duration>,
     /// Switch off idempotency in payment, inventory and shipping (to prove the checker catches
     /// double effects).
@@ -201,20 +159,14 @@ pub struct RunArgs {
     pub no_lease_check: bool,
     /// Consistency model of inventory: linearizable (leader, fencing, majority quorum) or
     /// eventual (any node, W = R = 1).
-    #[arg(long, value_enum)]
+    #[arg(long)]
     pub inventory_mode: Option<InventoryMode>,
     /// Share of shipment creations the shipping service refuses (forces compensations).
     #[arg(long)]
     pub shipping_failure_rate: Option<f64>,
-    /// The named scenario's expectation, written to spec.json (set by `harness scenario`).
-    #[arg(skip)]
-    pub expectation: Option<checker::expectation::Expectation>,
-    /// The run this one is paired with (`harness scenario run --pair`), written to spec.json.
-    #[arg(skip)]
-    pub paired_with: Option<String>,
-    /// What the clients do: place orders, call the inventory directly (reserve, release,
-    /// read-stock on a few contended SKUs), or both at once.
-    #[arg(long, value_enum, default_value_t = WorkloadKind::Orders)]
+    /// What the clients do: orders (place orders), stock (call the inventory directly: reserve,
+    /// release, read-stock on a few contended SKUs), or mixed (both at once).
+    #[arg(long, default_value = "orders")]
     pub workload: WorkloadKind,
     /// Contended SKUs of the stock workload (`stock-0` ...), apart from the orders' SKUs.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -224,190 +176,120 @@ pub struct RunArgs {
     pub initial_stock: i64,
 }
 
-/// What the clients of a run do (`--workload`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkloadKind {
-    /// Place orders through the order service and poll them to a terminal state.
-    Orders,
-    /// Reserve, release and read stock through the inventory service's client API.
-    Stock,
-    /// Both, each at `--rate` with `--concurrency` clients.
-    Mixed,
-}
-
-impl WorkloadKind {
-    /// The flag value.
-    pub fn name(self) -> &'static str {
-        match self {
-            WorkloadKind::Orders => "orders",
-            WorkloadKind::Stock => "stock",
-            WorkloadKind::Mixed => "mixed",
-        }
-    }
-
-    /// Whether order clients run.
-    pub fn orders(self) -> bool {
-        self != WorkloadKind::Stock
-    }
-
-    /// Whether stock clients run.
-    pub fn stock(self) -> bool {
-        self != WorkloadKind::Orders
-    }
-}
-
-/// Inventory's consistency model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InventoryMode {
-    /// Single leader, fencing tokens, majority quorum: stock never goes below zero.
-    Linearizable,
-    /// Any node accepts locally and replicates later: can oversell.
-    Eventual,
-}
-
-impl InventoryMode {
-    /// The flag value.
-    pub fn name(self) -> &'static str {
-        match self {
-            InventoryMode::Linearizable => "linearizable",
-            InventoryMode::Eventual => "eventual",
-        }
-    }
-}
-
 impl RunArgs {
-    /// The node count for local and netns clusters.
-    pub fn node_count(&self) -> usize {
-        let default = match self.cluster {
-            ClusterKind::Netns => crate::cluster::netns::DEFAULT_NODES,
-            _ => 3,
-        };
-        self.nodes.map_or(default, usize::from)
-    }
-
-    /// The target of the single pause.
-    pub fn pause_target(&self) -> nemesis::fault::Target {
-        match self.pause_target.as_str() {
-            "leader" => nemesis::fault::Target::Leader,
-            "random" => nemesis::fault::Target::Random,
-            node => nemesis::fault::Target::Node {
-                node: node.to_owned(),
+    /// The run these flags describe, in canonical form. Every field is named, so a field added
+    /// to [`RunConfig`] does not build until it has a flag.
+    pub fn into_config(self) -> RunConfig {
+        let RunArgs {
+            cluster,
+            nodes,
+            nodes_file,
+            insecure_ignore_host_keys,
+            netns_state_dir,
+            time_limit,
+            rate,
+            concurrency,
+            seed,
+            scenario,
+            nemesis,
+            faults,
+            nemesis_interval,
+            nemesis_pairs,
+            toxiproxy,
+            faultproxy_bin,
+            pause_role,
+            pause_target,
+            out,
+            pipeline_bin,
+            cluster_secret_file,
+            quiesce_timeout,
+            client_timeout,
+            fault_at,
+            fault_for,
+            no_idempotency,
+            no_fencing,
+            no_retry_budget,
+            no_compensation,
+            no_lease_check,
+            inventory_mode,
+            shipping_failure_rate,
+            workload,
+            stock_skus,
+            initial_stock,
+        } = self;
+        RunConfig {
+            cluster,
+            nodes,
+            nodes_file,
+            insecure_ignore_host_keys,
+            netns_state_dir,
+            time_limit,
+            rate,
+            concurrency,
+            seed,
+            scenario,
+            nemesis,
+            faults,
+            nemesis_interval,
+            nemesis_pairs,
+            toxiproxy,
+            faultproxy_bin,
+            pause_role,
+            pause_target,
+            out,
+            pipeline_bin,
+            cluster_secret_file,
+            quiesce_timeout,
+            client_timeout,
+            fault_at,
+            fault_for,
+            switches: Switches {
+                no_idempotency,
+                no_fencing,
+                no_retry_budget,
+                no_compensation,
+                no_lease_check,
             },
+            inventory_mode,
+            shipping_failure_rate,
+            workload,
+            stock_skus,
+            initial_stock,
+            expectation: None,
+            paired_with: None,
         }
+        .canonical()
     }
+}
 
-    /// The role whose leader the nemesis's leader-shaped faults aim at: the inventory's in a
-    /// stock-only run with a leader (linearizable mode), the order service's otherwise.
-    pub fn leader_role(&self) -> &'static str {
-        if self.workload == WorkloadKind::Stock
-            && self.inventory_mode != Some(InventoryMode::Eventual)
-        {
-            "inventory"
-        } else {
-            "order"
-        }
-    }
+/// `harness run`'s options alone (without `harness run`), for parsing a rerun command.
+#[derive(Debug, Parser)]
+#[command(name = "harness run", no_binary_name = true)]
+struct RunWords {
+    #[command(flatten)]
+    run: RunArgs,
+}
 
-    /// The contended SKUs of the stock workload and their initial stock, if it runs.
-    pub fn stock_skus(&self) -> Option<crate::cluster::pipeline::StockSkus> {
-        self.workload
-            .stock()
-            .then(|| crate::cluster::pipeline::StockSkus {
-                count: usize::from(self.stock_skus),
-                initial: self.initial_stock,
-            })
-    }
+/// Parses `harness run` options (the words after `harness run`) into a config; the error is
+/// clap's first line.
+pub fn parse_run_words<S: AsRef<str>>(words: &[S]) -> Result<RunConfig, String> {
+    RunWords::try_parse_from(words.iter().map(AsRef::as_ref))
+        .map(|w| w.run.into_config())
+        .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_owned())
+}
 
-    /// The protection switches and role overrides this run asks for.
-    pub fn switches(&self) -> crate::cluster::pipeline::Switches {
-        crate::cluster::pipeline::Switches {
-            no_idempotency: self.no_idempotency,
-            no_fencing: self.no_fencing,
-            no_retry_budget: self.no_retry_budget,
-            no_compensation: self.no_compensation,
-            no_lease_check: self.no_lease_check,
-            inventory_mode: self.inventory_mode.map(|m| m.name().to_owned()),
-            shipping_failure_rate: self.shipping_failure_rate,
-        }
-    }
+/// `harness scenario run`'s options alone, for parsing a scenario's rerun command.
+#[derive(Debug, Parser)]
+#[command(name = "harness scenario run", no_binary_name = true)]
+struct ScenarioRunWords {
+    #[command(flatten)]
+    run: ScenarioRunArgs,
+}
 
-    /// Checks what clap cannot: returns the message for a bad-arguments exit.
-    pub fn validate(&self) -> Result<(), String> {
-        if let Some(rate) = self.shipping_failure_rate {
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(format!(
-                    "--shipping-failure-rate {rate}: must be between 0 and 1"
-                ));
-            }
-        }
-        match (self.cluster, &self.nodes_file, self.nodes) {
-            (ClusterKind::Ssh, None, _) => {
-                return Err("--cluster ssh needs --nodes-file FILE".into())
-            }
-            (ClusterKind::Ssh, Some(_), Some(_)) => {
-                return Err(
-                    "--nodes does not apply to --cluster ssh: the nodes file lists them".into(),
-                )
-            }
-            (ClusterKind::Local | ClusterKind::Netns, Some(f), _) => {
-                return Err(format!(
-                    "--nodes-file '{}' applies only to --cluster ssh",
-                    f.display()
-                ))
-            }
-            _ => {}
-        }
-        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 10_000.0) {
-            return Err(format!(
-                "--rate {}: must be between 0 and 10000 ops/s",
-                self.rate
-            ));
-        }
-        if self.time_limit < Duration::from_secs(1) {
-            return Err("--time-limit must be at least 1s".into());
-        }
-        let ok_name = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-                && !s.starts_with('.')
-        };
-        if !ok_name(&self.scenario) {
-            return Err(format!(
-                "--scenario '{}': use letters, digits, '-', '_' or '.', not starting with '.'",
-                self.scenario
-            ));
-        }
-        if self
-            .nemesis_interval
-            .is_some_and(|d| d < Duration::from_secs(1))
-        {
-            return Err("--nemesis-interval must be at least 1s".into());
-        }
-        if self.faults.len() > crate::fault_spec::MAX_FAULTS {
-            return Err(format!(
-                "at most {} --fault flags",
-                crate::fault_spec::MAX_FAULTS
-            ));
-        }
-        let last_heal = crate::fault_spec::last_heal(&self.faults);
-        if last_heal > self.time_limit {
-            return Err(format!(
-                "--time-limit {:?}: a --fault heals only at {last_heal:?}",
-                self.time_limit
-            ));
-        }
-        if self.pause_target.is_empty() {
-            return Err("--pause-target: give leader, random or a node name".into());
-        }
-        if !["payment", "order", "inventory"].contains(&self.pause_role.as_str()) {
-            return Err(format!(
-                "--pause-role '{}': must be payment, order or inventory",
-                self.pause_role
-            ));
-        }
-        Ok(())
-    }
+/// Parses `harness scenario run` options (the words after `harness scenario run`); the error
+/// is clap's first line.
+pub fn parse_scenario_run_words<S: AsRef<str>>(words: &[S]) -> Result<ScenarioRunArgs, String> {
+    ScenarioRunWords::try_parse_from(words.iter().map(AsRef::as_ref))
+        .map(|w| w.run)
+        .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_owned())
 }

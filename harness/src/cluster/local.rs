@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
+use formats::spec::ClusterKind;
+use formats::Role;
 use nemesis::Signal;
 use nix::sys::signal::{kill, Signal as NixSignal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use super::pipeline::{self, ROLES};
+use super::pipeline::{self, RoleKey, ROLES};
 use super::secret::{ClusterSecret, SecretFile};
 use super::Cluster;
 
@@ -48,11 +50,11 @@ pub struct LocalOptions {
     /// Run directory: logs go to `nodes/<node>/<role>.log`, state to `nodes/<node>/data/`.
     pub run_dir: PathBuf,
     /// Extra flags per role (e.g. `payment` => `--no-idempotency`).
-    pub role_flags: BTreeMap<String, Vec<String>>,
+    pub role_flags: BTreeMap<Role, Vec<String>>,
     /// The `settings` of every node's config (contract §1).
     pub settings: serde_json::Value,
     /// Ports per (node, role) chosen beforehand ([`choose_ports`]); free ones if `None`.
-    pub ports: Option<BTreeMap<(String, String), u16>>,
+    pub ports: Option<BTreeMap<RoleKey, u16>>,
     /// Each node's peers when links go through the proxy layer (`cluster::proxied`).
     pub peers: Option<super::proxied::PeersByNode>,
     /// The cluster secret.
@@ -60,13 +62,9 @@ pub struct LocalOptions {
 }
 
 /// Free loopback ports for every role of `nodes` nodes, keyed (node, role).
-pub fn choose_ports(nodes: usize) -> anyhow::Result<BTreeMap<(String, String), u16>> {
-    let keys: Vec<(String, String)> = (1..=nodes)
-        .flat_map(|i| {
-            ROLES
-                .iter()
-                .map(move |r| (format!("n{i}"), (*r).to_owned()))
-        })
+pub fn choose_ports(nodes: usize) -> anyhow::Result<BTreeMap<RoleKey, u16>> {
+    let keys: Vec<RoleKey> = (1..=nodes)
+        .flat_map(|i| ROLES.iter().map(move |r| (format!("n{i}"), *r)))
         .collect();
     Ok(keys.iter().cloned().zip(free_ports(keys.len())?).collect())
 }
@@ -75,7 +73,7 @@ pub fn choose_ports(nodes: usize) -> anyhow::Result<BTreeMap<(String, String), u
 pub struct LocalCluster {
     nodes: Vec<String>,
     bin: PathBuf,
-    roles: BTreeMap<(String, String), RoleProcess>,
+    roles: BTreeMap<RoleKey, RoleProcess>,
     secret: ClusterSecret,
     /// The roles' secret file, until `stop` removes it (restarts read it too).
     secret_file: std::sync::Mutex<Option<SecretFile>>,
@@ -135,14 +133,14 @@ fn config_path(opts: &LocalOptions, node: &str) -> PathBuf {
     opts.run_dir.join("nodes").join(node).join("config.json")
 }
 
-/// Writes every node's config file (contract §1). Each node reaches its own roles where they
-/// listen and other nodes' roles directly, or through the link proxies when `opts.peers` is set.
+/// Writes every node's config file (contract §1). Each node reaches every role where it
+/// listens, or, when `opts.peers` is set, through the link proxies (its own roles too).
 fn write_configs(
     opts: &LocalOptions,
     nodes: &[String],
-    ports: &BTreeMap<(String, String), u16>,
+    ports: &BTreeMap<RoleKey, u16>,
 ) -> anyhow::Result<()> {
-    let direct: BTreeMap<(String, String), String> = ports
+    let direct: BTreeMap<RoleKey, String> = ports
         .iter()
         .map(|(k, p)| (k.clone(), format!("127.0.0.1:{p}")))
         .collect();
@@ -153,7 +151,7 @@ fn write_configs(
             .as_ref()
             .and_then(|p| p.get(node))
             .unwrap_or(&direct);
-        let cfg = pipeline::node_config(node, nodes, addrs, settings);
+        let cfg = pipeline::node_config_via(node, nodes, &direct, addrs, settings);
         let path = config_path(opts, node);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -164,15 +162,15 @@ fn write_configs(
     Ok(())
 }
 
-fn role_args(opts: &LocalOptions, node: &str, role: &str, secret: &Path) -> Vec<String> {
+fn role_args(opts: &LocalOptions, node: &str, role: Role, secret: &Path) -> Vec<String> {
     let data = opts
         .run_dir
         .join("nodes")
         .join(node)
         .join("data")
-        .join(role);
+        .join(role.as_str());
     let mut extra = vec!["--watch-parent".to_owned(), std::process::id().to_string()];
-    if let Some(flags) = opts.role_flags.get(role) {
+    if let Some(flags) = opts.role_flags.get(&role) {
         extra.extend(flags.iter().cloned());
     }
     let files = pipeline::RoleFiles {
@@ -215,11 +213,11 @@ impl LocalCluster {
             );
         }
         let nodes: Vec<String> = (1..=opts.nodes).map(|i| format!("n{i}")).collect();
-        let keys: Vec<(String, String)> = nodes
+        let keys: Vec<RoleKey> = nodes
             .iter()
-            .flat_map(|n| ROLES.iter().map(move |r| (n.clone(), (*r).to_owned())))
+            .flat_map(|n| ROLES.iter().map(move |r| (n.clone(), *r)))
             .collect();
-        let ports: BTreeMap<(String, String), u16> = match &opts.ports {
+        let ports: BTreeMap<RoleKey, u16> = match &opts.ports {
             Some(p) => p.clone(),
             None => keys.iter().cloned().zip(free_ports(keys.len())?).collect(),
         };
@@ -248,7 +246,7 @@ impl LocalCluster {
                         return Err(e);
                     }
                 };
-                let key = (node.clone(), (*role).to_owned());
+                let key = (node.clone(), role);
                 cluster.roles.insert(
                     key.clone(),
                     RoleProcess {
@@ -260,7 +258,7 @@ impl LocalCluster {
                 );
             }
             // The services elect leaders through the stores: start those first.
-            if *role == "store" {
+            if role == Role::Store {
                 if let Err(e) = cluster.wait_healthy(&opts.run_dir).await {
                     let _ = cluster.stop().await;
                     return Err(e);
@@ -302,18 +300,10 @@ impl LocalCluster {
         Ok(())
     }
 
-    fn role(&self, node: &str, role: &str) -> anyhow::Result<&RoleProcess> {
+    fn role(&self, node: &str, role: Role) -> anyhow::Result<&RoleProcess> {
         self.roles
-            .get(&(node.to_owned(), role.to_owned()))
+            .get(&(node.to_owned(), role))
             .with_context(|| format!("no role {role} on node {node}"))
-    }
-}
-
-fn to_nix(sig: Signal) -> NixSignal {
-    match sig {
-        Signal::Stop => NixSignal::SIGSTOP,
-        Signal::Cont => NixSignal::SIGCONT,
-        Signal::Kill => NixSignal::SIGKILL,
     }
 }
 
@@ -323,7 +313,7 @@ impl nemesis::Control for LocalCluster {
         self.nodes.clone()
     }
 
-    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    async fn pid(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         let proc_ = self.role(node, role)?;
         let guard = proc_.child.lock().await;
         guard
@@ -333,22 +323,14 @@ impl nemesis::Control for LocalCluster {
     }
 
     async fn signal(&self, node: &str, pid: u32, signal: Signal) -> anyhow::Result<()> {
-        let pid_i32 = i32::try_from(pid).context("pid out of range")?;
-        match kill(Pid::from_raw(pid_i32), to_nix(signal)) {
-            Ok(()) => Ok(()),
-            Err(nix::errno::Errno::ESRCH) if signal == Signal::Cont => Ok(()),
-            Err(e) => Err(anyhow::anyhow!(
-                "{node}: kill -{} {pid}: {e}",
-                signal.name()
-            )),
-        }
+        nemesis::signal_local(pid, signal).with_context(|| node.to_owned())
     }
 
     fn authorization(&self) -> Option<reqwest::header::HeaderValue> {
         Some(self.secret.authorization())
     }
 
-    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
+    async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {
         let proc_ = self.role(node, role)?;
         let mut guard = proc_.child.lock().await;
         if let Some(child) = guard.as_mut() {
@@ -363,18 +345,21 @@ impl nemesis::Control for LocalCluster {
 
 #[async_trait]
 impl Cluster for LocalCluster {
-    fn kind(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> ClusterKind {
+        ClusterKind::Local
     }
 
-    fn url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+    fn url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         Ok(format!("http://127.0.0.1:{}", self.role(node, role)?.port))
     }
 
+    /// Resumes and terminates every process at once, then waits for each (SIGKILL after a
+    /// grace). Terminating all together keeps a leader's successor from being elected in the
+    /// moment between two stops.
     async fn stop(&self) -> anyhow::Result<()> {
+        let mut stopping = Vec::new();
         for ((node, role), proc_) in &self.roles {
-            let mut guard = proc_.child.lock().await;
-            let Some(mut child) = guard.take() else {
+            let Some(child) = proc_.child.lock().await.take() else {
                 continue;
             };
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
@@ -382,10 +367,17 @@ impl Cluster for LocalCluster {
                 let _ = kill(pid, NixSignal::SIGCONT);
                 let _ = kill(pid, NixSignal::SIGTERM);
             }
+            stopping.push((node, role, child));
+        }
+        for (node, role, mut child) in stopping {
             match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                 Ok(Ok(_)) => {}
                 _ => {
-                    tracing::warn!(node, role, "did not stop after SIGTERM; killing");
+                    tracing::warn!(
+                        node,
+                        role = role.as_str(),
+                        "did not stop after SIGTERM; killing"
+                    );
                     let _ = child.kill().await;
                 }
             }

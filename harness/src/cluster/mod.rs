@@ -11,6 +11,8 @@ pub mod remote;
 pub mod secret;
 
 use async_trait::async_trait;
+use formats::spec::ClusterKind;
+use formats::Role;
 
 /// `builder` with the cluster secret of `ctl` as a default header: for clients of the roles'
 /// routes that are not public (admin reads, the inventory's client API).
@@ -28,10 +30,10 @@ pub fn with_secret<C: nemesis::Control + ?Sized>(
 /// A running cluster. The nemesis drives it through [`nemesis::Control`].
 #[async_trait]
 pub trait Cluster: nemesis::Control {
-    /// `local`, `netns` or `ssh`.
-    fn kind(&self) -> &'static str;
+    /// Which kind.
+    fn kind(&self) -> ClusterKind;
     /// Base URL a client on this machine uses to reach `role` on `node`.
-    fn url(&self, node: &str, role: &str) -> anyhow::Result<String>;
+    fn url(&self, node: &str, role: Role) -> anyhow::Result<String>;
     /// Stops every process the harness started (resuming paused ones first). Idempotent.
     async fn stop(&self) -> anyhow::Result<()>;
 }

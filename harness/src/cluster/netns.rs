@@ -24,11 +24,11 @@ pub const IPTABLES_COMMENT: &str = "harness-netns";
 /// The first three octets of the cluster's /24.
 pub const SUBNET: &str = "10.199.0";
 /// Default node count of `harness cluster up`.
-pub const DEFAULT_NODES: usize = 5;
+pub const DEFAULT_NODES: usize = formats::spec::DEFAULT_NETNS_NODES as usize;
 /// Most nodes (addresses .11 to .19).
 pub const MAX_NODES: usize = 9;
 /// Default state directory (keys, sshd configs, the nodes file).
-pub const DEFAULT_STATE_DIR: &str = "/run/harness-netns";
+pub const DEFAULT_STATE_DIR: &str = formats::spec::DEFAULT_NETNS_STATE_DIR;
 /// A file marking a state directory as ours, so `down` removes only such a directory.
 const MARKER: &str = ".harness-netns";
 /// How long every sshd gets to accept connections after `up`.

@@ -14,10 +14,10 @@ use super::netns;
 use super::remote::{RemoteCluster, RemoteNode, RemoteOptions};
 use super::secret::ClusterSecret;
 use super::Cluster;
-use crate::cli::{ClusterKind, RunArgs};
-use crate::nodes_file::NodesFile;
+use crate::nodes_file::{NodesFile, Timing};
 use crate::remote::ssh::SshRemote;
 use crate::BadInput;
+use formats::spec::{ClusterKind, RunConfig};
 
 /// A cluster ready to be started: checked input and, for SSH clusters, open connections.
 pub struct Prepared {
@@ -27,8 +27,11 @@ pub struct Prepared {
     pub node_names: Vec<String>,
     /// What `spec.json` records about the cluster.
     pub spec: serde_json::Value,
+    /// The nodes file's `[timing]` (defaults for local clusters).
+    pub timing: Timing,
     remotes: Vec<RemoteNode>,
     workdir: String,
+    vms_dir: Option<PathBuf>,
     /// A netns cluster this run brought up and must take down.
     owned_netns: Option<PathBuf>,
     /// The run's cluster secret (`--cluster-secret-file`, or fresh from the OS RNG).
@@ -45,7 +48,7 @@ impl Prepared {
 /// Checks the cluster arguments, reads or makes the cluster secret, and connects to SSH nodes.
 /// Input mistakes are [`BadInput`]. A netns cluster that is not up is brought up here (and
 /// taken down by [`Prepared::finish`]).
-pub async fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+pub async fn prepare(args: &RunConfig) -> anyhow::Result<Prepared> {
     let secret = match &args.cluster_secret_file {
         Some(path) => ClusterSecret::load(path).map_err(BadInput)?,
         None => ClusterSecret::generate(),
@@ -57,8 +60,10 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
                 kind: ClusterKind::Local,
                 node_names: (1..=n).map(|i| format!("n{i}")).collect(),
                 spec: serde_json::json!({"kind": "local", "nodes": n}),
+                timing: Timing::default(),
                 remotes: Vec::new(),
                 workdir: String::new(),
+                vms_dir: None,
                 owned_netns: None,
                 secret,
             })
@@ -90,7 +95,7 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     }
 }
 
-async fn prepare_netns(args: &RunArgs, secret: ClusterSecret) -> anyhow::Result<Prepared> {
+async fn prepare_netns(args: &RunConfig, secret: ClusterSecret) -> anyhow::Result<Prepared> {
     netns::preflight().map_err(BadInput)?;
     let state = &args.netns_state_dir;
     let n = args.node_count();
@@ -167,8 +172,10 @@ async fn connect(
         kind,
         node_names: file.nodes.iter().map(|n| n.name.clone()).collect(),
         spec,
+        timing: file.timing,
         remotes,
         workdir: file.workdir.clone(),
+        vms_dir: file.vms_dir.clone(),
         owned_netns,
         secret,
     })
@@ -184,12 +191,12 @@ pub struct StartOptions {
     /// Names the run's directory on remote nodes.
     pub run_name: String,
     /// Extra flags per role.
-    pub role_flags: BTreeMap<String, Vec<String>>,
+    pub role_flags: BTreeMap<formats::Role, Vec<String>>,
     /// The `settings` of every node's config (contract §1).
     pub settings: serde_json::Value,
     /// Local clusters behind link proxies: the ports the roles bind (chosen before the proxies
     /// were made).
-    pub local_ports: Option<BTreeMap<(String, String), u16>>,
+    pub local_ports: Option<BTreeMap<super::pipeline::RoleKey, u16>>,
     /// Local clusters behind link proxies: each node's peer addresses.
     pub local_peers: Option<super::proxied::PeersByNode>,
 }
@@ -225,14 +232,16 @@ pub async fn start(prepared: &Prepared, opts: &StartOptions) -> anyhow::Result<A
             RemoteCluster::deploy(
                 prepared.remotes.clone(),
                 &RemoteOptions {
-                    kind: kind.name(),
+                    kind,
                     workdir: prepared.workdir.clone(),
                     run_name: opts.run_name.clone(),
                     run_dir: opts.run_dir.clone(),
                     pipeline_bin: opts.pipeline_bin.clone(),
                     faultproxy_bin: faultproxy_next_to(&opts.pipeline_bin),
                     role_flags: opts.role_flags.clone(),
-                    settings: opts.settings.clone(),
+                    settings: super::pipeline::with_timing(&opts.settings, &prepared.timing),
+                    health_timeout: crate::nodes_file::health_timeout(&prepared.timing),
+                    vms_dir: prepared.vms_dir.clone(),
                     secret: prepared.secret.clone(),
                 },
             )

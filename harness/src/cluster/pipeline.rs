@@ -3,11 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use formats::spec::RunConfig;
+use formats::Role;
 use serde_json::{json, Value};
 
 /// The pipeline roles the harness deploys, in start order (the store first: every other role
 /// keeps its state there).
-pub const ROLES: &[&str] = &["store", "inventory", "payment", "shipping", "order"];
+pub const ROLES: [Role; 5] = Role::ALL;
+
+/// A role on a node: `(node, role)`.
+pub type RoleKey = (String, Role);
 
 /// SKUs the order workload chooses from (`sku-0` ...), as many as the pipeline's default.
 pub const ORDER_SKUS: usize = 10;
@@ -27,39 +32,35 @@ pub fn default_settings() -> Value {
     })
 }
 
-/// The stock workload's contended SKUs: `stock-0` .. `stock-<count - 1>`, each starting with
-/// `initial` units. They are apart from the order SKUs, so that the only reserves on them are
-/// the stock clients' recorded ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StockSkus {
-    /// How many.
-    pub count: usize,
-    /// Units of each at the start.
-    pub initial: i64,
-}
-
-impl StockSkus {
-    /// The SKU names.
-    pub fn names(&self) -> Vec<String> {
-        (0..self.count).map(|i| format!("stock-{i}")).collect()
-    }
-}
-
-/// The settings of every node of a run: the defaults, plus with `stock` an `initial_stock`
-/// map holding the order SKUs (at the pipeline's default) and the contended SKUs.
-pub fn settings(stock: Option<&StockSkus>) -> Value {
+/// The settings of every node of a run: the defaults, plus with a stock workload an
+/// `initial_stock` map holding the order SKUs (at the pipeline's default) and the contended
+/// SKUs (`stock-0` .. , apart from the order SKUs, so that the only reserves on them are the
+/// stock clients' recorded ones).
+pub fn settings(config: &RunConfig) -> Value {
     let mut settings = default_settings();
-    if let Some(stock) = stock {
+    if let Some(names) = config.stock_sku_names() {
         let mut initial = serde_json::Map::new();
         for i in 0..ORDER_SKUS {
             initial.insert(format!("sku-{i}"), json!(ORDER_SKU_STOCK));
         }
-        for name in stock.names() {
-            initial.insert(name, json!(stock.initial));
+        for name in names {
+            initial.insert(name, json!(config.initial_stock));
         }
         settings["initial_stock"] = Value::Object(initial);
     }
     settings
+}
+
+/// `settings` with the pipeline settings a nodes file's `[timing]` sets (lease TTL, store and
+/// call timeouts) put over them.
+pub fn with_timing(settings: &Value, timing: &crate::nodes_file::Timing) -> Value {
+    let mut out = settings.clone();
+    if let Value::Object(map) = &mut out {
+        for (name, ms) in timing.pipeline_settings() {
+            map.insert(name.to_owned(), json!(ms));
+        }
+    }
+    out
 }
 
 /// The config file of `node` (contract §1). `addrs` maps (node, role) to the address *this
@@ -67,17 +68,31 @@ pub fn settings(stock: Option<&StockSkus>) -> Value {
 pub fn node_config(
     node: &str,
     nodes: &[String],
-    addrs: &BTreeMap<(String, String), String>,
+    addrs: &BTreeMap<RoleKey, String>,
+    settings: &Value,
+) -> Value {
+    node_config_via(node, nodes, addrs, addrs, settings)
+}
+
+/// As [`node_config`], with this node's roles listening at `listen`'s entries and every role
+/// reached at `peers`' (which differ when calls go through link proxies).
+pub fn node_config_via(
+    node: &str,
+    nodes: &[String],
+    listen_at: &BTreeMap<RoleKey, String>,
+    addrs: &BTreeMap<RoleKey, String>,
     settings: &Value,
 ) -> Value {
     let mut listen = serde_json::Map::new();
+    for ((n, role), addr) in listen_at {
+        if n == node {
+            listen.insert(role.as_str().to_owned(), json!(addr));
+        }
+    }
     let mut peers: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
     for ((n, role), addr) in addrs {
-        if n == node {
-            listen.insert(role.clone(), json!(addr));
-        }
         peers
-            .entry(role.clone())
+            .entry(role.as_str().to_owned())
             .or_default()
             .insert(n.clone(), json!(addr));
     }
@@ -104,9 +119,9 @@ pub struct RoleFiles<'a> {
 
 /// The command line (after the binary) of `role` on `node` with its `files`; `extra` holds
 /// protection switches and other flags.
-pub fn role_args(node: &str, role: &str, files: RoleFiles<'_>, extra: &[String]) -> Vec<String> {
+pub fn role_args(node: &str, role: Role, files: RoleFiles<'_>, extra: &[String]) -> Vec<String> {
     let mut args = vec![
-        role.to_owned(),
+        role.as_str().to_owned(),
         "--node".into(),
         node.to_owned(),
         "--config".into(),
@@ -120,6 +135,45 @@ pub fn role_args(node: &str, role: &str, files: RoleFiles<'_>, extra: &[String])
     args
 }
 
+/// The extra flags of each role for a run's protection switches and role overrides.
+pub fn role_flags(config: &RunConfig) -> BTreeMap<Role, Vec<String>> {
+    let mut flags: BTreeMap<Role, Vec<String>> = BTreeMap::new();
+    let mut add = |role: Role, words: &[String]| {
+        flags.entry(role).or_default().extend(words.iter().cloned());
+    };
+    let sw = &config.switches;
+    if sw.no_idempotency {
+        for role in [Role::Payment, Role::Inventory, Role::Shipping] {
+            add(role, &["--no-idempotency".to_owned()]);
+        }
+    }
+    if sw.no_fencing {
+        add(Role::Store, &["--no-fencing".to_owned()]);
+    }
+    if sw.no_retry_budget {
+        add(Role::Order, &["--no-retry-budget".to_owned()]);
+    }
+    if sw.no_compensation {
+        add(Role::Order, &["--no-compensation".to_owned()]);
+    }
+    if sw.no_lease_check {
+        add(Role::Order, &["--no-lease-check".to_owned()]);
+    }
+    if let Some(mode) = config.inventory_mode {
+        add(
+            Role::Inventory,
+            &["--inventory-mode".to_owned(), mode.as_str().to_owned()],
+        );
+    }
+    if let Some(rate) = config.shipping_failure_rate {
+        add(
+            Role::Shipping,
+            &["--failure-rate".to_owned(), rate.to_string()],
+        );
+    }
+    flags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,11 +182,13 @@ mod tests {
     /// the order SKUs at the pipeline's default next to the contended SKUs at their stock.
     #[test]
     fn settings_carry_the_initial_stock() {
-        assert_eq!(settings(None), default_settings());
-        let s = settings(Some(&StockSkus {
-            count: 2,
-            initial: 7,
-        }));
+        assert_eq!(settings(&RunConfig::default()), default_settings());
+        let s = settings(&RunConfig {
+            workload: formats::spec::WorkloadKind::Stock,
+            stock_skus: 2,
+            initial_stock: 7,
+            ..RunConfig::default()
+        });
         assert_eq!(s["shipping_failure_rate"], 0.1);
         let initial = s["initial_stock"].as_object().expect("a map");
         assert_eq!(initial.len(), ORDER_SKUS + 2);
@@ -141,19 +197,48 @@ mod tests {
         assert_eq!(initial["stock-1"], 7);
     }
 
+    /// Proves a nodes file's timing reaches the settings by the pipeline's names and leaves the
+    /// other settings alone, and that no timing changes nothing.
+    #[test]
+    fn timing_sets_the_pipeline_settings() {
+        let base = settings(&RunConfig::default());
+        assert_eq!(
+            with_timing(&base, &crate::nodes_file::Timing::default()),
+            base
+        );
+        let timing = crate::nodes_file::Timing {
+            lease_ttl_ms: Some(10_000),
+            call_timeout_ms: Some(8_000),
+            health_timeout_ms: Some(120_000),
+            ..Default::default()
+        };
+        let s = with_timing(&base, &timing);
+        assert_eq!(s["lease_ttl_ms"], 10_000);
+        assert_eq!(s["call_timeout_ms"], 8_000);
+        assert!(
+            s.get("store_timeout_ms").is_none(),
+            "unset stays the default"
+        );
+        assert!(
+            s.get("health_timeout_ms").is_none(),
+            "the harness's, not the pipeline's"
+        );
+        assert_eq!(s["shipping_failure_rate"], base["shipping_failure_rate"]);
+    }
+
     /// Proves a node's config lists its own roles under `listen` and every node's under
     /// `peers`, in the shape of contract §1.
     #[test]
     fn config_has_listen_and_peers() {
         let nodes = vec!["n1".to_owned(), "n2".to_owned()];
-        let addrs: BTreeMap<(String, String), String> = [
-            (("n1", "store"), "127.0.0.1:1"),
-            (("n2", "store"), "127.0.0.1:2"),
-            (("n1", "order"), "127.0.0.1:3"),
-            (("n2", "order"), "127.0.0.1:4"),
+        let addrs: BTreeMap<RoleKey, String> = [
+            (("n1", Role::Store), "127.0.0.1:1"),
+            (("n2", Role::Store), "127.0.0.1:2"),
+            (("n1", Role::Order), "127.0.0.1:3"),
+            (("n2", Role::Order), "127.0.0.1:4"),
         ]
         .into_iter()
-        .map(|((n, r), a)| ((n.to_owned(), r.to_owned()), a.to_owned()))
+        .map(|((n, r), a)| ((n.to_owned(), r), a.to_owned()))
         .collect();
         let cfg = node_config("n2", &nodes, &addrs, &json!({}));
         assert_eq!(
@@ -170,7 +255,7 @@ mod tests {
             secret: "/s",
             data_dir: "/d",
         };
-        let args = role_args("n2", "order", files, &["--no-compensation".into()]);
+        let args = role_args("n2", Role::Order, files, &["--no-compensation".into()]);
         assert_eq!(
             args,
             [
@@ -187,58 +272,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// The protection switches and per-role overrides of one run.
-#[derive(Debug, Clone, Default)]
-pub struct Switches {
-    /// `--no-idempotency` on payment, inventory and shipping.
-    pub no_idempotency: bool,
-    /// `--no-fencing` on the store.
-    pub no_fencing: bool,
-    /// `--no-retry-budget` on order (the only caller of other services).
-    pub no_retry_budget: bool,
-    /// `--no-compensation` on order.
-    pub no_compensation: bool,
-    /// `--no-lease-check` on order.
-    pub no_lease_check: bool,
-    /// `--inventory-mode` on inventory.
-    pub inventory_mode: Option<String>,
-    /// `--failure-rate` on shipping.
-    pub shipping_failure_rate: Option<f64>,
-}
-
-/// The extra flags of each role for `switches`.
-pub fn role_flags(switches: &Switches) -> BTreeMap<String, Vec<String>> {
-    let mut flags: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut add = |role: &str, words: &[String]| {
-        flags
-            .entry(role.to_owned())
-            .or_default()
-            .extend(words.iter().cloned());
-    };
-    if switches.no_idempotency {
-        for role in ["payment", "inventory", "shipping"] {
-            add(role, &["--no-idempotency".to_owned()]);
-        }
-    }
-    if switches.no_fencing {
-        add("store", &["--no-fencing".to_owned()]);
-    }
-    if switches.no_retry_budget {
-        add("order", &["--no-retry-budget".to_owned()]);
-    }
-    if switches.no_compensation {
-        add("order", &["--no-compensation".to_owned()]);
-    }
-    if switches.no_lease_check {
-        add("order", &["--no-lease-check".to_owned()]);
-    }
-    if let Some(mode) = &switches.inventory_mode {
-        add("inventory", &["--inventory-mode".to_owned(), mode.clone()]);
-    }
-    if let Some(rate) = switches.shipping_failure_rate {
-        add("shipping", &["--failure-rate".to_owned(), rate.to_string()]);
-    }
-    flags
 }

@@ -1,5 +1,5 @@
 //! The local cluster's proxy layer: one `faultproxy` per run (or an external Toxiproxy given by
-//! `--toxiproxy`), one proxy per cross-node link (from node, to node, role) named by
+//! `--toxiproxy`), one proxy per link (from node, to node, role; a node to itself too) named by
 //! [`nemesis::links::proxy_name`], and for each node the `peers` map through those proxies
 //! (docs/contracts.md §1), so partitions and toxics work on loopback without root.
 //! [`WithProxy`] hands the nemesis a cluster together with the proxy API.
@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
+use formats::Role;
 use nemesis::links::Link;
 use nemesis::toxiproxy::{NewProxy, ToxiproxyClient};
 use nemesis::{Control, ExecOutput, Signal};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::pipeline::RoleKey;
 use super::Cluster;
 
 /// How long `faultproxy` gets to print its address.
@@ -25,7 +27,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// Node → (node, role) → `host:port` this node uses to reach that role.
-pub type PeersByNode = BTreeMap<String, BTreeMap<(String, String), String>>;
+pub type PeersByNode = BTreeMap<String, BTreeMap<RoleKey, String>>;
 
 /// A Toxiproxy-compatible API and the links the run created on it.
 pub struct ProxyLayer {
@@ -39,7 +41,7 @@ impl ProxyLayer {
     pub async fn start(bin: &Path, log: &Path, seed: u64) -> anyhow::Result<ProxyLayer> {
         if !bin.is_file() {
             bail!(
-                "faultproxy binary '{}' not found; build it with `cargo build -p nemesis --bin faultproxy` or pass --faultproxy-bin",
+                "faultproxy binary '{}' not found; build it with `cargo build -p faultproxy` or pass --faultproxy-bin",
                 bin.display()
             );
         }
@@ -97,13 +99,11 @@ impl ProxyLayer {
         self.client.base()
     }
 
-    /// Creates a proxy for every cross-node link to the roles at `addrs` ((node, role) →
-    /// `host:port`) and returns each node's peers: its own roles directly, other nodes'
-    /// through the link proxies.
-    pub async fn link(
-        &mut self,
-        addrs: &BTreeMap<(String, String), String>,
-    ) -> anyhow::Result<PeersByNode> {
+    /// Creates a proxy for every link to the roles at `addrs` ((node, role) → `host:port`),
+    /// a node's links to its own roles included, and returns each node's peers: every role,
+    /// its own too, through a link proxy, so that a fault on the links into a role covers every
+    /// call to it.
+    pub async fn link(&mut self, addrs: &BTreeMap<RoleKey, String>) -> anyhow::Result<PeersByNode> {
         let nodes: Vec<&String> = addrs
             .keys()
             .map(|(n, _)| n)
@@ -113,10 +113,7 @@ impl ProxyLayer {
         let mut wanted = Vec::new();
         for from in &nodes {
             for ((to, role), upstream) in addrs {
-                if *from == to {
-                    continue;
-                }
-                let link = Link::new(from, to, role).with_context(|| {
+                let link = Link::new(from, to, role.as_str()).with_context(|| {
                     format!("node or role name unusable in a proxy name: {from} {to} {role}")
                 })?;
                 wanted.push((link, upstream.clone()));
@@ -142,17 +139,13 @@ impl ProxyLayer {
         let mut peers = PeersByNode::new();
         for from in nodes {
             let mut map = BTreeMap::new();
-            for ((to, role), addr) in addrs {
-                let via = if from == to {
-                    addr.clone()
-                } else {
-                    let name = nemesis::links::proxy_name(from, to, role);
-                    listen
-                        .get(&name)
-                        .cloned()
-                        .with_context(|| format!("proxy {name} was not created"))?
-                };
-                map.insert((to.clone(), role.clone()), via);
+            for (to, role) in addrs.keys() {
+                let name = nemesis::links::proxy_name(from, to, role.as_str());
+                let via = listen
+                    .get(&name)
+                    .cloned()
+                    .with_context(|| format!("proxy {name} was not created"))?;
+                map.insert((to.clone(), *role), via);
             }
             peers.insert(from.clone(), map);
         }
@@ -219,7 +212,7 @@ impl Control for WithProxy {
         self.inner.nodes()
     }
 
-    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    async fn pid(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         self.inner.pid(node, role).await
     }
 
@@ -231,11 +224,11 @@ impl Control for WithProxy {
         self.inner.exec(node, cmd).await
     }
 
-    fn role_url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+    fn role_url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         self.inner.url(node, role)
     }
 
-    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
+    async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {
         self.inner.restart(node, role).await
     }
 

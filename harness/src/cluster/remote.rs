@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
+use formats::spec::ClusterKind;
+use formats::Role;
 use futures::future::join_all;
-use nemesis::Signal;
+use nemesis::{Gone, Signal};
 use tokio::sync::Mutex;
 
 use super::deploy::{self, NodeDir};
@@ -21,7 +23,8 @@ use crate::remote::{ExecOutput, Remote};
 
 /// Port of the first role; role `i` of [`ROLES`] listens on `BASE_PORT + i`.
 pub const BASE_PORT: u16 = 7101;
-/// How long roles get to answer `/health` after start.
+/// How long roles get to answer `/health` after start, unless the nodes file's `[timing]`
+/// says otherwise.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of a signal or other small command.
 const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,7 +46,7 @@ pub struct RemoteNode {
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
     /// `netns` or `ssh`.
-    pub kind: &'static str,
+    pub kind: ClusterKind,
     /// Base directory for runs on the nodes.
     pub workdir: String,
     /// Name of this run's directory below `workdir` (the run's timestamp).
@@ -55,20 +58,26 @@ pub struct RemoteOptions {
     /// The fault proxy binary to upload, if there is one.
     pub faultproxy_bin: Option<PathBuf>,
     /// Extra flags per role.
-    pub role_flags: BTreeMap<String, Vec<String>>,
+    pub role_flags: BTreeMap<Role, Vec<String>>,
     /// The `settings` of every node's config (contract §1).
     pub settings: serde_json::Value,
     /// The cluster secret, uploaded to each node beside its config.
     pub secret: ClusterSecret,
+    /// How long roles get to answer `/health` after a start.
+    pub health_timeout: Duration,
+    /// A folder of VM records (console logs, boot times) copied into the run directory's
+    /// `vms/` when the cluster stops.
+    pub vms_dir: Option<PathBuf>,
 }
 
 /// The port `role` listens on.
-pub fn role_port(role: &str) -> anyhow::Result<u16> {
+pub fn role_port(role: Role) -> u16 {
     let i = ROLES
         .iter()
         .position(|r| *r == role)
-        .with_context(|| format!("unknown role '{role}'"))?;
-    Ok(BASE_PORT + u16::try_from(i).context("too many roles")?)
+        .expect("every role is in ROLES");
+    // ROLES has five entries: the sum never leaves u16.
+    BASE_PORT + i as u16
 }
 
 fn host_port(addr: &str, port: u16) -> String {
@@ -81,12 +90,14 @@ fn host_port(addr: &str, port: u16) -> String {
 
 /// The pipeline, deployed on remote nodes.
 pub struct RemoteCluster {
-    kind: &'static str,
+    kind: ClusterKind,
     nodes: Vec<RemoteNode>,
     dirs: BTreeMap<String, NodeDir>,
-    args: BTreeMap<(String, String), Vec<String>>,
+    args: BTreeMap<(String, Role), Vec<String>>,
     run_dir: PathBuf,
     secret: ClusterSecret,
+    health_timeout: Duration,
+    vms_dir: Option<PathBuf>,
     stopped: Mutex<bool>,
 }
 
@@ -116,10 +127,7 @@ impl RemoteCluster {
                     m.addr.clone()
                 };
                 for role in ROLES {
-                    addrs.insert(
-                        (m.name.clone(), (*role).to_owned()),
-                        host_port(&host, role_port(role)?),
-                    );
+                    addrs.insert((m.name.clone(), role), host_port(&host, role_port(role)));
                 }
             }
             let cfg = pipeline::node_config(&n.name, &names, &addrs, settings);
@@ -131,14 +139,14 @@ impl RemoteCluster {
             std::fs::write(&local_cfg, serde_json::to_vec_pretty(&cfg)?)
                 .with_context(|| format!("writing {}", local_cfg.display()))?;
             for role in ROLES {
-                let extra = opts.role_flags.get(*role).cloned().unwrap_or_default();
+                let extra = opts.role_flags.get(&role).cloned().unwrap_or_default();
                 let files = pipeline::RoleFiles {
                     config: &dir.config(),
                     secret: &dir.secret(),
-                    data_dir: &dir.data(role),
+                    data_dir: &dir.data(role.as_str()),
                 };
                 let line = pipeline::role_args(&n.name, role, files, &extra);
-                args.insert((n.name.clone(), (*role).to_owned()), line);
+                args.insert((n.name.clone(), role), line);
             }
             dirs.insert(n.name.clone(), dir);
         }
@@ -149,6 +157,8 @@ impl RemoteCluster {
             args,
             run_dir: opts.run_dir.clone(),
             secret: opts.secret.clone(),
+            health_timeout: opts.health_timeout,
+            vms_dir: opts.vms_dir.clone(),
             stopped: Mutex::new(false),
         };
         if let Err(e) = cluster.install_and_start(opts).await {
@@ -205,7 +215,7 @@ impl RemoteCluster {
         let starts = self.nodes.iter().map(|n| async move {
             let launches = ROLES
                 .iter()
-                .map(|role| self.launch(&n.name, role))
+                .map(|role| self.launch(&n.name, *role))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             deploy::start_roles(n.remote.as_ref(), &self.dirs[&n.name], &launches).await
         });
@@ -213,11 +223,11 @@ impl RemoteCluster {
             .await
             .into_iter()
             .collect::<anyhow::Result<Vec<Vec<u32>>>>()?;
-        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        let deadline = Instant::now() + self.health_timeout;
         let waits = self.nodes.iter().flat_map(|n| {
             ROLES
                 .iter()
-                .map(move |role| self.wait_healthy(&n.name, role, deadline))
+                .map(move |role| self.wait_healthy(&n.name, *role, deadline))
         });
         join_all(waits)
             .await
@@ -235,20 +245,20 @@ impl RemoteCluster {
         Ok((n, &self.dirs[node]))
     }
 
-    fn launch(&self, node: &str, role: &str) -> anyhow::Result<deploy::Launch> {
+    fn launch(&self, node: &str, role: Role) -> anyhow::Result<deploy::Launch> {
         let args = self
             .args
-            .get(&(node.to_owned(), role.to_owned()))
+            .get(&(node.to_owned(), role))
             .with_context(|| format!("no role {role} on node {node}"))?;
         Ok(deploy::Launch {
-            role: role.to_owned(),
+            role: role.as_str().to_owned(),
             program: "pipeline".to_owned(),
             args: args.clone(),
         })
     }
 
     /// Starts `role` on `node` (without waiting for health); returns its pid.
-    pub async fn start_role(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    pub async fn start_role(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         let (n, dir) = self.node(node)?;
         let launch = self.launch(node, role)?;
         let pids = deploy::start_roles(n.remote.as_ref(), dir, &[launch])
@@ -260,24 +270,24 @@ impl RemoteCluster {
     }
 
     /// Stops `role` on `node` (SIGTERM, then SIGKILL after a grace period).
-    pub async fn stop_role(&self, node: &str, role: &str) -> anyhow::Result<()> {
+    pub async fn stop_role(&self, node: &str, role: Role) -> anyhow::Result<()> {
         let (n, dir) = self.node(node)?;
-        deploy::stop_roles(n.remote.as_ref(), dir, &[role]).await
+        deploy::stop_roles(n.remote.as_ref(), dir, &[role.as_str()]).await
     }
 
     /// Stops and starts `role` on `node` and waits for its `/health`.
-    pub async fn restart_role(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    pub async fn restart_role(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         self.stop_role(node, role).await?;
         let pid = self.start_role(node, role).await?;
-        self.wait_healthy(node, role, Instant::now() + HEALTH_TIMEOUT)
+        self.wait_healthy(node, role, Instant::now() + self.health_timeout)
             .await?;
         Ok(pid)
     }
 
     /// Base URL of `role` on `node`: `http://<addr>:<port>`.
-    pub fn role_url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+    pub fn role_url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         let (n, _) = self.node(node)?;
-        Ok(format!("http://{}", host_port(&n.addr, role_port(role)?)))
+        Ok(format!("http://{}", host_port(&n.addr, role_port(role))))
     }
 
     /// Runs a shell command on `node` (for iptables faults and the like).
@@ -291,7 +301,8 @@ impl RemoteCluster {
         Ok(n.remote.exec(command, timeout).await?)
     }
 
-    async fn wait_healthy(&self, node: &str, role: &str, deadline: Instant) -> anyhow::Result<()> {
+    async fn wait_healthy(&self, node: &str, role: Role, deadline: Instant) -> anyhow::Result<()> {
+        let role_name = role.as_str();
         /// Every this many polls, check that the process is still alive.
         const ALIVE_EVERY_POLLS: u32 = 10;
         let (n, dir) = self.node(node)?;
@@ -305,13 +316,17 @@ impl RemoteCluster {
             }
             let expired = Instant::now() > deadline;
             if expired || poll % ALIVE_EVERY_POLLS == 0 {
-                let alive = deploy::alive(n.remote.as_ref(), dir, role).await?;
+                let alive = deploy::alive(n.remote.as_ref(), dir, role_name).await?;
                 if !alive || expired {
-                    let tail = deploy::log_tail(n.remote.as_ref(), dir, role, TAIL_LINES).await;
+                    let tail =
+                        deploy::log_tail(n.remote.as_ref(), dir, role_name, TAIL_LINES).await;
                     if !alive {
                         bail!("{node}/{role} exited during start; last log lines: {tail}");
                     }
-                    bail!("{node}/{role} did not answer {url} within {HEALTH_TIMEOUT:?}; last log lines: {tail}");
+                    bail!(
+                        "{node}/{role} did not answer {url} within {:?}; last log lines: {tail}",
+                        self.health_timeout
+                    );
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -323,10 +338,11 @@ impl RemoteCluster {
         let dir = &self.dirs[&n.name];
         let r = n.remote.as_ref();
         let started = Instant::now();
-        let mut first_err = deploy::stop_roles(r, dir, ROLES).await.err();
+        let names: Vec<&str> = ROLES.iter().map(|r| r.as_str()).collect();
+        let mut first_err = deploy::stop_roles(r, dir, &names).await.err();
         let stopped_ms = started.elapsed().as_millis() as u64;
         let local = self.run_dir.join("nodes").join(&n.name);
-        if let Err(e) = deploy::fetch_logs(r, dir, ROLES, &local).await {
+        if let Err(e) = deploy::fetch_logs(r, dir, &names, &local).await {
             tracing::warn!(node = n.name, error = format!("{e:#}"), "fetching logs");
         }
         if let Err(e) = deploy::remove(r, dir).await {
@@ -342,15 +358,17 @@ impl RemoteCluster {
     }
 }
 
-/// Sends `signal` to `pid` on the remote with `kill -s`. Resuming a process that is gone is not
-/// an error (there is nothing left to resume).
+/// Sends `signal` to `pid` on the remote with `kill -s`. A process that is gone is [`Gone`],
+/// as for [`nemesis::signal_local`] (a heal treats it as done).
 pub async fn remote_signal(remote: &dyn Remote, pid: u32, signal: Signal) -> anyhow::Result<()> {
     let out = remote
         .exec(&format!("kill -s {} {pid}", signal.name()), SIGNAL_TIMEOUT)
         .await?;
-    let gone = out.stderr_text().to_lowercase().contains("no such process");
-    if out.success() || (gone && signal == Signal::Cont) {
+    if out.success() {
         return Ok(());
+    }
+    if out.stderr_text().to_lowercase().contains("no such process") {
+        return Err(Gone(format!("{}: process {pid}", remote.node())).into());
     }
     bail!(
         "{}: kill -s {} {pid}: {}",
@@ -366,9 +384,9 @@ impl nemesis::Control for RemoteCluster {
         self.nodes.iter().map(|n| n.name.clone()).collect()
     }
 
-    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    async fn pid(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         let (n, dir) = self.node(node)?;
-        deploy::pid(n.remote.as_ref(), dir, role)
+        deploy::pid(n.remote.as_ref(), dir, role.as_str())
             .await
             .with_context(|| format!("{node}/{role}"))
     }
@@ -378,16 +396,11 @@ impl nemesis::Control for RemoteCluster {
         remote_signal(n.remote.as_ref(), pid, signal).await
     }
 
-    async fn exec(&self, node: &str, cmd: &str) -> anyhow::Result<nemesis::ExecOutput> {
-        let out = RemoteCluster::exec(self, node, cmd, NEMESIS_EXEC_TIMEOUT).await?;
-        Ok(nemesis::ExecOutput {
-            status: out.code.unwrap_or(-1),
-            stdout: out.stdout_text(),
-            stderr: out.stderr_text(),
-        })
+    async fn exec(&self, node: &str, cmd: &str) -> anyhow::Result<ExecOutput> {
+        RemoteCluster::exec(self, node, cmd, NEMESIS_EXEC_TIMEOUT).await
     }
 
-    fn role_url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+    fn role_url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         RemoteCluster::role_url(self, node, role)
     }
 
@@ -395,7 +408,7 @@ impl nemesis::Control for RemoteCluster {
         Some(self.secret.authorization())
     }
 
-    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
+    async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {
         self.restart_role(node, role).await.map(|_| ())
     }
 
@@ -419,16 +432,19 @@ fn bind_ip(addr: &str) -> String {
         .map_or_else(|_| "0.0.0.0".to_owned(), |ip| ip.to_string())
 }
 
+/// Where a run directory keeps the VM records of its nodes file's `vms_dir`.
+pub const VMS_DIR: &str = "vms";
+
 /// How long one nemesis command (iptables, kill) may take on a node.
 const NEMESIS_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl Cluster for RemoteCluster {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> ClusterKind {
         self.kind
     }
 
-    fn url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+    fn url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         self.role_url(node, role)
     }
 
@@ -441,6 +457,13 @@ impl Cluster for RemoteCluster {
         }
         *stopped = true;
         let results = join_all(self.nodes.iter().map(|n| self.teardown_node(n))).await;
+        if let Some(from) = &self.vms_dir {
+            let to = self.run_dir.join(VMS_DIR);
+            match crate::nodes_file::copy_vm_records(from, &to) {
+                Ok(n) => tracing::info!(files = n, to = %to.display(), "VM records copied"),
+                Err(e) => tracing::warn!(error = %e, from = %from.display(), "copying VM records"),
+            }
+        }
         results
             .into_iter()
             .collect::<anyhow::Result<Vec<()>>>()

@@ -70,13 +70,16 @@ impl Scraper {
                 round(cluster.as_ref(), &http, &clock, &mut out, &mut totals).await?;
                 out.flush()?;
             }
+            // A last scrape when stopped (after quiesce, before the cluster stops), so that the
+            // counters' last samples hold everything the logs hold.
+            round(cluster.as_ref(), &http, &clock, &mut out, &mut totals).await?;
             out.flush()?;
             Ok(totals)
         });
         Ok(Scraper { stop, task })
     }
 
-    /// Stops after the current round and returns the totals.
+    /// Stops after the current round and one last round, and returns the totals.
     pub async fn stop(self) -> anyhow::Result<ScrapeTotals> {
         let _ = self.stop.send(true);
         self.task.await.context("metrics scraper task")?
@@ -107,13 +110,13 @@ async fn round(
     totals: &mut ScrapeTotals,
 ) -> anyhow::Result<()> {
     let t_s = format!("{:.3}", clock.now_ns() as f64 / 1e9);
-    let targets: Vec<(String, &str)> = cluster
+    let targets: Vec<(String, formats::Role)> = cluster
         .nodes()
         .into_iter()
         .flat_map(|n| ROLES.iter().map(move |r| (n.clone(), *r)))
         .collect();
     let scrapes = targets.iter().map(|(node, role)| async move {
-        let url = cluster.url(node, role)?;
+        let url = cluster.url(node, *role)?;
         scrape(http, &url).await
     });
     let results = join_all(scrapes).await;
@@ -125,7 +128,7 @@ async fn round(
                     out.write_record([
                         t_s.as_str(),
                         node,
-                        role,
+                        role.as_str(),
                         &s.metric,
                         &s.labels_text(),
                         &format_value(s.value),
@@ -137,7 +140,7 @@ async fn round(
                 totals.failures += 1;
                 tracing::debug!(
                     node,
-                    role,
+                    role = role.as_str(),
                     error = format!("{e:#}"),
                     "metrics scrape failed"
                 );

@@ -27,44 +27,8 @@ use async_trait::async_trait;
 /// the harness runs print little; downloads go through [`Remote::download`].
 pub const MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
-/// What a command did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecOutput {
-    /// The exit code; `None` when the command died of a signal.
-    pub code: Option<i32>,
-    /// Everything it wrote to stdout (at most [`MAX_OUTPUT_BYTES`]).
-    pub stdout: Vec<u8>,
-    /// Everything it wrote to stderr (at most [`MAX_OUTPUT_BYTES`]).
-    pub stderr: Vec<u8>,
-}
-
-impl ExecOutput {
-    /// True when the command exited with 0.
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    /// Stdout as text (lossy).
-    pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    /// Stderr as text (lossy).
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-
-    /// The last non-empty stderr line, for one-line error messages.
-    pub fn stderr_last_line(&self) -> String {
-        self.stderr_text()
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    }
-}
+/// What a command did: the nemesis's one shape.
+pub use nemesis::ExecOutput;
 
 /// Why a remote operation failed. Every variant names the node.
 #[derive(Debug, thiserror::Error)]

@@ -6,17 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use checker::rundir::files;
+use formats::files;
 use nemesis::ledger::HealLedger;
 use nemesis::{Control, Nemesis};
 use tokio::sync::{watch, Mutex};
 
-use crate::cli::RunArgs;
 use crate::cluster::{open, Cluster};
 use crate::history::HistoryWriter;
 use crate::progress::{Counts, Progress};
 use crate::workload::stock::{self, StockOptions, StockTally};
 use crate::workload::{self, Tally, WorkloadOptions};
+use formats::spec::RunConfig;
 use setup::{deploy, open_run_dir, stop_all, Deployed};
 
 /// Exit code when the run was interrupted by Ctrl-C (after healing and stopping everything).
@@ -32,7 +32,7 @@ fn unix_ms() -> u64 {
 }
 
 /// The `pipeline` binary: the flag, or the file next to this executable.
-fn pipeline_bin(args: &RunArgs) -> anyhow::Result<std::path::PathBuf> {
+pub fn pipeline_bin(args: &RunConfig) -> anyhow::Result<std::path::PathBuf> {
     if let Some(p) = &args.pipeline_bin {
         return Ok(p.clone());
     }
@@ -42,8 +42,8 @@ fn pipeline_bin(args: &RunArgs) -> anyhow::Result<std::path::PathBuf> {
 
 /// Runs one test end to end and returns the process exit code (0 valid, 1 invalid, 2 unknown,
 /// 130 interrupted). Errors are crashes (exit 255) after best-effort cleanup.
-pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
-    Ok(execute(args).await?.code)
+pub async fn run(config: RunConfig) -> anyhow::Result<i32> {
+    Ok(execute(config).await?.code)
 }
 
 /// What one run left: its exit code, its directory and (when it was checked) its results.
@@ -60,12 +60,14 @@ pub struct RunOutcome {
 }
 
 /// As [`run`], returning the run directory and results too (`harness scenario`, `nightly`).
-pub async fn execute(args: RunArgs) -> anyhow::Result<RunOutcome> {
-    let seed = args.seed.unwrap_or_else(rand::random);
-    let bin = pipeline_bin(&args)?;
+pub async fn execute(config: RunConfig) -> anyhow::Result<RunOutcome> {
+    crate::config::validate(&config).map_err(crate::BadInput)?;
+    let seed = config.seed.unwrap_or_else(rand::random);
+    let bin = pipeline_bin(&config)?;
     let interrupt = Interrupt::listen();
-    let mut prepared = open::prepare(&args).await?;
-    if let Err(msg) = crate::fault_spec::check_nodes(&args.faults, &prepared.node_names) {
+    let mut prepared = open::prepare(&config).await?;
+    let args = crate::spec::resolved(&config, seed, &prepared);
+    if let Err(msg) = formats::fault::check_nodes(&args.faults, &prepared.node_names) {
         open::finish(&mut prepared)
             .await
             .context("taking down the netns cluster")?;
@@ -121,14 +123,14 @@ impl Interrupt {
 }
 
 async fn run_prepared(
-    args: &RunArgs,
+    args: &RunConfig,
     seed: u64,
     bin: std::path::PathBuf,
     prepared: &open::Prepared,
     mut interrupt: Interrupt,
 ) -> anyhow::Result<RunOutcome> {
     let progress = Arc::new(Progress::new());
-    let run = open_run_dir(args, seed, prepared, &bin, &progress)?;
+    let run = open_run_dir(args, prepared, &bin, &progress)?;
     let (dir, history) = (run.dir.clone(), run.history.clone());
     let Deployed {
         cluster,
@@ -260,7 +262,7 @@ impl Tallies {
     }
 
     /// The one-line summary of what the clients saw.
-    fn summary(&self, args: &RunArgs) -> String {
+    fn summary(&self, args: &RunConfig) -> String {
         let mut parts = Vec::new();
         if args.workload.orders() {
             let t = self.orders.lock().map(|t| *t).unwrap_or_default();
@@ -290,7 +292,7 @@ struct Workloads {
 impl Workloads {
     /// Starts the workloads `args.workload` names.
     fn start(
-        args: &RunArgs,
+        args: &RunConfig,
         seed: u64,
         cluster: &Arc<dyn Cluster>,
         history: &Arc<HistoryWriter>,
@@ -312,14 +314,14 @@ impl Workloads {
             let (c, h, s) = (cluster.clone(), history.clone(), stop.clone());
             tokio::spawn(workload::run(c, h, opts, s, tallies.orders.clone()))
         });
-        let stock = args.stock_skus().map(|skus| {
+        let stock = args.stock_sku_names().map(|skus| {
             let opts = StockOptions {
                 concurrency: usize::from(args.concurrency),
                 rate: args.rate,
                 time_limit: args.time_limit,
                 seed,
                 client_timeout: args.client_timeout,
-                skus: skus.names(),
+                skus,
                 process_base: if args.workload.orders() {
                     MIXED_STOCK_PROCESS_BASE
                 } else {
@@ -354,7 +356,7 @@ impl Workloads {
 
 /// Workload and nemesis, concurrently, until the time limit.
 async fn drive(
-    args: &RunArgs,
+    args: &RunConfig,
     seed: u64,
     cluster: Arc<dyn Cluster>,
     ctl: Arc<dyn Control>,
@@ -368,9 +370,7 @@ async fn drive(
         "workload",
         &format!(
             "{} workload for {:?} at {} ops/s",
-            args.workload.name(),
-            args.time_limit,
-            args.rate
+            args.workload, args.time_limit, args.rate
         ),
     );
     if args.workload.stock() {
@@ -417,7 +417,7 @@ async fn drive(
 }
 
 async fn quiesce_and_collect(
-    args: &RunArgs,
+    args: &RunConfig,
     cluster: &dyn Cluster,
     dir: &std::path::Path,
     progress: &Progress,
@@ -453,7 +453,7 @@ pub fn check_results(
     dir: &std::path::Path,
     other: Option<&std::path::Path>,
 ) -> anyhow::Result<checker::Results> {
-    let results = checker::analyze_compared(dir, other)?;
+    let results = checker::analyze_compared(dir, other, &checker::Params::default())?;
     for c in &results.checks {
         eprintln!(
             "harness: check {:<10} {:<8} {}",

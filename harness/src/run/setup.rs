@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use checker::rundir::files;
+use formats::cluster::{ClusterFile, NodeEntry};
+use formats::files;
 use nemesis::Control;
-use serde_json::json;
 
-use crate::cli::{ClusterKind, RunArgs};
 use crate::cluster::proxied::{self, ProxyLayer, WithProxy};
 use crate::cluster::{local, open, Cluster};
 use crate::history::HistoryWriter;
 use crate::metrics::Scraper;
 use crate::progress::Progress;
+use formats::spec::{ClusterKind, RunConfig};
 
 use super::unix_ms;
 
@@ -24,8 +24,7 @@ pub(super) struct RunDir {
 }
 
 pub(super) fn open_run_dir(
-    args: &RunArgs,
-    seed: u64,
+    args: &RunConfig,
     prepared: &open::Prepared,
     bin: &std::path::Path,
     progress: &Progress,
@@ -37,9 +36,10 @@ pub(super) fn open_run_dir(
         .unwrap_or("run")
         .to_owned();
     let run_id = format!("{}/{stamp}", args.scenario);
+    let seed = args.seed.unwrap_or_default();
     progress.line(&format!("run {run_id} seed {seed}"));
     progress.line(&format!("writing {}", dir.display()));
-    let spec = crate::spec::spec(args, seed, prepared, bin);
+    let spec = crate::spec::spec(args, prepared, bin);
     std::fs::write(dir.join(files::SPEC), serde_json::to_vec_pretty(&spec)?)?;
     let history = Arc::new(HistoryWriter::create(
         &dir.join(files::HISTORY),
@@ -65,20 +65,20 @@ pub(super) struct Deployed {
 /// Starts the link proxies if the run needs them, deploys and starts the pipeline, writes
 /// `cluster.json`, then starts the metrics scraper.
 pub(super) async fn deploy(
-    args: &RunArgs,
+    args: &RunConfig,
     seed: u64,
     prepared: &open::Prepared,
     bin: std::path::PathBuf,
     run: &RunDir,
     progress: &Progress,
 ) -> anyhow::Result<Deployed> {
-    let role_flags = crate::cluster::pipeline::role_flags(&args.switches());
+    let role_flags = crate::cluster::pipeline::role_flags(args);
     let mut start = open::StartOptions {
         pipeline_bin: bin,
         run_dir: run.dir.clone(),
         run_name: format!("{}-{}", args.scenario, run.stamp),
         role_flags,
-        settings: crate::cluster::pipeline::settings(args.stock_skus().as_ref()),
+        settings: crate::cluster::pipeline::settings(args),
         local_ports: None,
         local_peers: None,
     };
@@ -92,7 +92,7 @@ pub(super) async fn deploy(
         "deploy",
         &format!(
             "starting a {} cluster of {} nodes",
-            args.cluster.name(),
+            args.cluster,
             prepared.node_names.len()
         ),
     );
@@ -130,7 +130,7 @@ pub(super) async fn deploy(
 /// Starts the link proxies (faultproxy, or the `--toxiproxy` server) in front of ports chosen
 /// now, and points each local node's peers at them.
 pub(super) async fn start_proxies(
-    args: &RunArgs,
+    args: &RunConfig,
     seed: u64,
     dir: &std::path::Path,
     prepared: &open::Prepared,
@@ -169,20 +169,21 @@ pub(super) fn write_cluster_json(
     ctl: &dyn Control,
     proxy_api: Option<&str>,
 ) -> anyhow::Result<()> {
-    let nodes: Vec<_> = prepared
+    let nodes = prepared
         .node_names
         .iter()
-        .map(|n| {
-            let netns =
-                (prepared.kind == ClusterKind::Netns).then(|| crate::cluster::netns::ns_name(n));
-            json!({"name": n, "ip": ctl.node_ip(n), "netns": netns})
+        .map(|n| NodeEntry {
+            name: n.clone(),
+            ip: ctl.node_ip(n),
+            netns: (prepared.kind == ClusterKind::Netns).then(|| crate::cluster::netns::ns_name(n)),
         })
         .collect();
-    let doc = json!({"kind": prepared.kind.name(), "proxy_api": proxy_api, "nodes": nodes});
-    std::fs::write(
-        dir.join(crate::heal::CLUSTER_FILE),
-        serde_json::to_vec_pretty(&doc)?,
-    )?;
+    let doc = ClusterFile {
+        kind: prepared.kind,
+        proxy_api: proxy_api.map(str::to_owned),
+        nodes,
+    };
+    std::fs::write(dir.join(files::CLUSTER), serde_json::to_vec_pretty(&doc)?)?;
     Ok(())
 }
 

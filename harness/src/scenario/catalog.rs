@@ -1,27 +1,58 @@
 //! The named scenarios. Timings are for a debug build on two busy cores: each run is 11–13 s of
 //! workload plus start, read drain, quiesce and check (about 20 s in all).
 //!
-//! Why the three payment scenarios first pause payment on the order leader's node: a node
-//! reaches its own roles directly, not through the fault proxy, and the order leader calls
-//! payment on its own node first. If payment's leader sits on the same node as order's, a
-//! toxic on the links into payment never touches a charge. Pausing payment there for longer
-//! than a lease (2.5 s) and a campaign moves payment's leadership to another node when it was
-//! there (and changes nothing else when it was not), so that every charge and refund after it
-//! crosses a proxied link.
+//! Every call between roles crosses a link proxy, a node's calls to its own roles included, so
+//! a fault on the links into payment covers every charge and refund wherever the leaders are;
+//! the payment scenarios drop the replies of exactly the route they mean (`POST /charge`,
+//! `POST /refund`) with the proxy's HTTP-aware toxic.
 
-use checker::Validity::{Invalid, Valid};
+use std::time::Duration;
 
-use super::{is, with, with_items, Scenario};
+use formats::effects::{EffectViolation, Ledger, StepKind};
+use formats::expectation::{CheckId, Measure, Requirement, Subject};
+use formats::fault::{FaultPlan, Links, NetEffect, Planned, Route, Target};
+use formats::final_state::OrderStatus;
+use formats::spec::{RunConfig, Switches};
+use formats::Role;
+use formats::Validity::{Invalid, Valid};
 
-/// Pause payment where the order leader runs, long enough for a new payment leader elsewhere.
-const SEPARATE_LEADERS: &str = "kind=pause,role=payment,node=leader-of:order,at=1s,for=3500ms";
+use super::Scenario;
 
-/// Pause shipping where the order leader runs: the leader calls its own node's shipping first,
-/// so its sagas, charged, wait for their shipment until it resumes (a few get through on a
-/// retry to another node while the budget lasts). Without it refunds would come only from
-/// charges made during the lost replies, and those are held up by the same lost replies and
-/// the retry budget: a handful per run, sometimes none.
-const PILE_UP_AT_SHIPPING: &str = "kind=pause,role=shipping,node=leader-of:order,at=5s,for=3s";
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// One fault from `at_ms` for `for_ms`.
+fn fault(at_ms: u64, for_ms: u64, plan: FaultPlan) -> Planned {
+    Planned {
+        at: ms(at_ms),
+        duration: ms(for_ms),
+        plan,
+    }
+}
+
+/// Replies to `method path` on every link into payment are dropped after the request was
+/// delivered (the effect happened, the caller never hears so).
+fn lost_replies(at_ms: u64, for_ms: u64, method: &str, path: &str) -> Planned {
+    fault(
+        at_ms,
+        for_ms,
+        FaultPlan::Network {
+            effect: NetEffect::LostResponse,
+            links: Links::Service {
+                role: Role::Payment,
+            },
+            route: Some(Route {
+                method: Some(method.into()),
+                path: path.into(),
+            }),
+        },
+    )
+}
+
+fn verdict_valid() -> Requirement {
+    Requirement::is(Subject::Verdict, Valid)
+}
 
 /// Every scenario, in `harness scenario list` order.
 pub fn all() -> Vec<Scenario> {
@@ -32,85 +63,98 @@ pub fn all() -> Vec<Scenario> {
             about: "pauses the order leader (SIGSTOP) past its lease so that another node is \
                     elected, then resumes it; with --no-lease-check the deposed leader acts on \
                     its stale leadership flag, so its late writes reach the store replicas",
-            words: &[
-                "--time-limit",
-                "11s",
-                "--concurrency",
-                "12",
-                "--client-timeout",
-                "8s",
-                "--no-lease-check",
-                "--fault",
-                "kind=pause,role=order,node=leader,at=3s,for=4s",
-            ],
-            off_words: &["--no-fencing"],
+            base: || RunConfig {
+                time_limit: ms(11_000),
+                concurrency: 12,
+                client_timeout: ms(8000),
+                switches: Switches {
+                    no_lease_check: true,
+                    ..Switches::default()
+                },
+                faults: vec![fault(
+                    3000,
+                    4000,
+                    FaultPlan::Pause {
+                        role: Role::Order,
+                        target: Target::Leader,
+                    },
+                )],
+                ..RunConfig::default()
+            },
+            off: Switches {
+                no_fencing: true,
+                ..Switches::default()
+            },
             claim_on: "the deposed order leader's late writes are refused by the store replicas \
                        (the fencing check lists them) and every check stays valid",
             claim_off: "without fencing the replicas accept the deposed leader's writes under \
                         its stale token: the fencing check is invalid",
-            on: || {
+            on_requirements: || {
                 vec![
-                    with(
-                        "fencing",
+                    Requirement::with(
                         Valid,
                         "stale order writes rejected",
-                        "/rejected_by_domain/order",
+                        Measure::FencingRejected {
+                            domain: "order".into(),
+                        },
                         1.0,
                     ),
-                    is(checker::expectation::VERDICT, Valid),
+                    verdict_valid(),
                 ]
             },
-            off: || {
-                vec![with_items(
-                    "fencing",
+            off_requirements: || {
+                vec![Requirement::with(
                     Invalid,
                     "stale order writes accepted",
-                    "/violations",
-                    &[("domain", "order")],
-                    None,
+                    Measure::FencingViolations {
+                        domain: "order".into(),
+                    },
+                    1.0,
                 )]
             },
         },
         Scenario {
             name: "lost-response",
             protection: "idempotency",
-            about: "drops the replies on every link into payment (a timeout toxic) while the \
+            about: "drops the replies to POST /charge on every link into payment while the \
                     requests still arrive: charges happen, the order leader never hears so, and \
                     retries them under the same idempotency key",
-            words: &[
-                "--time-limit",
-                "11s",
-                "--fault",
-                SEPARATE_LEADERS,
-                "--fault",
-                "kind=lost-response,role=payment,links=all,at=5s,for=4s",
-            ],
-            off_words: &["--no-idempotency"],
+            base: || RunConfig {
+                time_limit: ms(11_000),
+                faults: vec![lost_replies(4000, 4000, "POST", "/charge")],
+                ..RunConfig::default()
+            },
+            off: Switches {
+                no_idempotency: true,
+                ..Switches::default()
+            },
             claim_on: "charge keys are presented more than once and each made one ledger record \
                        (idempotency check), every order has exactly its effects, every check \
                        valid",
             claim_off: "without idempotency every retried charge is charged again: the effects \
                         check is invalid with double charges",
-            on: || {
+            on_requirements: || {
                 vec![
-                    with_items(
-                        "idempotency",
+                    Requirement::with(
                         Valid,
                         "charge keys presented more than once with one record",
-                        "/repeated_keys",
-                        &[("ledger", "payments"), ("key", ":charge")],
-                        None,
+                        Measure::RepeatedKeys {
+                            ledger: Ledger::Payments,
+                            step: StepKind::Charge,
+                        },
+                        1.0,
                     ),
-                    is("effects", Valid),
-                    is(checker::expectation::VERDICT, Valid),
+                    Requirement::is(Subject::Check(CheckId::Effects), Valid),
+                    verdict_valid(),
                 ]
             },
-            off: || {
-                vec![with(
-                    "effects",
+            off_requirements: || {
+                vec![Requirement::with(
                     Invalid,
                     "double charges",
-                    "/violation_counts/double-charge",
+                    Measure::EffectViolations {
+                        kind: EffectViolation::DoubleCharge,
+                    },
                     1.0,
                 )]
             },
@@ -118,25 +162,20 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "retried-compensation",
             protection: "idempotency",
-            about: "refuses 60% of shipments so that most sagas compensate; pauses shipping \
-                    where the order leader runs so that charged sagas pile up waiting for their \
-                    shipment, then drops the replies on the link from the order leader to the \
-                    payment leader and resumes shipping: the piled-up sagas are refused \
-                    shipment together and their refunds lose their replies (the refund \
-                    happened), so every one of them is retried under its key",
-            words: &[
-                "--time-limit",
-                "13s",
-                "--shipping-failure-rate",
-                "0.6",
-                "--fault",
-                SEPARATE_LEADERS,
-                "--fault",
-                PILE_UP_AT_SHIPPING,
-                "--fault",
-                "kind=lost-response,role=payment,links=leaders:order,at=7s,for=5s",
-            ],
-            off_words: &["--no-idempotency"],
+            about: "refuses 60% of shipments so that most sagas compensate, and drops the \
+                    replies to POST /refund on every link into payment while the requests still \
+                    arrive: refunds happen, the order leader never hears so, and retries every \
+                    one of them under its key",
+            base: || RunConfig {
+                time_limit: ms(12_000),
+                shipping_failure_rate: Some(0.6),
+                faults: vec![lost_replies(3000, 6000, "POST", "/refund")],
+                ..RunConfig::default()
+            },
+            off: Switches {
+                no_idempotency: true,
+                ..Switches::default()
+            },
             claim_on: "refund keys are presented more than once and each made one refund \
                        (idempotency check), compensated orders have exactly one refund (effects \
                        check), every check valid",
@@ -144,32 +183,35 @@ pub fn all() -> Vec<Scenario> {
                         check is invalid with double refunds. (--no-compensation would show lost \
                         refunds whether or not a reply was lost; double refunds are the failure \
                         that retrying a compensation causes, so they prove \"refunded once\".)",
-            on: || {
+            on_requirements: || {
                 vec![
-                    with_items(
-                        "idempotency",
+                    Requirement::with(
                         Valid,
                         "refund keys presented more than once with one record",
-                        "/repeated_keys",
-                        &[("ledger", "payments"), ("key", ":refund")],
-                        None,
-                    ),
-                    with(
-                        "effects",
-                        Valid,
-                        "compensated orders",
-                        "/by_status/compensated",
+                        Measure::RepeatedKeys {
+                            ledger: Ledger::Payments,
+                            step: StepKind::Refund,
+                        },
                         1.0,
                     ),
-                    is(checker::expectation::VERDICT, Valid),
+                    Requirement::with(
+                        Valid,
+                        "compensated orders",
+                        Measure::OrdersWithStatus {
+                            status: OrderStatus::Compensated,
+                        },
+                        1.0,
+                    ),
+                    verdict_valid(),
                 ]
             },
-            off: || {
-                vec![with(
-                    "effects",
+            off_requirements: || {
+                vec![Requirement::with(
                     Invalid,
                     "double refunds",
-                    "/violation_counts/double-refund",
+                    Measure::EffectViolations {
+                        kind: EffectViolation::DoubleRefund,
+                    },
                     1.0,
                 )]
             },
@@ -180,39 +222,45 @@ pub fn all() -> Vec<Scenario> {
             about: "slows every link into payment past the callers' 2 s timeout (the storm \
                     fault) while the workload's clients resend eagerly: every attempt times \
                     out, and only the retry budget keeps the retries bounded",
-            words: &[
-                "--time-limit",
-                "12s",
-                "--fault",
-                SEPARATE_LEADERS,
-                "--fault",
-                "kind=storm,role=payment,latency=2500ms,at=5s,for=5s",
-            ],
-            off_words: &["--no-retry-budget"],
+            base: || RunConfig {
+                time_limit: ms(12_000),
+                faults: vec![fault(
+                    4000,
+                    5000,
+                    FaultPlan::Storm {
+                        role: Role::Payment,
+                        latency_ms: 2500,
+                    },
+                )],
+                ..RunConfig::default()
+            },
+            off: Switches {
+                no_retry_budget: true,
+                ..Switches::default()
+            },
             claim_on: "the order leader's retries to payment stay within the budget in every \
                        window while the budget refuses some (retry-load check), every check \
                        valid",
             claim_off: "without the budget every attempt is retried: the retry-load check is \
                         invalid with windows over the budget",
-            on: || {
+            on_requirements: || {
                 vec![
-                    with_items(
-                        "retry-load",
+                    Requirement::with(
                         Valid,
                         "payment retries the budget refused",
-                        "/per_downstream",
-                        &[("downstream", "payment")],
-                        Some("refused"),
+                        Measure::RetriesRefused {
+                            downstream: Role::Payment,
+                        },
+                        1.0,
                     ),
-                    is(checker::expectation::VERDICT, Valid),
+                    verdict_valid(),
                 ]
             },
-            off: || {
-                vec![with(
-                    "retry-load",
+            off_requirements: || {
+                vec![Requirement::with(
                     Invalid,
                     "caller windows over the budget",
-                    "/over_budget_total",
+                    Measure::WindowsOverBudget,
                     1.0,
                 )]
             },

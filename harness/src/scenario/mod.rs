@@ -12,11 +12,9 @@ pub mod runner;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use checker::expectation::{Evidence, Expectation, Requirement};
-use checker::Validity;
-use clap::Parser;
+use formats::expectation::{Expectation, Requirement};
+use formats::spec::{RunConfig, Switches};
 
-use crate::cli::RunArgs;
 use crate::BadInput;
 
 pub use catalog::all;
@@ -30,37 +28,22 @@ pub struct Scenario {
     pub protection: &'static str,
     /// What it does, for `harness scenario list`.
     pub about: &'static str,
-    /// `harness run` options with the protection on.
-    pub words: &'static [&'static str],
-    /// Options added to switch the protection off.
-    pub off_words: &'static [&'static str],
+    /// The run with the protection on (its folder, seed and expectation are set by
+    /// [`Scenario::config`]).
+    pub base: fn() -> RunConfig,
+    /// The switches that turn the protection off.
+    pub off: Switches,
     /// What must be seen with the protection on, and why.
     pub claim_on: &'static str,
     /// What must be seen with it off, and why.
     pub claim_off: &'static str,
     /// Requirements with the protection on.
-    pub on: fn() -> Vec<Requirement>,
+    pub on_requirements: fn() -> Vec<Requirement>,
     /// Requirements with the protection off.
-    pub off: fn() -> Vec<Requirement>,
+    pub off_requirements: fn() -> Vec<Requirement>,
 }
 
-/// The `harness run` options, parsed by the same definition the `run` subcommand uses.
-#[derive(Debug, Parser)]
-#[command(name = "harness run", no_binary_name = true)]
-struct RunWords {
-    #[command(flatten)]
-    run: RunArgs,
-}
-
-/// Parses `harness run` options (without `harness run` itself); the error is clap's first
-/// line.
-pub fn parse_run_words<S: AsRef<str>>(words: &[S]) -> Result<RunArgs, String> {
-    RunWords::try_parse_from(words.iter().map(AsRef::as_ref))
-        .map(|w| w.run)
-        .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_owned())
-}
-
-/// What a user may change about a scenario run.
+/// What a user may change about a scenario run (`harness scenario run`'s options).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// The seed.
@@ -84,6 +67,17 @@ pub fn find(name: &str) -> Result<Scenario, BadInput> {
     })
 }
 
+/// `on` with every switch `off` sets added.
+fn with_switches(on: Switches, off: Switches) -> Switches {
+    Switches {
+        no_idempotency: on.no_idempotency || off.no_idempotency,
+        no_fencing: on.no_fencing || off.no_fencing,
+        no_retry_budget: on.no_retry_budget || off.no_retry_budget,
+        no_compensation: on.no_compensation || off.no_compensation,
+        no_lease_check: on.no_lease_check || off.no_lease_check,
+    }
+}
+
 impl Scenario {
     /// The `--scenario` folder of its runs: the name, with `-off` when the protection is off.
     pub fn folder(&self, protection_on: bool) -> String {
@@ -92,15 +86,6 @@ impl Scenario {
         } else {
             format!("{}-off", self.name)
         }
-    }
-
-    /// Its `harness run` words with the protection on or off.
-    pub fn run_words(&self, protection_on: bool) -> Vec<&'static str> {
-        let mut words = self.words.to_vec();
-        if !protection_on {
-            words.extend_from_slice(self.off_words);
-        }
-        words
     }
 
     /// The expectation of a run with the protection on or off.
@@ -116,95 +101,36 @@ impl Scenario {
             }
             .to_owned(),
             requirements: if protection_on {
-                (self.on)()
+                (self.on_requirements)()
             } else {
-                (self.off)()
+                (self.off_requirements)()
             },
         }
     }
 
-    /// The run's arguments: its words parsed as `harness run` would, then the overrides, the
-    /// folder and the expectation. Errors are bad input (exit 254).
-    pub fn run_args(&self, protection_on: bool, o: &Overrides) -> Result<RunArgs, BadInput> {
-        let words = self.run_words(protection_on);
-        let mut args = parse_run_words(&words).map_err(|e| {
-            BadInput(format!(
-                "scenario '{}': its options do not parse: {e}",
-                self.name
-            ))
-        })?;
-        args.scenario = self.folder(protection_on);
-        args.seed = o.seed.or(args.seed);
+    /// The run: its base, the protection switched off if asked, the overrides, the folder and
+    /// the expectation. Errors are bad input (exit 254).
+    pub fn config(&self, protection_on: bool, o: &Overrides) -> Result<RunConfig, BadInput> {
+        let mut c = (self.base)();
+        if !protection_on {
+            c.switches = with_switches(c.switches, self.off);
+        }
+        c.scenario = self.folder(protection_on);
+        c.seed = o.seed.or(c.seed);
         if let Some(t) = o.time_limit {
-            args.time_limit = t;
+            c.time_limit = t;
         }
         if let Some(out) = &o.out {
-            args.out = out.clone();
+            c.out = out.clone();
         }
         if let Some(bin) = &o.pipeline_bin {
-            args.pipeline_bin = Some(bin.clone());
+            c.pipeline_bin = Some(bin.clone());
         }
-        args.expectation = Some(self.expectation(protection_on));
-        args.validate()
+        c.expectation = Some(self.expectation(protection_on));
+        let c = c.canonical();
+        crate::config::validate(&c)
             .map_err(|m| BadInput(format!("scenario '{}': {m}", self.name)))?;
-        Ok(args)
-    }
-}
-
-/// Requirement: `check` has `validity`.
-pub(crate) fn is(check: &str, validity: Validity) -> Requirement {
-    Requirement {
-        check: check.to_owned(),
-        validity,
-        evidence: None,
-    }
-}
-
-/// Requirement: `check` has `validity` and the number at `pointer` in its details is at least
-/// `at_least`.
-pub(crate) fn with(
-    check: &str,
-    validity: Validity,
-    what: &str,
-    pointer: &str,
-    at_least: f64,
-) -> Requirement {
-    Requirement {
-        check: check.to_owned(),
-        validity,
-        evidence: Some(Evidence {
-            what: what.to_owned(),
-            pointer: pointer.to_owned(),
-            filter: Vec::new(),
-            sum: None,
-            at_least,
-        }),
-    }
-}
-
-/// As [`with`], for a list: its items whose fields contain the `filter` substrings, counted,
-/// or with `sum` a field summed over them.
-pub(crate) fn with_items(
-    check: &str,
-    validity: Validity,
-    what: &str,
-    pointer: &str,
-    filter: &[(&str, &str)],
-    sum: Option<&str>,
-) -> Requirement {
-    Requirement {
-        check: check.to_owned(),
-        validity,
-        evidence: Some(Evidence {
-            what: what.to_owned(),
-            pointer: pointer.to_owned(),
-            filter: filter
-                .iter()
-                .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
-                .collect(),
-            sum: sum.map(str::to_owned),
-            at_least: 1.0,
-        }),
+        Ok(c)
     }
 }
 
@@ -229,24 +155,36 @@ mod tests {
             ]
         );
         for s in all() {
-            let on = s.run_args(true, &o).expect("on parses");
-            let off = s.run_args(false, &o).expect("off parses");
+            let on = s.config(true, &o).expect("on builds");
+            let off = s.config(false, &o).expect("off builds");
             assert!(!on.faults.is_empty(), "{}: explicit faults", s.name);
             assert_eq!(on.faults, off.faults, "{}: same faults both ways", s.name);
             assert_eq!(off.scenario, format!("{}-off", s.name));
-            let on_e = on.expectation.expect("expectation");
+            let on_e = on.expectation.clone().expect("expectation");
             assert!(on_e.protection_on && !on_e.requirements.is_empty());
-            assert!(!off.expectation.expect("expectation").protection_on);
+            assert_eq!(on_e.problem(), None, "{}", s.name);
+            let off_e = off.expectation.clone().expect("expectation");
+            assert!(!off_e.protection_on);
+            assert_eq!(off_e.problem(), None, "{}", s.name);
             assert!(
-                !s.off_words.is_empty(),
+                !s.off.names().is_empty(),
                 "{}: off switches something",
+                s.name
+            );
+            let mut only_switches = off.clone();
+            only_switches.switches = on.switches;
+            only_switches.scenario = on.scenario.clone();
+            only_switches.expectation = on.expectation.clone();
+            assert_eq!(
+                only_switches, on,
+                "{}: off differs only in its switches",
                 s.name
             );
             let short = Overrides {
                 time_limit: Some(Duration::from_secs(2)),
                 ..Overrides::default()
             };
-            let e = s.run_args(true, &short).expect_err("too short");
+            let e = s.config(true, &short).expect_err("too short");
             assert!(e.0.contains("--time-limit"), "{e}");
         }
         let e = find("no-such").expect_err("unknown");

@@ -37,11 +37,13 @@ pub fn list() -> String {
     for s in super::all() {
         out.push_str(&format!("{} — proves {}\n", s.name, s.protection));
         out.push_str(&format!("  {}\n", squash(s.about)));
-        out.push_str(&format!(
-            "  run:  harness run {}\n",
-            shell_words(&s.run_words(true))
-        ));
-        out.push_str(&format!("  off:  adds {}\n", s.off_words.join(" ")));
+        let base = s
+            .config(true, &Overrides::default())
+            .map(|c| shell_words(&crate::config::rerun_words(&c)))
+            .unwrap_or_else(|e| format!("(does not build: {e})"));
+        out.push_str(&format!("  run:  harness run {base}\n"));
+        let off: Vec<String> = s.off.names().iter().map(|n| format!("--{n}")).collect();
+        out.push_str(&format!("  off:  adds {}\n", off.join(" ")));
         out.push_str(&format!("  on:   expects {}\n", squash(s.claim_on)));
         out.push_str(&format!("  off:  expects {}\n\n", squash(s.claim_off)));
     }
@@ -52,7 +54,7 @@ fn squash(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn shell_words(words: &[&str]) -> String {
+fn shell_words(words: &[String]) -> String {
     words
         .iter()
         .map(|w| crate::remote::quote(w))
@@ -78,15 +80,15 @@ pub async fn run_one(
     o: &Overrides,
     paired_with: Option<String>,
 ) -> anyhow::Result<ScenarioOutcome> {
-    let mut args = scenario.run_args(protection_on, o)?;
-    args.paired_with = paired_with;
+    let mut config = scenario.config(protection_on, o)?;
+    config.paired_with = paired_with;
     eprintln!(
         "harness: scenario {} with {} {}",
         scenario.name,
         scenario.protection,
         if protection_on { "on" } else { "off" }
     );
-    let run = run::execute(args).await?;
+    let run = run::execute(config).await?;
     let outcome = run
         .results
         .as_ref()
@@ -125,17 +127,22 @@ fn print_outcome(scenario: &Scenario, protection_on: bool, run: &RunOutcome, out
     );
 }
 
-async fn run_cmd(args: &ScenarioRunArgs) -> anyhow::Result<i32> {
-    let scenario = find(&args.name)?;
-    let o = Overrides {
-        seed: Some(args.seed.unwrap_or_else(rand::random)),
+/// What `harness scenario run`'s options override; `seed` when they name none.
+pub fn overrides(args: &ScenarioRunArgs, seed: u64) -> Overrides {
+    Overrides {
+        seed: Some(args.seed.unwrap_or(seed)),
         time_limit: args.time_limit,
         out: Some(args.out.clone()),
         pipeline_bin: args.pipeline_bin.clone(),
-    };
+    }
+}
+
+async fn run_cmd(args: &ScenarioRunArgs) -> anyhow::Result<i32> {
+    let scenario = find(&args.name)?;
+    let o = overrides(args, rand::random());
     // Refuse bad input before anything starts.
-    scenario.run_args(true, &o)?;
-    scenario.run_args(false, &o)?;
+    scenario.config(true, &o)?;
+    scenario.config(false, &o)?;
     if !args.pair {
         let one = run_one(&scenario, !args.protection_off, &o, None).await?;
         return Ok(code_of(&[&one]));
@@ -161,10 +168,10 @@ async fn run_cmd(args: &ScenarioRunArgs) -> anyhow::Result<i32> {
 /// Redraws the first run's report with the second on its retry-load graph. The drawing is a
 /// convenience: failing it changes no outcome.
 fn compare(on: &Path, off: &Path) {
-    match checker::analyze_compared(on, Some(off)) {
+    match checker::analyze_compared(on, Some(off), &checker::Params::default()) {
         Ok(_) => eprintln!(
             "harness: {} draws both runs on one retry-load graph (harness analyze {} --compare {})",
-            on.join(checker::rundir::files::RETRY_LOAD_PNG).display(),
+            on.join(formats::files::RETRY_LOAD_PNG).display(),
             on.display(),
             off.display()
         ),
@@ -200,8 +207,8 @@ mod tests {
         let text = list();
         for s in super::super::all() {
             assert!(text.contains(&format!("{} — proves {}", s.name, s.protection)));
-            for w in s.off_words {
-                assert!(text.contains(w), "{w}");
+            for w in s.off.names() {
+                assert!(text.contains(&format!("--{w}")), "{w}");
             }
         }
         assert!(text.contains("--no-lease-check"));

@@ -19,10 +19,13 @@ pub mod stock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use checker::final_state::status;
-use checker::history::{f, OpType, Process};
+use formats::final_state::{Item, OrderStatus};
+use formats::history::values::{OrderRead, PlaceOrder, Placed as PlacedValue, ReadOrder};
+use formats::history::{OpType, Process, F};
+use formats::Role;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{watch, Mutex};
 
@@ -110,7 +113,7 @@ pub(crate) struct Setup {
 impl Setup {
     pub(crate) fn new(
         cluster: &dyn Cluster,
-        role: &str,
+        role: Role,
         with_secret: bool,
         client_timeout: Duration,
         rate: f64,
@@ -159,7 +162,7 @@ pub async fn run(
         urls,
     } = Setup::new(
         cluster.as_ref(),
-        "order",
+        Role::Order,
         false,
         opts.client_timeout,
         opts.rate,
@@ -207,8 +210,8 @@ struct PendingRead {
 
 /// What a placement left behind.
 struct Placed {
-    /// The outcome was info: the process must retire. Holds the key and body for a resend.
-    retired: Option<(String, serde_json::Value)>,
+    /// The outcome was info: the process must retire. Holds the order for a resend.
+    retired: Option<PlaceOrder>,
     /// The acknowledged order to poll.
     read: Option<PendingRead>,
 }
@@ -306,37 +309,36 @@ impl Client {
 
     /// Places one order.
     /// Places one order, or sends `again` (an earlier order's key and body) once more.
-    async fn place(
-        &mut self,
-        process: u64,
-        seq: u64,
-        again: Option<(String, serde_json::Value)>,
-    ) -> Placed {
+    async fn place(&mut self, process: u64, seq: u64, again: Option<PlaceOrder>) -> Placed {
         let i = (process as usize) % self.urls.len();
         let node = self.nodes[i].clone();
-        let (key, body) = match again {
+        let order = match again {
             Some(order) => order,
             None => {
                 let rng = &mut self.rng;
-                let body = json!({
-                    "customer": format!("c{}", rng.gen_range(0..100)),
-                    "items": [{"sku": format!("sku-{}", rng.gen_range(0..self.skus)), "qty": rng.gen_range(1..=3)}],
-                    "amount": rng.gen_range(100..=20_000),
-                });
-                (format!("k-p{process}-{seq}"), body)
+                PlaceOrder {
+                    key: format!("k-p{process}-{seq}"),
+                    customer: format!("c{}", rng.gen_range(0..100)),
+                    items: vec![Item {
+                        sku: format!("sku-{}", rng.gen_range(0..self.skus)),
+                        qty: rng.gen_range(1..=3),
+                    }],
+                    amount: rng.gen_range(100..=20_000),
+                }
             }
         };
-        let mut value = body.clone();
-        value["key"] = json!(key);
+        let key = order.key.clone();
         let p = Process::Client(process);
         self.history.record(
             p,
             OpType::Invoke,
-            f::PLACE_ORDER,
-            value,
+            F::PlaceOrder,
+            value(&order),
             Some(node.clone()),
             None,
         );
+        let body =
+            json!({"customer": order.customer, "items": order.items, "amount": order.amount});
         let sent = self
             .http
             .post(format!("{}/orders", self.urls[i]))
@@ -345,7 +347,7 @@ impl Client {
             .send()
             .await;
         let mut order_id = None;
-        let (op_type, value, error) = match sent {
+        let (op_type, error) = match sent {
             Ok(resp) => {
                 let status = resp.status();
                 let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
@@ -354,36 +356,28 @@ impl Client {
                         .get("order_id")
                         .and_then(|v| v.as_str())
                         .map(str::to_owned);
-                    (
-                        OpType::Ok,
-                        json!({"key": key, "order_id": body.get("order_id")}),
-                        None,
-                    )
+                    (OpType::Ok, None)
                 } else if status.is_client_error() {
-                    (
-                        OpType::Fail,
-                        json!({"key": key}),
-                        Some(format!("HTTP {status}: {body}")),
-                    )
+                    (OpType::Fail, Some(format!("HTTP {status}: {body}")))
                 } else {
-                    (
-                        OpType::Info,
-                        json!({"key": key}),
-                        Some(format!("HTTP {status}: {body}")),
-                    )
+                    (OpType::Info, Some(format!("HTTP {status}: {body}")))
                 }
             }
-            Err(e) => (OpType::Info, json!({"key": key}), Some(error_text(&e))),
+            Err(e) => (OpType::Info, Some(error_text(&e))),
         };
+        let done = value(&PlacedValue {
+            key,
+            order_id: order_id.clone(),
+        });
         self.count(|t| match op_type {
             OpType::Ok => t.ok += 1,
             OpType::Fail => t.fail += 1,
             _ => t.info += 1,
         });
         self.history
-            .record(p, op_type, f::PLACE_ORDER, value, Some(node), error);
+            .record(p, op_type, F::PlaceOrder, done, Some(node), error);
         Placed {
-            retired: (op_type == OpType::Info).then_some((key, body)),
+            retired: (op_type == OpType::Info).then_some(order),
             read: order_id.map(|order_id| PendingRead {
                 order_id,
                 node: i,
@@ -399,11 +393,14 @@ impl Client {
     async fn read(&mut self, process: u64, read: &PendingRead) -> bool {
         let node = self.nodes[read.node].clone();
         let p = Process::Client(process);
+        let asked = value(&ReadOrder {
+            order_id: read.order_id.clone(),
+        });
         self.history.record(
             p,
             OpType::Invoke,
-            f::READ_ORDER,
-            json!({"order_id": read.order_id}),
+            F::ReadOrder,
+            asked.clone(),
             Some(node.clone()),
             None,
         );
@@ -414,8 +411,11 @@ impl Client {
                     let code = resp.status();
                     let body: serde_json::Value =
                         resp.json().await.unwrap_or(serde_json::Value::Null);
-                    match body.get("status").and_then(|s| s.as_str()) {
-                        Some(st) if code.is_success() => Ok(st.to_owned()),
+                    let status = body
+                        .get("status")
+                        .and_then(|s| OrderStatus::deserialize(s).ok());
+                    match status {
+                        Some(st) if code.is_success() => Ok(st),
                         _ => Err((code.as_u16() == 404, format!("HTTP {code}: {body}"))),
                     }
                 }
@@ -424,27 +424,30 @@ impl Client {
             Err(e) => Err((true, e)),
         };
         let (op_type, value, error, done) = match answer {
-            Ok(st) => (
+            Ok(status) => (
                 OpType::Ok,
-                json!({"order_id": read.order_id, "status": st}),
+                value(&OrderRead {
+                    order_id: read.order_id.clone(),
+                    status,
+                }),
                 None,
-                status::is_terminal(&st),
+                status.is_terminal(),
             ),
-            Err((definite, e)) => (
-                OpType::Fail,
-                json!({"order_id": read.order_id}),
-                Some(e),
-                definite,
-            ),
+            Err((definite, e)) => (OpType::Fail, asked, Some(e), definite),
         };
         self.count(|t| match op_type {
             OpType::Ok => t.reads_ok += 1,
             _ => t.reads_fail += 1,
         });
         self.history
-            .record(p, op_type, f::READ_ORDER, value, Some(node), error);
+            .record(p, op_type, F::ReadOrder, value, Some(node), error);
         done
     }
+}
+
+/// An op value in the history's shape (plain data always serializes).
+pub(crate) fn value<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_else(|e| panic!("history value: {e}"))
 }
 
 fn order_url(base: &str, order_id: &str) -> Result<reqwest::Url, String> {

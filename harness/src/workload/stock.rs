@@ -20,11 +20,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use checker::history::{OpType, Process};
-use checker::lincheck::inventory::f;
+use formats::history::values::{ReadStock, Refusal, StockChange};
+use formats::history::{OpType, Process, F};
+use formats::Role;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Mutex};
 
@@ -32,7 +34,7 @@ use crate::cluster::Cluster;
 use crate::history::HistoryWriter;
 
 /// The role the stock clients call.
-pub const ROLE: &str = "inventory";
+pub const ROLE: Role = Role::Inventory;
 /// Most reservations one client holds; beyond it the client releases before reserving again.
 pub const MAX_HELD: usize = 4;
 /// Units one reserve asks for: 1 up to this.
@@ -266,10 +268,19 @@ impl Client {
         let key = format!("st-p{}-{}", self.process, self.seq);
         self.seq += 1;
         let p = Process::Client(self.process);
+        let change = |sku: &str, qty: i64| {
+            super::value(&StockChange {
+                key: key.clone(),
+                sku: sku.to_owned(),
+                qty,
+                reservation: None,
+                refused: None,
+            })
+        };
         let (f_name, invoke) = match &call {
-            Call::Reserve { sku, qty } => (f::RESERVE, json!({"key": key, "sku": sku, "qty": qty})),
-            Call::Release { sku, qty } => (f::RELEASE, json!({"key": key, "sku": sku, "qty": qty})),
-            Call::Read { sku } => (f::READ_STOCK, json!({"sku": sku})),
+            Call::Reserve { sku, qty } => (F::Reserve, change(sku, *qty)),
+            Call::Release { sku, qty } => (F::Release, change(sku, *qty)),
+            Call::Read { sku } => (F::ReadStock, super::value(&ReadStock { sku: sku.clone() })),
         };
         self.history.record(
             p,
@@ -282,7 +293,7 @@ impl Client {
         let base = &self.urls[i];
         let sent = match &call {
             Call::Reserve { sku, qty } | Call::Release { sku, qty } => {
-                let path = if f_name == f::RESERVE {
+                let path = if f_name == F::Reserve {
                     "reserve"
                 } else {
                     "release"
@@ -350,14 +361,14 @@ fn nothing_happened(code: u16, body: &Value) -> bool {
 }
 
 /// A reserve's value marked as refused for unavailability, not for lack of stock.
-fn with_refused(mut invoke: Value) -> Value {
-    if let Some(m) = invoke.as_object_mut() {
-        m.insert(
-            checker::lincheck::inventory::REFUSED.into(),
-            checker::lincheck::inventory::UNAVAILABLE.into(),
-        );
+fn with_refused(invoke: Value) -> Value {
+    match StockChange::deserialize(&invoke) {
+        Ok(mut change) => {
+            change.refused = Some(Refusal::Unavailable);
+            super::value(&change)
+        }
+        Err(_) => invoke,
     }
-    invoke
 }
 
 /// The completion of `call` (invoked with `invoke`) for the service's answer: a status code and

@@ -38,15 +38,19 @@ fn state(pid: u32) -> Option<char> {
 /// the node after teardown; the pid file names the live process, which
 /// `signal` stops and resumes; `exec` runs commands on the node; `restart_role` replaces the
 /// process and waits for its health; `stop` ends every role, fetches the logs (holding both
-/// lives of the restarted role) and removes the node directories, and is idempotent. A binary
-/// that exits at once fails the deploy with its log tail and leaves nothing behind.
+/// lives of the restarted role), copies the nodes file's VM records (files, not folders) into
+/// `vms/` and removes the node directories, and is idempotent. A binary that exits at once
+/// fails the deploy with its log tail and leaves nothing behind.
 #[test]
 fn deploy_signal_restart_and_teardown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path().join("work");
     let run_dir = dir.path().join("run");
+    let vms = dir.path().join("vms");
+    std::fs::create_dir_all(vms.join("not-copied")).expect("mkdir");
+    std::fs::write(vms.join("n1.console.log"), "SAGAJ-READY uptime_s=61.5\n").expect("write");
     let opts = RemoteOptions {
-        kind: "ssh",
+        kind: formats::spec::ClusterKind::Ssh,
         workdir: work.to_str().expect("utf8").to_owned(),
         run_name: "t1".into(),
         run_dir: run_dir.clone(),
@@ -55,6 +59,8 @@ fn deploy_signal_restart_and_teardown() {
         role_flags: BTreeMap::new(),
         settings: harness::cluster::pipeline::default_settings(),
         secret: harness::cluster::secret::ClusterSecret::from_text(SECRET).expect("secret"),
+        health_timeout: harness::cluster::remote::HEALTH_TIMEOUT,
+        vms_dir: Some(vms.clone()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -66,7 +72,10 @@ fn deploy_signal_restart_and_teardown() {
             .await
             .expect("deploys");
         let http = reqwest::Client::new();
-        let health = format!("{}/health", cluster.role_url("n2", "payment").expect("url"));
+        let health = format!(
+            "{}/health",
+            cluster.role_url("n2", formats::Role::Payment).expect("url")
+        );
         assert!(health.starts_with("http://127.77.0.2:"), "{health}");
         assert!(http
             .get(&health)
@@ -88,7 +97,7 @@ fn deploy_signal_restart_and_teardown() {
         );
         let ledger = format!(
             "{}/admin/ledger",
-            cluster.role_url("n2", "payment").expect("url")
+            cluster.role_url("n2", formats::Role::Payment).expect("url")
         );
         let status = |req: reqwest::RequestBuilder| async move {
             req.send().await.expect("answer").status().as_u16()
@@ -96,7 +105,10 @@ fn deploy_signal_restart_and_teardown() {
         assert_eq!(status(http.get(&ledger)).await, 401);
         assert_eq!(status(http.get(&ledger).bearer_auth(SECRET)).await, 200);
 
-        let pid = cluster.pid("n1", "payment").await.expect("pid");
+        let pid = cluster
+            .pid("n1", formats::Role::Payment)
+            .await
+            .expect("pid");
         assert_eq!(state(pid).map(|c| c == 'T'), Some(false), "running");
         cluster.signal("n1", pid, Signal::Stop).await.expect("stop");
         assert!(super::wait_until(Duration::from_secs(5), || state(pid) == Some('T')));
@@ -110,13 +122,22 @@ fn deploy_signal_restart_and_teardown() {
         assert_eq!(out.stdout_text().lines().next(), Some("hi"));
 
         let new_pid = cluster
-            .restart_role("n1", "payment")
+            .restart_role("n1", formats::Role::Payment)
             .await
             .expect("restart");
         assert_ne!(new_pid, pid);
         assert_eq!(state(pid), None, "the old process is gone");
-        assert_eq!(cluster.pid("n1", "payment").await.expect("pid"), new_pid);
-        let url = format!("{}/health", cluster.role_url("n1", "payment").expect("url"));
+        assert_eq!(
+            cluster
+                .pid("n1", formats::Role::Payment)
+                .await
+                .expect("pid"),
+            new_pid
+        );
+        let url = format!(
+            "{}/health",
+            cluster.role_url("n1", formats::Role::Payment).expect("url")
+        );
         assert!(http
             .get(&url)
             .send()
@@ -127,10 +148,11 @@ fn deploy_signal_restart_and_teardown() {
 
         cluster.stop().await.expect("stops");
         assert_eq!(state(new_pid), None, "stopped");
-        cluster
+        let gone = cluster
             .signal("n1", new_pid, Signal::Cont)
             .await
-            .expect("resuming a gone process is fine");
+            .expect_err("the process is gone");
+        assert!(nemesis::control::is_gone(&gone), "{gone:#}");
         let log = std::fs::read_to_string(run_dir.join("nodes/n1/payment.log")).expect("log");
         assert_eq!(
             log.matches("\"listening\"").count(),
@@ -141,6 +163,11 @@ fn deploy_signal_restart_and_teardown() {
         assert!(!work.join("t1").exists(), "node directories removed");
         let leaked = super::files_containing(&run_dir, SECRET.as_bytes());
         assert!(leaked.is_empty(), "the secret is in {leaked:?}");
+        assert_eq!(
+            std::fs::read_to_string(run_dir.join("vms/n1.console.log")).expect("VM record"),
+            "SAGAJ-READY uptime_s=61.5\n"
+        );
+        assert!(!run_dir.join("vms/not-copied").exists(), "files only");
         cluster.stop().await.expect("stop is idempotent");
 
         let broken = RemoteOptions {

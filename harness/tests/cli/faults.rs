@@ -6,6 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use formats::history::{OpType, F};
+use formats::Role;
 use harness::cluster::proxied::ProxyLayer;
 use nemesis::fault::{Links, NetEffect, Target};
 use nemesis::grudge::Shape;
@@ -28,7 +30,7 @@ impl Control for LinksOnly {
     fn nodes(&self) -> Vec<String> {
         self.nodes.clone()
     }
-    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    async fn pid(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         anyhow::bail!("{node}/{role}: no processes here")
     }
     async fn signal(&self, _: &str, _: u32, _: Signal) -> anyhow::Result<()> {
@@ -42,14 +44,7 @@ impl Control for LinksOnly {
 struct NoHistory;
 
 impl Recorder for NoHistory {
-    fn nemesis(
-        &self,
-        _: checker::history::OpType,
-        _: &str,
-        _: serde_json::Value,
-        _: Option<String>,
-    ) {
-    }
+    fn nemesis(&self, _: OpType, _: F, _: serde_json::Value, _: Option<String>) {}
 }
 
 async fn echo() -> String {
@@ -98,23 +93,20 @@ async fn proxy_layer_carries_and_cuts_links() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut addrs = BTreeMap::new();
     for n in ["n1", "n2", "n3"] {
-        addrs.insert((n.to_owned(), "svc".to_owned()), echo().await);
+        addrs.insert((n.to_owned(), Role::Payment), echo().await);
     }
     let mut layer = ProxyLayer::start(&faultproxy_bin(), &dir.path().join("fp.log"), 1)
         .await
         .expect("faultproxy starts");
     let peers = layer.link(&addrs).await.expect("links");
-    let key = |n: &str| (n.to_owned(), "svc".to_owned());
-    assert_eq!(
-        peers["n1"][&key("n1")],
-        addrs[&key("n1")],
-        "own roles are direct"
-    );
-    assert_ne!(
-        peers["n1"][&key("n2")],
-        addrs[&key("n2")],
-        "other nodes go through a proxy"
-    );
+    let key = |n: &str| (n.to_owned(), Role::Payment);
+    for to in ["n1", "n2"] {
+        assert_ne!(
+            peers["n1"][&key(to)],
+            addrs[&key(to)],
+            "n1 reaches payment on {to} through a proxy, its own included"
+        );
+    }
     assert_eq!(
         ToxiproxyClient::new(layer.api())
             .expect("c")
@@ -122,7 +114,7 @@ async fn proxy_layer_carries_and_cuts_links() {
             .await
             .expect("list")
             .len(),
-        6
+        9
     );
     for from in ["n1", "n2", "n3"] {
         for to in ["n1", "n2", "n3"] {
@@ -170,7 +162,10 @@ async fn proxy_layer_carries_and_cuts_links() {
             latency_ms: 500,
             jitter_ms: 0,
         },
-        links: Links::Service { role: "svc".into() },
+        links: Links::Service {
+            role: Role::Payment,
+        },
+        route: None,
     };
     let id = nem
         .start(&ctl, &NoHistory, &plan, &mut rng)
@@ -237,7 +232,8 @@ fn seed_without_leader_targets(extra: &[&str]) -> u64 {
             let harness::cli::Command::Run(args) = cli.command else {
                 return false;
             };
-            let plan = harness::faults::plan(&args, *seed, args.node_count());
+            let config = args.into_config();
+            let plan = harness::faults::plan(&config, *seed, config.node_count());
             plan.len() >= 2
                 && plan[..2].iter().all(|p| match &p.plan {
                     FaultPlan::Pause { target, .. } => *target == Target::Random,

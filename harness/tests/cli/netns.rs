@@ -139,7 +139,7 @@ fn netns_cluster_run_and_teardown() {
     .expect("runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let run = latest(out.path());
-    super::secret::assert_no_secret_or_key(&run, &secret, "netns.secret");
+    super::secret::assert_no_secret_or_key(&run, &secret, &secret_file);
     let nodes = ["n1", "n2", "n3", "n4", "n5"];
     assert_complete_run(&run, &nodes);
     for (i, node) in nodes.iter().enumerate() {
@@ -156,7 +156,7 @@ fn netns_cluster_run_and_teardown() {
     let spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("spec.json")).expect("spec")).expect("json");
     assert_eq!(spec["cluster"], "netns");
-    assert_eq!(spec["cluster_spec"]["state_dir"], STATE_DIR);
+    assert_eq!(spec["netns_state_dir"], STATE_DIR);
     assert!(spec["rerun"]
         .as_str()
         .expect("rerun")

@@ -341,7 +341,7 @@ fn heal_over_ssh_resumes_a_paused_process() {
     let ledger = nemesis::ledger::HealLedger::in_run_dir(&run);
     let fault = nemesis::ActiveFault::Pause {
         node: "n1".into(),
-        role: "payment".into(),
+        role: formats::Role::Payment,
         pid,
     };
     ledger.started("f1", &fault).expect("ledger");

@@ -21,18 +21,27 @@ pub fn secret_file(
 }
 
 /// Asserts that no file below `run` holds `secret` or a private key, and that `spec.json`
-/// names neither the secret nor its file `file_name`.
-pub fn assert_no_secret_or_key(run: &std::path::Path, secret: &str, file_name: &str) {
+/// records the secret's file `file` (its path, so that the rerun reads it again) but not the
+/// secret.
+pub fn assert_no_secret_or_key(run: &std::path::Path, secret: &str, file: &std::path::Path) {
     let leaked = files_containing(run, secret.as_bytes());
     assert!(leaked.is_empty(), "the secret is in {leaked:?}");
     for marker in PRIVATE_KEY_MARKERS {
         let keys = files_containing(run, marker.as_bytes());
         assert!(keys.is_empty(), "a private key is in {keys:?}");
     }
-    let spec = std::fs::read_to_string(run.join("spec.json")).expect("spec");
+    let text = std::fs::read_to_string(run.join("spec.json")).expect("spec");
+    assert!(!text.contains(secret), "{text}");
+    let spec: serde_json::Value = serde_json::from_str(&text).expect("spec.json parses");
+    let path = file.display().to_string();
+    assert_eq!(spec["cluster_secret_file"], path.as_str(), "{text}");
+    let rerun = harness::config::split_command(spec["rerun"].as_str().expect("rerun"))
+        .expect("rerun splits");
     assert!(
-        !spec.contains(file_name) && !spec.contains(secret),
-        "{spec}"
+        rerun
+            .windows(2)
+            .any(|w| w[0] == "--cluster-secret-file" && w[1] == path),
+        "{rerun:?}"
     );
 }
 
@@ -55,7 +64,7 @@ fn secret_dirs_holding(secret: &str) -> Vec<std::path::PathBuf> {
 
 /// Proves a local run given `--cluster-secret-file` is valid (every role and the harness
 /// use that secret), and that afterwards no file of the run directory holds the secret or a
-/// private key, `spec.json`'s rerun command does not name the secret file, and the roles'
+/// private key, `spec.json` and its rerun command name the secret file but not the secret, and the roles'
 /// secret file outside the run directory is gone; and that a secret file readable by others
 /// is refused with exit 254 before anything is written.
 #[test]
@@ -102,7 +111,7 @@ fn the_secret_stays_out_of_the_run_directory() {
         text(&o)
     );
     let run = latest(&out);
-    assert_no_secret_or_key(&run, &secret, "cluster.secret");
+    assert_no_secret_or_key(&run, &secret, &file);
     assert!(
         run.join("nodes/n1/config.json").is_file(),
         "configs are in the run"

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use checker::history::{OpType, Process};
+use formats::history::{Op, OpType, Process, F};
 use serde_json::Value;
 
 use crate::{faultproxy_bin, harness, latest, pipeline_bin, processes_mentioning, text};
@@ -82,15 +82,23 @@ fn json(path: &Path) -> Value {
 }
 
 /// The run's `linearizability` check from results.json.
-fn lin_check(run: &Path) -> Value {
-    let results = json(&run.join("results.json"));
-    results["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["name"] == "linearizability")
-        .cloned()
-        .expect("a linearizability check")
+/// The linearizability check's verdict, summary and typed details from `results.json`.
+fn lin_check(
+    run: &Path,
+) -> (
+    formats::Validity,
+    String,
+    checker::lincheck::inventory::Details,
+) {
+    let text = std::fs::read(run.join("results.json")).expect("results.json");
+    let results: checker::Results = serde_json::from_slice(&text).expect("results parse");
+    let r = results
+        .get(checker::CheckId::Linearizability)
+        .expect("a linearizability check");
+    let d = r
+        .details_of::<checker::checks::Linearizability>()
+        .expect("typed details");
+    (r.validity, r.summary.clone(), d)
 }
 
 /// Per SKU, the most units that were certainly reserved and not possibly given back at any
@@ -100,7 +108,7 @@ fn lin_check(run: &Path) -> Value {
 /// without the checker.
 fn certain_oversell_peaks(run: &Path) -> BTreeMap<String, i64> {
     let data = checker::RunData::load(run).expect("run dir parses");
-    let mut invokes: BTreeMap<u64, &checker::history::Op> = BTreeMap::new();
+    let mut invokes: BTreeMap<u64, &Op> = BTreeMap::new();
     // (time, change) per SKU
     let mut changes: BTreeMap<String, Vec<(u64, i64)>> = BTreeMap::new();
     for op in &data.history.ops {
@@ -114,16 +122,16 @@ fn certain_oversell_peaks(run: &Path) -> BTreeMap<String, i64> {
         let inv = invokes.remove(&p).expect("a completion has its invoke");
         let sku = inv.value["sku"].as_str().unwrap_or_default().to_owned();
         let qty = inv.value["qty"].as_i64().unwrap_or(0);
-        match (op.f.as_str(), op.op_type) {
-            ("reserve", OpType::Ok) => changes.entry(sku).or_default().push((op.time_ns, qty)),
-            ("release", OpType::Ok | OpType::Info) => {
+        match (op.f, op.op_type) {
+            (F::Reserve, OpType::Ok) => changes.entry(sku).or_default().push((op.time_ns, qty)),
+            (F::Release, OpType::Ok | OpType::Info) => {
                 changes.entry(sku).or_default().push((inv.time_ns, -qty))
             }
             _ => {}
         }
     }
     // A release invoked but never completed may also have happened.
-    for inv in invokes.values().filter(|i| i.f == "release") {
+    for inv in invokes.values().filter(|i| i.f == F::Release) {
         let sku = inv.value["sku"].as_str().unwrap_or_default().to_owned();
         let qty = inv.value["qty"].as_i64().unwrap_or(0);
         changes.entry(sku).or_default().push((inv.time_ns, -qty));
@@ -153,7 +161,7 @@ fn outcome_counts(run: &Path) -> BTreeMap<(String, String), usize> {
         }
         let kind = serde_json::to_value(op.op_type).expect("serializes");
         let kind = kind.as_str().unwrap_or_default().to_owned();
-        *counts.entry((op.f.clone(), kind)).or_default() += 1;
+        *counts.entry((op.f.as_str().to_owned(), kind)).or_default() += 1;
     }
     counts
 }
@@ -165,7 +173,7 @@ fn partition_shape(run: &Path) -> String {
         .history
         .ops
         .iter()
-        .filter(|o| o.process.is_nemesis() && o.f == "start" && o.op_type == OpType::Info)
+        .filter(|o| o.process.is_nemesis() && o.f == F::FaultStart && o.op_type == OpType::Info)
         .collect();
     assert_eq!(started.len(), 1, "one partition: {started:?}");
     assert!(started[0].error.is_none(), "it started: {:?}", started[0]);
@@ -192,17 +200,15 @@ fn linearizable_inventory_passes_under_partition() {
         "{}",
         verdicts(&run)
     );
-    let check = lin_check(&run);
-    assert_eq!(check["validity"], "valid", "{check:#}");
-    let d = &check["details"];
-    assert!(d["skipped"].is_null(), "stock operations were checked");
-    assert!(d["operations"].as_u64().unwrap_or(0) >= 150, "{d:#}");
-    let skus = d["skus"].as_array().expect("skus");
-    assert_eq!(skus.len(), 2, "{d:#}");
-    for s in skus {
-        assert_eq!(s["initial"], INITIAL_STOCK, "{s}");
-        assert!(s["operations"].as_u64().unwrap_or(0) >= 50, "{s}");
-        assert_eq!(s["validity"], "valid", "{s}");
+    let (validity, _, d) = lin_check(&run);
+    assert_eq!(validity, formats::Validity::Valid, "{d:#?}");
+    assert!(!d.skipped, "stock operations were checked");
+    assert!(d.operations >= 150, "{d:#?}");
+    assert_eq!(d.skus.len(), 2, "{d:#?}");
+    for s in &d.skus {
+        assert_eq!(s.initial, Some(INITIAL_STOCK), "{s:?}");
+        assert!(s.operations >= 50, "{s:?}");
+        assert_eq!(s.validity, formats::Validity::Valid, "{s:?}");
     }
     let counts = outcome_counts(&run);
     for (f, t) in [
@@ -259,15 +265,12 @@ fn eventual_inventory_fails_under_partition() {
         "{}",
         verdicts(&run)
     );
-    let check = lin_check(&run);
-    assert_eq!(check["validity"], "invalid", "{check:#}");
-    let failure = &check["details"]["failure"];
-    let op = &failure["operation"];
-    let index = op["index"].as_u64().expect("the failing operation's index");
-    let described = op["op"].as_str().expect("its description");
-    let sku = failure["sku"].as_str().expect("its SKU");
-    assert!(sku.starts_with("stock-"), "{failure:#}");
-    let summary = check["summary"].as_str().unwrap_or_default();
+    let (validity, summary, d) = lin_check(&run);
+    assert_eq!(validity, formats::Validity::Invalid, "{d:#?}");
+    let failure = d.failure.as_ref().expect("a failing operation");
+    let index = failure.operation.index;
+    let described = failure.operation.op.as_str();
+    assert!(failure.sku.starts_with("stock-"), "{failure:#?}");
     assert!(
         summary.contains(&format!("at index {index}")) && summary.contains(described),
         "{summary}"
@@ -336,7 +339,7 @@ fn mixed_workload_runs_orders_and_stock() {
             assert_eq!(stock_op, p >= 1_000_000, "process {p} ran {}", op.f);
         }
     }
-    assert_eq!(lin_check(&run)["validity"], "valid");
+    assert_eq!(lin_check(&run).0, formats::Validity::Valid);
     let spec = json(&run.join("spec.json"));
     assert_eq!(spec["workload"], "mixed");
     let rerun = spec["rerun"].as_str().unwrap_or_default();

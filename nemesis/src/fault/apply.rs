@@ -32,11 +32,11 @@ fn absent_ok(r: Result<(), ClientError>) -> Result<(), ClientError> {
 
 async fn exec_ok(ctl: &dyn Control, node: &str, script: &str) -> anyhow::Result<()> {
     let out = ctl.exec(node, script).await?;
-    if out.status != 0 {
+    if !out.success() {
         anyhow::bail!(
             "{node}: exit {}: {}",
-            out.status,
-            out.stderr.trim().lines().last().unwrap_or("")
+            out.code.map_or("by signal".to_owned(), |c| c.to_string()),
+            out.stderr_last_line()
         );
     }
     Ok(())
@@ -100,7 +100,7 @@ impl ActiveFault {
             ActiveFault::Pause { node, pid, .. } => {
                 gone_ok(ctl.signal(node, *pid, Signal::Cont).await)
             }
-            ActiveFault::Kill { node, role, .. } => gone_ok(ctl.restart(node, role).await),
+            ActiveFault::Kill { node, role, .. } => gone_ok(ctl.restart(node, *role).await),
             ActiveFault::Partition { grudge, how, .. } => match how {
                 Realisation::Iptables { .. } => {
                     let mut first_err = None;

@@ -7,9 +7,11 @@ use anyhow::{bail, Context};
 use rand::seq::SliceRandom;
 use rand::RngCore;
 
-use super::{ActiveFault, FaultPlan, Links, Realisation, Target};
+use formats::Role;
+
+use super::{toxic_of, ActiveFault, FaultPlan, Kind, Links, Realisation, Shape, Target};
 use crate::control::{Control, Unsupported};
-use crate::grudge::{self, Grudge, Shape};
+use crate::grudge::{self, Grudge};
 use crate::leader;
 use crate::links::Link;
 use crate::toxiproxy::ToxiproxyClient;
@@ -23,7 +25,7 @@ fn pick(nodes: &[String], rng: &mut dyn RngCore) -> anyhow::Result<String> {
 
 async fn node_of(
     ctl: &dyn Control,
-    role: &str,
+    role: Role,
     target: &Target,
     rng: &mut (dyn RngCore + Send),
 ) -> anyhow::Result<String> {
@@ -33,7 +35,7 @@ async fn node_of(
         Target::Node { node } if nodes.contains(node) => Ok(node.clone()),
         Target::Node { node } => bail!("no node '{node}' in the cluster ({})", nodes.join(", ")),
         Target::Leader => leader::find(ctl, role).await,
-        Target::LeaderOf { role: of } => leader::find(ctl, of).await,
+        Target::LeaderOf { role: of } => leader::find(ctl, *of).await,
     }
 }
 
@@ -58,9 +60,9 @@ async fn grudge_of(
             };
             grudge::isolate(&nodes, &n)
         }
-        Shape::IsolateLeader { role } => grudge::isolate(&nodes, &leader::find(ctl, role).await?),
+        Shape::IsolateLeader { role } => grudge::isolate(&nodes, &leader::find(ctl, *role).await?),
         Shape::MajorityMinority { role } => {
-            let leader = leader::find(ctl, role).await.ok();
+            let leader = leader::find(ctl, *role).await.ok();
             grudge::majority_minority(&nodes, leader.as_deref(), rng)
         }
         Shape::RandomHalves => grudge::random_halves(&nodes, rng),
@@ -124,36 +126,34 @@ async fn partition(
 
 async fn toxics(
     ctl: &dyn Control,
-    kind: &str,
+    kind: Kind,
     links_wanted: &Links,
     toxic: crate::toxiproxy::Toxic,
     rng: &mut (dyn RngCore + Send),
 ) -> anyhow::Result<ActiveFault> {
     let api = api_of(ctl, "network faults")?;
     let all = links(&api).await?;
-    let of_role = |role: &str| -> Vec<String> {
+    let of_role = |role: Role| -> Vec<String> {
         all.iter()
-            .filter(|(_, l)| l.role == role)
+            .filter(|(_, l)| l.role == role.as_str())
             .map(|(n, _)| n.clone())
             .collect()
     };
     let proxies = match links_wanted {
         Links::One { from, to, role } => {
-            let name = crate::links::proxy_name(from, to, role);
+            let name = crate::links::proxy_name(from, to, role.as_str());
             if !all.iter().any(|(n, _)| *n == name) {
                 bail!("no proxied link {from}->{to}/{role} at {api}");
             }
             vec![name]
         }
-        Links::RandomOne { role } => of_role(role).choose(rng).cloned().into_iter().collect(),
-        Links::Service { role } => of_role(role),
+        Links::RandomOne { role } => of_role(*role).choose(rng).cloned().into_iter().collect(),
+        Links::Service { role } => of_role(*role),
         Links::Leaders { from_role, role } => {
-            let from = leader::find(ctl, from_role).await?;
-            let to = leader::find(ctl, role).await?;
-            if from == to {
-                bail!("{from_role} and {role} both lead on {from}: no link between their leaders");
-            }
-            let name = crate::links::proxy_name(&from, &to, role);
+            // Both may lead on one node: a node's calls to its own roles cross its own link.
+            let from = leader::find(ctl, *from_role).await?;
+            let to = leader::find(ctl, *role).await?;
+            let name = crate::links::proxy_name(&from, &to, role.as_str());
             if !all.iter().any(|(n, _)| *n == name) {
                 bail!("no proxied link {from}->{to}/{role} at {api}");
             }
@@ -164,7 +164,7 @@ async fn toxics(
         bail!("the fault proxy at {api} has no links matching {links_wanted:?}");
     }
     Ok(ActiveFault::Toxics {
-        kind: kind.to_owned(),
+        kind,
         api,
         proxies,
         toxic,
@@ -181,25 +181,37 @@ pub(crate) async fn resolve(
     let toxic_name = format!("nemesis-{id}");
     match plan {
         FaultPlan::Pause { role, target } | FaultPlan::Kill { role, target } => {
-            let node = node_of(ctl, role, target, rng).await?;
-            let pid = ctl.pid(&node, role).await?;
-            let (node, role) = (node, role.clone());
+            let node = node_of(ctl, *role, target, rng).await?;
+            let pid = ctl.pid(&node, *role).await?;
+            let role = *role;
             Ok(match plan {
                 FaultPlan::Kill { .. } => ActiveFault::Kill { node, role, pid },
                 _ => ActiveFault::Pause { node, role, pid },
             })
         }
         FaultPlan::Partition { shape } => partition(ctl, shape, rng).await,
-        FaultPlan::Network { effect, links } => {
-            toxics(ctl, effect.name(), links, effect.toxic(&toxic_name), rng).await
+        FaultPlan::Network {
+            effect,
+            links,
+            route,
+        } => {
+            let toxic = toxic_of(*effect, route.as_ref(), &toxic_name);
+            toxics(ctl, effect.kind(), links, toxic, rng).await
         }
         FaultPlan::Storm { role, latency_ms } => {
             let effect = super::NetEffect::Latency {
                 latency_ms: *latency_ms,
                 jitter_ms: latency_ms / 4,
             };
-            let links = Links::Service { role: role.clone() };
-            toxics(ctl, "storm", &links, effect.toxic(&toxic_name), rng).await
+            let links = Links::Service { role: *role };
+            toxics(
+                ctl,
+                Kind::Storm,
+                &links,
+                toxic_of(effect, None, &toxic_name),
+                rng,
+            )
+            .await
         }
     }
 }

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use checker::history::OpType;
+use formats::history::{OpType, F};
+use formats::Role;
 use nemesis::{Control, ExecOutput, Gone, Recorder, Signal};
 use nix::sys::signal::{kill, Signal as NixSignal};
 use nix::unistd::Pid;
@@ -103,25 +104,16 @@ impl Control for TestCtl {
         self.nodes.keys().cloned().collect()
     }
 
-    async fn pid(&self, node: &str, role: &str) -> anyhow::Result<u32> {
+    async fn pid(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         let procs = self.procs.lock().expect("lock");
         procs
-            .get(&(node.to_owned(), role.to_owned()))
+            .get(&(node.to_owned(), role.as_str().to_owned()))
             .map(Child::id)
             .ok_or_else(|| anyhow::anyhow!("{node}/{role} is not running"))
     }
 
-    async fn signal(&self, node: &str, pid: u32, signal: Signal) -> anyhow::Result<()> {
-        let sig = match signal {
-            Signal::Stop => NixSignal::SIGSTOP,
-            Signal::Cont => NixSignal::SIGCONT,
-            Signal::Kill => NixSignal::SIGKILL,
-        };
-        match kill(Pid::from_raw(pid as i32), sig) {
-            Ok(()) => Ok(()),
-            Err(nix::errno::Errno::ESRCH) => Err(Gone(format!("{node} pid {pid}")).into()),
-            Err(e) => Err(e.into()),
-        }
+    async fn signal(&self, _node: &str, pid: u32, signal: Signal) -> anyhow::Result<()> {
+        nemesis::signal_local(pid, signal)
     }
 
     async fn exec(&self, node: &str, cmd: &str) -> anyhow::Result<ExecOutput> {
@@ -146,23 +138,23 @@ impl Control for TestCtl {
         };
         let out = c.output().await?;
         Ok(ExecOutput {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
         })
     }
 
-    async fn restart(&self, node: &str, role: &str) -> anyhow::Result<()> {
-        if !self.exited(node, role) {
+    async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {
+        if !self.exited(node, role.as_str()) {
             return Ok(());
         }
-        self.spawn(node, role);
+        self.spawn(node, role.as_str());
         Ok(())
     }
 
-    fn role_url(&self, node: &str, role: &str) -> anyhow::Result<String> {
+    fn role_url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         self.urls
-            .get(&(node.to_owned(), role.to_owned()))
+            .get(&(node.to_owned(), role.as_str().to_owned()))
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("no url for {node}/{role}"))
     }
@@ -184,11 +176,11 @@ pub struct Ops(pub Mutex<Vec<RecordedOp>>);
 pub type RecordedOp = (OpType, String, serde_json::Value, Option<String>);
 
 impl Recorder for Ops {
-    fn nemesis(&self, op_type: OpType, f: &str, value: serde_json::Value, error: Option<String>) {
+    fn nemesis(&self, op_type: OpType, f: F, value: serde_json::Value, error: Option<String>) {
         self.0
             .lock()
             .expect("lock")
-            .push((op_type, f.to_owned(), value, error));
+            .push((op_type, f.as_str().to_owned(), value, error));
     }
 }
 

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use checker::history::OpType;
+use formats::history::OpType;
+use formats::Role;
 use nemesis::fault::{Links, NetEffect, Target};
 use nemesis::grudge::Shape;
 use nemesis::ledger::HealLedger;
@@ -38,7 +39,7 @@ async fn pause_stops_and_heal_resumes() {
     let pid = ctl.spawn("n2", "payment");
     let (ops, mut nem) = (Ops::default(), Nemesis::new(ledger.clone()));
     let plan = FaultPlan::Pause {
-        role: "payment".into(),
+        role: Role::Payment,
         target: Target::Node { node: "n2".into() },
     };
     let id = nem
@@ -79,7 +80,7 @@ async fn kill_then_heal_restarts() {
     let pid = ctl.spawn("n1", "order");
     let mut nem = Nemesis::new(ledger.clone());
     let plan = FaultPlan::Kill {
-        role: "order".into(),
+        role: Role::Order,
         target: Target::Random,
     };
     let id = nem
@@ -89,19 +90,19 @@ async fn kill_then_heal_restarts() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(ctl.exited("n1", "order"), "killed");
     nem.heal(&ctl, &Ops::default(), &id).await.expect("healed");
-    let new_pid = nemesis::Control::pid(&ctl, "n1", "order")
+    let new_pid = nemesis::Control::pid(&ctl, "n1", Role::Order)
         .await
         .expect("running again");
     assert_ne!(new_pid, pid);
     assert_eq!(state_becomes(new_pid, 'S'), 'S');
     let again = nemesis::ActiveFault::Kill {
         node: "n1".into(),
-        role: "order".into(),
+        role: Role::Order,
         pid,
     };
     again.heal(&ctl).await.expect("idempotent");
     assert_eq!(
-        nemesis::Control::pid(&ctl, "n1", "order")
+        nemesis::Control::pid(&ctl, "n1", Role::Order)
             .await
             .expect("same"),
         new_pid
@@ -142,7 +143,7 @@ async fn leader_pause_hits_the_leader() {
         .collect();
     let (ops, mut nem) = (Ops::default(), Nemesis::new(ledger.clone()));
     let plan = FaultPlan::Pause {
-        role: "order".into(),
+        role: Role::Order,
         target: Target::Leader,
     };
     let id = nem
@@ -154,7 +155,7 @@ async fn leader_pause_hits_the_leader() {
     nem.heal(&ctl, &ops, &id).await.expect("healed");
 
     let plan = FaultPlan::Pause {
-        role: "payment".into(),
+        role: Role::Payment,
         target: Target::Leader,
     };
     let err = nem
@@ -174,9 +175,9 @@ async fn leader_pause_hits_the_leader() {
     assert!(ledger.pending().expect("ledger").is_empty());
 }
 
-/// Three nodes whose links for role `svc` go through a faultproxy to echo servers.
+/// Three nodes whose links for role `payment` go through a faultproxy to echo servers.
 async fn proxied_cluster() -> (
-    nemesis::faultproxy::Server,
+    faultproxy::Server,
     nemesis::toxiproxy::ToxiproxyClient,
     BTreeMap<String, String>,
 ) {
@@ -185,7 +186,7 @@ async fn proxied_cluster() -> (
     for to in ["n1", "n2", "n3"] {
         let echo = support::echo().await;
         for from in ["n1", "n2", "n3"].iter().filter(|f| **f != to) {
-            let name = proxy_name(from, to, "svc");
+            let name = proxy_name(from, to, "payment");
             let p = client
                 .create_proxy(&NewProxy {
                     name: name.clone(),
@@ -228,7 +229,10 @@ async fn proxy_faults_heal_from_the_ledger() {
                 latency_ms: 200,
                 jitter_ms: 0,
             },
-            links: Links::Service { role: "svc".into() },
+            links: Links::Service {
+                role: Role::Payment,
+            },
+            route: None,
         };
         nem.start(&ctl, &ops, &plan, &mut rng())
             .await
@@ -246,12 +250,16 @@ async fn proxy_faults_heal_from_the_ledger() {
         assert_eq!(p.enabled, !touches_n1, "{name}");
         assert_eq!(p.toxics.len(), 1, "{name} has the latency toxic");
     }
-    assert!(tokio::net::TcpStream::connect(&listen["link.n2.n1.svc"])
-        .await
-        .is_err());
-    assert!(tokio::net::TcpStream::connect(&listen["link.n2.n3.svc"])
-        .await
-        .is_ok());
+    assert!(
+        tokio::net::TcpStream::connect(&listen["link.n2.n1.payment"])
+            .await
+            .is_err()
+    );
+    assert!(
+        tokio::net::TcpStream::connect(&listen["link.n2.n3.payment"])
+            .await
+            .is_ok()
+    );
     assert_eq!(ledger.pending().expect("ledger").len(), 2);
 
     let fresh = TestCtl::new(nodes(3), None);
@@ -264,10 +272,10 @@ async fn proxy_faults_heal_from_the_ledger() {
     assert_eq!(heal_ledger(&ledger, &fresh).await.expect("again"), 0);
 
     let pending = nemesis::ActiveFault::Toxics {
-        kind: "latency".into(),
+        kind: nemesis::fault::Kind::Latency,
         api: server.url(),
-        proxies: vec!["link.n1.n2.svc".into()],
-        toxic: NetEffect::LostResponse.toxic("nemesis-f9"),
+        proxies: vec!["link.n1.n2.payment".into()],
+        toxic: nemesis::fault::toxic_of(NetEffect::LostResponse, None, "nemesis-f9"),
     };
     server.shutdown().await;
     pending

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::routing::get;
-use nemesis::faultproxy::Server;
+use faultproxy::Server;
 use nemesis::toxiproxy::{NewProxy, ToxiproxyClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

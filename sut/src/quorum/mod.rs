@@ -6,10 +6,15 @@
 //! A write's outcome is three-valued, like a history entry: [`WriteOutcome::Ok`] (W acks),
 //! [`WriteOutcome::Failed`] (every replica refused: definitely not applied) or
 //! [`WriteOutcome::Unknown`] (anything else: it may be on some replicas and surface later).
+//!
+//! Every token a replica reports (in write, read and scan answers and in fenced refusals) goes
+//! into the client's [`TokenFloor`], also from the answers that arrive after the quorum was
+//! reached, so that the domain's elector learns when a replica has promised a higher token.
 
+pub mod floor;
+mod merge;
 pub mod replicas;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,6 +23,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use self::floor::TokenFloor;
+use self::merge::{merge_pages, missing_from, newest_per_key, stale_records};
 use self::replicas::{Replicas, Reply};
 use crate::config::QuorumSpec;
 use crate::store::wire::{
@@ -112,6 +119,7 @@ struct Inner {
     state: &'static str,
     domain: String,
     clock: SeqClock,
+    floor: TokenFloor,
 }
 
 impl Quorum {
@@ -133,6 +141,7 @@ impl Quorum {
                     last: AtomicU64::new(0),
                     node_bits: (node_index % 8) as u64,
                 },
+                floor: TokenFloor::new(),
             }),
         }
     }
@@ -140,6 +149,29 @@ impl Quorum {
     /// The quorum sizes.
     pub fn spec(&self) -> QuorumSpec {
         self.inner.spec
+    }
+
+    /// The store domain.
+    pub fn domain(&self) -> &str {
+        &self.inner.domain
+    }
+
+    /// The highest token the replicas have reported to this client (share it with the
+    /// domain's elector).
+    pub fn floor(&self) -> &TokenFloor {
+        &self.inner.floor
+    }
+
+    /// Feeds the token in replica `i`'s answer to a write into the floor.
+    fn observe_write(&self, i: usize, reply: &Reply<WriteReply>) {
+        let token = match reply {
+            Reply::Ok(r) => Some(r.current_token),
+            Reply::Refused { current_token, .. } => *current_token,
+            Reply::Failed(_) => None,
+        };
+        if let Some(t) = token {
+            self.inner.floor.observe(t, self.inner.replicas.node(i));
+        }
     }
 
     fn unavailable(&self, reason: String) -> Unavailable {
@@ -174,6 +206,7 @@ impl Quorum {
             let Some((i, reply)) = rx.recv().await else {
                 break None;
             };
+            self.observe_write(i, &reply);
             match reply {
                 Reply::Ok(_) => {
                     acks += 1;
@@ -199,6 +232,15 @@ impl Quorum {
                 Reply::Failed(e) => errors.push(e),
             }
         };
+        if outcome.is_some() {
+            // The quorum is reached; the other replicas' answers still tell their floors.
+            let me = self.clone();
+            tokio::spawn(async move {
+                while let Some((i, reply)) = rx.recv().await {
+                    me.observe_write(i, &reply);
+                }
+            });
+        }
         let outcome = outcome.unwrap_or_else(|| {
             let reason = format!(
                 "{acks} of {n} replicas acked (need {w}): {}",
@@ -229,6 +271,7 @@ impl Quorum {
         while answers.len() < self.inner.spec.r {
             match rx.recv().await {
                 Some((i, Reply::Ok(reply))) if reply.records.len() == keys.len() => {
+                    self.observe(i, reply.current_token);
                     answers.push((i, reply.records));
                 }
                 Some((i, Reply::Ok(_))) => errors.push(format!(
@@ -306,6 +349,11 @@ impl Quorum {
         self.write(token, json).await
     }
 
+    /// Feeds a token replica `i` reported into the floor.
+    fn observe(&self, i: usize, token: u64) {
+        self.inner.floor.observe(token, self.inner.replicas.node(i));
+    }
+
     async fn repair(&self, i: usize, stale: Vec<Record>) {
         let path = format!("/kv/{}/repair", self.inner.domain);
         for chunk in stale.chunks(MAX_BATCH_ENTRIES) {
@@ -332,6 +380,7 @@ impl Quorum {
         tokio::spawn(async move {
             while let Some((i, reply)) = rx.recv().await {
                 if let Reply::Ok(reply) = reply {
+                    me.observe(i, reply.current_token);
                     if reply.records.len() == newest.len() {
                         me.repair(i, stale_records(&newest, &reply.records)).await;
                     }
@@ -369,7 +418,10 @@ impl Quorum {
                 None => rx.recv().await,
             };
             match next {
-                Some((i, Reply::Ok(page))) => pages.push((i, page)),
+                Some((i, Reply::Ok(page))) => {
+                    self.observe(i, page.current_token);
+                    pages.push((i, page));
+                }
                 Some((_, Reply::Failed(e) | Reply::Refused { message: e, .. })) => errors.push(e),
                 None => break,
             }
@@ -417,115 +469,9 @@ impl Quorum {
     }
 }
 
-fn newest_per_key(n_keys: usize, answers: &[(usize, Vec<Option<Record>>)]) -> Vec<Option<Record>> {
-    (0..n_keys)
-        .map(|k| {
-            answers
-                .iter()
-                .filter_map(|(_, recs)| recs[k].as_ref())
-                .max_by_key(|r| r.version)
-                .cloned()
-        })
-        .collect()
-}
-
-/// The newest records `have` lacks or holds in an older version.
-fn stale_records(newest: &[Option<Record>], have: &[Option<Record>]) -> Vec<Record> {
-    newest
-        .iter()
-        .zip(have)
-        .filter_map(|(n, h)| match (n, h) {
-            (Some(n), Some(h)) if h.version < n.version => Some(n.clone()),
-            (Some(n), None) => Some(n.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Merges scan pages: every key up to the smallest last key of a full page (beyond it some
-/// replica's keys were not seen), newest version per key, at most `limit` records.
-fn merge_pages(pages: &[(usize, ScanReply)], limit: usize) -> (Vec<Record>, Option<String>) {
-    let cutoff: Option<&str> = pages.iter().filter_map(|(_, p)| p.next.as_deref()).min();
-    let mut merged: BTreeMap<&str, &Record> = BTreeMap::new();
-    for (_, page) in pages {
-        for rec in &page.items {
-            if cutoff.is_some_and(|c| rec.key.as_str() > c) {
-                continue;
-            }
-            let slot = merged.entry(rec.key.as_str()).or_insert(rec);
-            if slot.version < rec.version {
-                *slot = rec;
-            }
-        }
-    }
-    let truncated = merged.len() > limit;
-    let items: Vec<Record> = merged.into_values().take(limit).cloned().collect();
-    let next = if truncated || cutoff.is_some() {
-        items.last().map(|r| r.key.clone())
-    } else {
-        None
-    };
-    (items, next)
-}
-
-/// Records of `merged` that `page` lacks or holds in an older version.
-fn missing_from(merged: &[Record], page: &[Record]) -> Vec<Record> {
-    let have: BTreeMap<&str, Version> = page.iter().map(|r| (r.key.as_str(), r.version)).collect();
-    merged
-        .iter()
-        .filter(|r| have.get(r.key.as_str()).is_none_or(|v| *v < r.version))
-        .cloned()
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rec(key: &str, token: u64, seq: u64) -> Record {
-        Record {
-            key: key.into(),
-            domain: "order".into(),
-            token,
-            version: Version { token, seq },
-            value: serde_json::json!(seq),
-        }
-    }
-
-    /// Proves versions order by token before sequence, so a newer leader's write beats a
-    /// fenced-out leader's later-sequenced one.
-    #[test]
-    fn token_beats_sequence() {
-        assert!(Version { token: 2, seq: 1 } > Version { token: 1, seq: 999 });
-        let answers = vec![
-            (0, vec![Some(rec("a", 1, 999))]),
-            (1, vec![Some(rec("a", 2, 1))]),
-        ];
-        let newest = newest_per_key(1, &answers);
-        assert_eq!(newest[0].as_ref().map(|r| r.token), Some(2));
-        assert_eq!(stale_records(&newest, &answers[0].1).len(), 1);
-        assert!(stale_records(&newest, &answers[1].1).is_empty());
-    }
-
-    /// Proves a scan merge never skips a key: it stops at the smallest last key of a full page.
-    #[test]
-    fn scan_merge_stops_at_the_shortest_full_page() {
-        let full = ScanReply {
-            items: vec![rec("a", 1, 1), rec("b", 1, 1)],
-            next: Some("b".into()),
-        };
-        let other = ScanReply {
-            items: vec![rec("a", 1, 2), rec("c", 1, 1)],
-            next: None,
-        };
-        let (items, next) = merge_pages(&[(0, full), (1, other)], 2);
-        let keys: Vec<&str> = items.iter().map(|r| r.key.as_str()).collect();
-        assert_eq!(keys, ["a", "b"]);
-        assert_eq!(items[0].version.seq, 2, "newest version of a");
-        assert_eq!(next.as_deref(), Some("b"), "c comes on the next page");
-        let m = missing_from(&items, &[rec("a", 1, 1)]);
-        assert_eq!(m.len(), 2, "a is stale and b is missing");
-    }
 
     /// Proves sequences strictly increase within a process.
     #[test]

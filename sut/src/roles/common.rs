@@ -12,9 +12,10 @@ use serde_json::json;
 use super::leader::store_unavailable;
 use super::Boot;
 use crate::http::{ApiError, Page};
-use crate::lease::Elector;
+use crate::lease::{Candidate, Elector};
 use crate::quorum::replicas::Replicas;
 use crate::quorum::Quorum;
+use crate::store::wire::is_fenced;
 
 /// Keys in flight in one process; most keys held at once.
 pub const MAX_IN_FLIGHT_KEYS: usize = 100_000;
@@ -80,27 +81,49 @@ impl InFlightKeys {
     }
 }
 
-/// The store replicas and a quorum client for `state` (also the store domain).
+/// The store replicas and a quorum client for `state` in the store domain of the same name.
 pub fn store_for(boot: &Boot, state: &'static str) -> anyhow::Result<(Replicas, Quorum)> {
+    store_in(boot, state, state)
+}
+
+/// The store replicas and a quorum client for `state` in store `domain`.
+pub fn store_in(
+    boot: &Boot,
+    state: &'static str,
+    domain: &str,
+) -> anyhow::Result<(Replicas, Quorum)> {
     let s = &boot.cfg.settings;
     let client = boot.peers.builder(s.store_timeout());
     let replicas = Replicas::with_client(boot.cfg.store_replicas(), client);
     let spec = s.quorum_for(state, replicas.len())?;
-    let quorum = Quorum::new(&replicas, spec, state, state, boot.cfg.node_index());
+    let quorum = Quorum::new(&replicas, spec, state, domain, boot.cfg.node_index());
     Ok((replicas, quorum))
 }
 
-/// Starts the elector of `domain` for this node. `lease_check` false makes it trust its
-/// leadership flag until the renewal loop notices ([`Elector::start_with`]).
-pub fn elector_for(boot: &Boot, domain: &str, replicas: &Replicas, lease_check: bool) -> Elector {
-    Elector::start_with(
-        domain,
-        &boot.cfg.node,
-        replicas.clone(),
-        boot.cfg.settings.lease_ttl(),
-        boot.rng.clone(),
+/// Starts this node's elector for `quorum`'s domain. It shares the quorum client's token
+/// floor, so a replica that answers one of the role's writes or reads with a higher token
+/// ends this node's leadership. `lease_check` false makes it trust its leadership flag until
+/// the renewal loop notices ([`Candidate::lease_check`]).
+pub fn elector_for(
+    boot: &Boot,
+    replicas: &Replicas,
+    quorum: &Quorum,
+    lease_check: bool,
+) -> Elector {
+    assert!(
+        is_fenced(quorum.domain()),
+        "domain {} is written without a leader",
+        quorum.domain()
+    );
+    Elector::start(Candidate {
+        domain: quorum.domain().to_owned(),
+        node: boot.cfg.node.clone(),
+        replicas: replicas.clone(),
+        floor: quorum.floor().clone(),
+        ttl: boot.cfg.settings.lease_ttl(),
+        rng: boot.rng.clone(),
         lease_check,
-    )
+    })
 }
 
 /// A paginated admin read of the values under `prefix`: `{"items": [...], "next": cursor}`.

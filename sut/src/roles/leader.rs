@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::auth::PeerClient;
 use crate::config::NodeConfig;
 use crate::http::{ApiError, DO_NOT_RETRY, IDEMPOTENCY_KEY};
-use crate::lease::Elector;
+use crate::lease::{Elector, StepDown};
 use crate::quorum::{Unavailable, WriteOutcome};
 
 /// Header a forwarded request carries (it is never forwarded twice).
@@ -178,10 +178,15 @@ pub fn store_unavailable(e: Unavailable) -> ApiError {
 }
 
 /// The answer for a write that did not succeed. A write fenced by a higher token means this
-/// process no longer leads: it steps down.
+/// process no longer leads under a lower one: it steps down (the quorum client's floor already
+/// ends its leadership; this names the cause).
 pub fn write_error(outcome: &WriteOutcome, elector: Option<&Elector>) -> ApiError {
     if let (Some(t), Some(e)) = (outcome.fenced_by(), elector) {
-        e.step_down(&format!("a write was fenced by token {t}"));
+        e.step_down_below(
+            t,
+            StepDown::WriteFenced,
+            &format!("a write was fenced by token {t}"),
+        );
     }
     match outcome {
         WriteOutcome::Ok(_) => ApiError::internal("write_error called on a successful write"),

@@ -84,7 +84,7 @@ fn ledger_key(key: &str) -> String {
 
 /// The idempotency key of the charge a refund of `order_id` must match.
 fn charge_key_of(order_id: &str) -> String {
-    crate::ids::step_key(order_id, "charge")
+    crate::ids::step_key(order_id, super::order::model::StepName::Charge)
 }
 
 impl Payment {
@@ -268,7 +268,7 @@ pub async fn run(args: PaymentArgs) -> anyhow::Result<()> {
     metrics::counter!("duplicate_effects_total", "kind" => "charge").increment(0);
     metrics::counter!("duplicate_effects_total", "kind" => "refund").increment(0);
     let (replicas, quorum) = super::common::store_for(&boot, "payment")?;
-    let elector = super::common::elector_for(&boot, "payment", &replicas, true);
+    let elector = super::common::elector_for(&boot, &replicas, &quorum, true);
     let leader = Leader::new(
         "payment",
         &boot.cfg,

@@ -1,5 +1,6 @@
 //! The shipping role: `POST /ship` creates a shipment and `POST /cancel` cancels one, each
-//! under an idempotency key, on any node (no leader: majority quorums, token 0).
+//! under an idempotency key, on any node (no leader: majority quorums, token 0 in the store
+//! domain `shipping`, which is not fenced).
 //!
 //! The carrier refuses a share of creations (`shipping_failure_rate`). The decision is a
 //! function of the run's seed and the key, and it is stored under the key, so every retry of

@@ -8,6 +8,11 @@
 //!
 //! Lease expiry is kept in memory only; after a restart every persisted lease counts as held
 //! for one more full TTL, which errs on the side of refusing a new candidate.
+//!
+//! A domain's highest token (its fencing floor) never decreases and never exceeds
+//! [`MAX_TOKEN`]: both are asserted on every group. One refused write is one
+//! `fencing rejected write` line and one count of `fencing_rejected_writes_total`, however
+//! many keys it carried.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,10 +25,9 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::wire::{
-    LeaseBody, LeaseReply, LeaseState, Record, RepairReply, ScanReply, Version, WriteBody,
-    WriteReply, DOMAINS,
-};
+use super::apply::{emit, Apply};
+pub use super::apply::{Answer, Op};
+use super::wire::{LeaseState, Record, ScanReply, DOMAINS, MAX_TOKEN};
 
 /// Records by `<domain>/<key>`.
 const RECORDS: TableDefinition<'static, &'static str, &'static [u8]> =
@@ -51,31 +55,32 @@ pub enum EngineError {
     Closed,
 }
 
-fn storage<E: std::fmt::Display>(e: E) -> EngineError {
+pub(super) fn storage<E: std::fmt::Display>(e: E) -> EngineError {
     EngineError::Storage(e.to_string())
 }
 
 /// Durable per-domain state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct DomainMeta {
+pub(super) struct DomainMeta {
     /// Highest token granted or accepted.
-    max_token: u64,
+    pub(super) max_token: u64,
     /// Holder of the last grant (None once released).
-    holder: Option<String>,
+    pub(super) holder: Option<String>,
     /// Token of the last grant.
-    holder_token: u64,
+    pub(super) holder_token: u64,
     /// TTL of the last grant.
-    ttl_ms: u64,
+    pub(super) ttl_ms: u64,
 }
 
+/// A domain's durable state and, in memory only, when its lease expires.
 #[derive(Debug, Clone, Default)]
-struct DomainState {
-    meta: DomainMeta,
-    expires: Option<Instant>,
+pub(super) struct DomainState {
+    pub(super) meta: DomainMeta,
+    pub(super) expires: Option<Instant>,
 }
 
 impl DomainState {
-    fn lease_state(&self, domain: &str, now: Instant) -> LeaseState {
+    pub(super) fn lease_state(&self, domain: &str, now: Instant) -> LeaseState {
         let remaining = self
             .expires
             .filter(|_| self.meta.holder.is_some())
@@ -90,55 +95,15 @@ impl DomainState {
         }
     }
 
-    fn lease_active(&self, now: Instant) -> bool {
+    pub(super) fn lease_active(&self, now: Instant) -> bool {
         self.meta.holder.is_some() && self.expires.is_some_and(|e| e > now)
     }
-}
-
-/// One mutation.
-#[derive(Debug)]
-pub enum Op {
-    /// A fenced write.
-    Write(WriteBody),
-    /// Read repair: install newer records, no fencing.
-    Repair(Vec<Record>),
-    /// Grant a lease under a strictly higher token.
-    Acquire(LeaseBody),
-    /// Extend the holder's lease.
-    Renew(LeaseBody),
-    /// Give the lease up.
-    Release(LeaseBody),
-}
-
-/// The answer to an [`Op`].
-#[derive(Debug, Clone)]
-pub enum Answer {
-    /// Write admitted.
-    Written(WriteReply),
-    /// Write refused: its token is below the domain's highest.
-    Fenced {
-        /// The domain's highest token.
-        current_token: u64,
-    },
-    /// Repair done.
-    Repaired(RepairReply),
-    /// Lease decision.
-    Lease(LeaseReply),
 }
 
 struct Job {
     domain: String,
     op: Op,
     reply: oneshot::Sender<Result<Answer, EngineError>>,
-}
-
-/// What the writer logs once a group is committed.
-enum Event {
-    Accepted(String, String, u64, Version),
-    Rejected(String, String, u64, u64),
-    Stale(String, String, u64, u64, Version),
-    Repaired(String, String, Version),
-    Granted(String, String, u64),
 }
 
 /// A replica's storage.
@@ -149,7 +114,7 @@ pub struct Engine {
     domains: Arc<Mutex<BTreeMap<String, DomainState>>>,
 }
 
-fn record_key(domain: &str, key: &str) -> String {
+pub(super) fn record_key(domain: &str, key: &str) -> String {
     format!("{domain}/{key}")
 }
 
@@ -173,6 +138,12 @@ impl Engine {
                             .with_context(|| format!("domain {d}: corrupt state"))?,
                         None => DomainMeta::default(),
                     };
+                    if m.max_token > MAX_TOKEN {
+                        anyhow::bail!(
+                            "domain {d}: stored token {} is above the maximum {MAX_TOKEN}",
+                            m.max_token
+                        );
+                    }
                     let expires = m
                         .holder
                         .as_ref()
@@ -267,7 +238,19 @@ impl Engine {
         } else {
             None
         };
-        Ok(ScanReply { items, next })
+        Ok(ScanReply {
+            items,
+            next,
+            current_token: self.floor(domain),
+        })
+    }
+
+    /// The highest token this replica has granted or accepted in `domain` (its fencing floor).
+    pub fn floor(&self, domain: &str) -> u64 {
+        self.domains
+            .lock()
+            .map(|d| d.get(domain).map_or(0, |s| s.meta.max_token))
+            .unwrap_or(0)
     }
 
     /// This replica's view of `domain`'s lease.
@@ -310,6 +293,7 @@ impl Writer {
             Ok(d) => d.clone(),
             Err(_) => return answer_all(jobs, "domain state lock poisoned"),
         };
+        let floors_before: Vec<u64> = domains.values().map(|s| s.meta.max_token).collect();
         let mut events = Vec::new();
         let mut answers = Vec::with_capacity(jobs.len());
         let started = Instant::now();
@@ -360,6 +344,17 @@ impl Writer {
             metrics::histogram!("store_commit_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
         }
+        for (state, before) in domains.values().zip(floors_before) {
+            let after = state.meta.max_token;
+            assert!(
+                after >= before,
+                "a domain's token went down: {before} -> {after}"
+            );
+            assert!(
+                after <= MAX_TOKEN,
+                "a domain's token {after} is above {MAX_TOKEN}"
+            );
+        }
         match applied {
             Ok(_) => {
                 if let Ok(mut shared) = self.domains.lock() {
@@ -381,204 +376,5 @@ impl Writer {
 fn answer_all(jobs: Vec<Job>, why: &str) {
     for job in jobs {
         let _ = job.reply.send(Err(EngineError::Storage(why.to_owned())));
-    }
-}
-
-fn emit(events: Vec<Event>) {
-    for e in events {
-        match e {
-            Event::Accepted(domain, key, token, version) => {
-                tracing::info!(%domain, %key, token, version = %version, "write accepted");
-            }
-            Event::Rejected(domain, key, rejected_token, current_token) => {
-                metrics::counter!("fencing_rejected_writes_total", "domain" => domain.clone())
-                    .increment(1);
-                tracing::warn!(%domain, %key, rejected_token, current_token, "fencing rejected write");
-            }
-            Event::Stale(domain, key, token, current_token, version) => {
-                tracing::warn!(%domain, %key, token, current_token, "stale write accepted (fencing disabled)");
-                tracing::info!(%domain, %key, token, version = %version, "write accepted");
-            }
-            Event::Repaired(domain, key, version) => {
-                tracing::info!(%domain, %key, version = %version, "read repair installed");
-            }
-            Event::Granted(domain, holder, token) => {
-                tracing::info!(%domain, %holder, token, "lease granted");
-            }
-        }
-    }
-}
-
-/// One job against the group's transaction.
-struct Apply<'a, 't> {
-    domain: &'a str,
-    state: &'a mut DomainState,
-    records: &'a mut redb::Table<'t, &'static str, &'static [u8]>,
-    events: &'a mut Vec<Event>,
-    fencing: bool,
-    now: Instant,
-    meta_dirty: bool,
-}
-
-impl Apply<'_, '_> {
-    /// The answer and whether records changed.
-    fn apply(&mut self, op: &Op) -> Result<(Answer, bool), EngineError> {
-        match op {
-            Op::Write(body) => self.write(body),
-            Op::Repair(records) => self.repair(records),
-            Op::Acquire(b) => Ok((self.acquire(b), false)),
-            Op::Renew(b) => Ok((self.renew(b), false)),
-            Op::Release(b) => Ok((self.release(b), false)),
-        }
-    }
-
-    fn stored(&self, key: &str) -> Result<Option<Record>, EngineError> {
-        match self
-            .records
-            .get(record_key(self.domain, key).as_str())
-            .map_err(storage)?
-        {
-            Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(storage),
-            None => Ok(None),
-        }
-    }
-
-    fn put(&mut self, rec: &Record) -> Result<(), EngineError> {
-        let bytes = serde_json::to_vec(rec).map_err(storage)?;
-        self.records
-            .insert(record_key(self.domain, &rec.key).as_str(), bytes.as_slice())
-            .map_err(storage)?;
-        Ok(())
-    }
-
-    fn write(&mut self, body: &WriteBody) -> Result<(Answer, bool), EngineError> {
-        let current = self.state.meta.max_token;
-        let stale = body.token < current;
-        if stale && self.fencing {
-            for e in &body.entries {
-                self.events.push(Event::Rejected(
-                    self.domain.to_owned(),
-                    e.key.clone(),
-                    body.token,
-                    current,
-                ));
-            }
-            return Ok((
-                Answer::Fenced {
-                    current_token: current,
-                },
-                false,
-            ));
-        }
-        if body.token > current {
-            self.state.meta.max_token = body.token;
-            self.meta_dirty = true;
-        }
-        let mut applied = Vec::with_capacity(body.entries.len());
-        for e in &body.entries {
-            let version = Version {
-                token: body.token,
-                seq: e.seq,
-            };
-            let newer = self.stored(&e.key)?.is_none_or(|old| old.version < version);
-            if newer {
-                self.put(&Record {
-                    key: e.key.clone(),
-                    domain: self.domain.to_owned(),
-                    token: body.token,
-                    version,
-                    value: e.value.clone(),
-                })?;
-                let (d, k) = (self.domain.to_owned(), e.key.clone());
-                self.events.push(if stale {
-                    Event::Stale(d, k, body.token, current, version)
-                } else {
-                    Event::Accepted(d, k, body.token, version)
-                });
-            }
-            applied.push(newer);
-        }
-        let any = applied.iter().any(|a| *a);
-        let reply = WriteReply {
-            applied,
-            current_token: self.state.meta.max_token,
-        };
-        Ok((Answer::Written(reply), any))
-    }
-
-    fn repair(&mut self, records: &[Record]) -> Result<(Answer, bool), EngineError> {
-        let mut installed = 0;
-        for rec in records {
-            let newer = self
-                .stored(&rec.key)?
-                .is_none_or(|old| old.version < rec.version);
-            if newer {
-                self.put(rec)?;
-                installed += 1;
-                self.events.push(Event::Repaired(
-                    self.domain.to_owned(),
-                    rec.key.clone(),
-                    rec.version,
-                ));
-            }
-        }
-        Ok((Answer::Repaired(RepairReply { installed }), installed > 0))
-    }
-
-    fn reply(&self, granted: bool) -> Answer {
-        Answer::Lease(LeaseReply {
-            granted,
-            state: self.state.lease_state(self.domain, self.now),
-        })
-    }
-
-    /// Grants iff the token is above every token granted or accepted here and the current
-    /// lease has expired or is the candidate's own. A grant is a promise: writes below the
-    /// token are refused from now on.
-    fn acquire(&mut self, b: &LeaseBody) -> Answer {
-        let own = self.state.meta.holder.as_deref() == Some(b.holder.as_str());
-        let free = !self.state.lease_active(self.now) || own;
-        if b.token <= self.state.meta.max_token || !free {
-            return self.reply(false);
-        }
-        self.state.meta = DomainMeta {
-            max_token: b.token,
-            holder: Some(b.holder.clone()),
-            holder_token: b.token,
-            ttl_ms: b.ttl_ms,
-        };
-        self.state.expires = Some(self.now + Duration::from_millis(b.ttl_ms));
-        self.meta_dirty = true;
-        self.events.push(Event::Granted(
-            self.domain.to_owned(),
-            b.holder.clone(),
-            b.token,
-        ));
-        self.reply(true)
-    }
-
-    /// Extends the lease iff the holder still holds it under the same token and no higher
-    /// token has been promised since.
-    fn renew(&mut self, b: &LeaseBody) -> Answer {
-        let m = &self.state.meta;
-        let ok = m.holder.as_deref() == Some(b.holder.as_str())
-            && m.holder_token == b.token
-            && m.max_token == b.token;
-        if ok {
-            self.state.expires = Some(self.now + Duration::from_millis(b.ttl_ms));
-        }
-        self.reply(ok)
-    }
-
-    /// Ends the holder's lease early (its token stays promised).
-    fn release(&mut self, b: &LeaseBody) -> Answer {
-        let m = &self.state.meta;
-        let ok = m.holder.as_deref() == Some(b.holder.as_str()) && m.holder_token == b.token;
-        if ok {
-            self.state.meta.holder = None;
-            self.state.expires = None;
-            self.meta_dirty = true;
-        }
-        self.reply(ok)
     }
 }

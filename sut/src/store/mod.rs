@@ -4,6 +4,7 @@
 //! A replica never coordinates with other replicas; coordinators (the [`crate::quorum`] client)
 //! write to N of them and read from R.
 
+mod apply;
 pub mod engine;
 pub mod wire;
 
@@ -15,8 +16,8 @@ use serde::Deserialize;
 
 use self::engine::{Answer, Engine, EngineError, Op};
 use self::wire::{
-    LeaseBody, ReadBody, ReadReply, RepairBody, WriteBody, DOMAINS, MAX_BATCH_ENTRIES,
-    MAX_KEY_BYTES, MAX_LEASE_TTL_MS, MAX_SCAN_LIMIT,
+    check_token, is_fenced, LeaseBody, ReadBody, ReadReply, RepairBody, WriteBody, DOMAINS,
+    MAX_BATCH_ENTRIES, MAX_KEY_BYTES, MAX_LEASE_TTL_MS, MAX_SCAN_LIMIT, MAX_TOKEN,
 };
 use crate::cli::StoreArgs;
 use crate::http::{common_routes, ApiError, JsonBody};
@@ -53,6 +54,14 @@ fn check_batch(n: usize, what: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// 400 `bad_token` unless `token` may be written in `domain` ([`check_token`]); the body
+/// carries the bound as `token_limit`.
+fn token_in_range(domain: &str, token: u64) -> Result<(), ApiError> {
+    check_token(domain, token).map_err(|why| {
+        ApiError::bad_request("bad_token", why).with("token_limit", MAX_TOKEN.into())
+    })
+}
+
 fn engine_error(e: EngineError) -> ApiError {
     match e {
         EngineError::Overloaded => ApiError::overloaded(e.to_string()),
@@ -66,6 +75,7 @@ async fn write(
     JsonBody(body): JsonBody<WriteBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_domain(&domain)?;
+    token_in_range(&domain, body.token)?;
     check_batch(body.entries.len(), "entries")?;
     for e in &body.entries {
         check_key(&e.key)?;
@@ -95,11 +105,18 @@ async fn read(
     for k in &body.keys {
         check_key(k)?;
     }
-    let records = tokio::task::spawn_blocking(move || engine.read(&domain, &body.keys))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(engine_error)?;
-    Ok(Json(ReadReply { records }))
+    let (records, current_token) = tokio::task::spawn_blocking(move || {
+        engine
+            .read(&domain, &body.keys)
+            .map(|r| (r, engine.floor(&domain)))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(engine_error)?;
+    Ok(Json(ReadReply {
+        records,
+        current_token,
+    }))
 }
 
 async fn repair(
@@ -120,6 +137,7 @@ async fn repair(
                 ),
             ));
         }
+        token_in_range(&domain, r.version.token)?;
     }
     match engine
         .submit(&domain, Op::Repair(body.records))
@@ -165,11 +183,24 @@ async fn scan(
     Ok(Json(serde_json::to_value(reply).unwrap_or_default()))
 }
 
+/// 400 `unfenced_domain` for a domain written without a leader: it has no leases.
+fn check_leased(domain: &str) -> Result<(), ApiError> {
+    if is_fenced(domain) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "unfenced_domain",
+            format!("domain {domain} is written without a leader: it has no lease"),
+        ))
+    }
+}
+
 async fn lease_state(
     State(engine): State<Engine>,
     Path(domain): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_domain(&domain)?;
+    check_leased(&domain)?;
     Ok(Json(
         serde_json::to_value(engine.lease_state(&domain)).unwrap_or_default(),
     ))
@@ -181,18 +212,14 @@ async fn lease_op(
     JsonBody(body): JsonBody<LeaseBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_domain(&domain)?;
+    check_leased(&domain)?;
     if body.holder.is_empty() || body.holder.len() > 64 {
         return Err(ApiError::bad_request(
             "bad_holder",
             "holder must be 1 to 64 bytes",
         ));
     }
-    if body.token == 0 {
-        return Err(ApiError::bad_request(
-            "bad_token",
-            "lease tokens start at 1",
-        ));
-    }
+    token_in_range(&domain, body.token)?;
     let needs_ttl = action != "release";
     if needs_ttl && (body.ttl_ms == 0 || body.ttl_ms > MAX_LEASE_TTL_MS) {
         return Err(ApiError::bad_request(
@@ -232,6 +259,10 @@ pub fn router(engine: Engine) -> Router {
 pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     let boot = crate::roles::boot("store", &args.common)?;
     let engine = Engine::open(&args.common.data_dir.join("store.redb"), !args.no_fencing)?;
+    // Every fenced domain's count is present from the first scrape on, zero or not.
+    for d in DOMAINS.iter().filter(|d| is_fenced(d)) {
+        metrics::counter!("fencing_rejected_writes_total", "domain" => *d).increment(0);
+    }
     if args.no_fencing {
         tracing::warn!("fencing is disabled: stale writes will be admitted");
     }

@@ -7,11 +7,60 @@
 //! - `GET /kv/{domain}/scan?prefix=&after=&limit=` → [`ScanReply`]
 //! - `GET /lease/{domain}` → [`LeaseState`]
 //! - `POST /lease/{domain}/{acquire|renew|release}` [`LeaseBody`] → [`LeaseReply`]
+//!
+//! Every answer about a fenced domain carries the replica's fencing floor (`current_token`,
+//! or `max_token` in lease state): the highest token it has granted or accepted there. That is
+//! how a leader learns that a replica it needs has promised a higher token than its own (the
+//! elector then steps down and campaigns above it, [`crate::lease`]).
+//!
+//! Tokens are bounded by [`MAX_TOKEN`]: a write, lease request or repaired version above it is
+//! refused with 400 `bad_token`, so no token arithmetic can wrap and every token survives a
+//! JSON double. Domains written without a leader ([`UNFENCED_DOMAINS`]) carry token 0 and
+//! nothing else; they have no leases and no fencing.
 
 use serde::{Deserialize, Serialize};
 
-/// Store domains: each has its own fencing token and its own records.
-pub const DOMAINS: &[&str] = &["order", "payment", "inventory", "shipping"];
+/// Store domains: each has its own records and, if fenced, its own fencing token and lease.
+pub const DOMAINS: &[&str] = &[
+    "order",
+    "payment",
+    "inventory",
+    "inventory-eventual",
+    "shipping",
+];
+/// Domains written without a leader: every write carries token 0, none is refused as stale,
+/// and no lease can be taken. Versions there order by sequence alone (last writer wins).
+/// `inventory-eventual` holds the inventory in eventual mode, `shipping` the shipments.
+pub const UNFENCED_DOMAINS: &[&str] = &["inventory-eventual", "shipping"];
+
+/// Whether `domain` is fenced by lease tokens (a known domain not in [`UNFENCED_DOMAINS`]).
+pub fn is_fenced(domain: &str) -> bool {
+    DOMAINS.contains(&domain) && !UNFENCED_DOMAINS.contains(&domain)
+}
+
+/// The highest fencing token a replica accepts: 2^53 - 1, the largest integer a JSON double
+/// holds exactly. Far below `u64::MAX`, so `token + 1` never wraps.
+pub const MAX_TOKEN: u64 = (1 << 53) - 1;
+
+/// Whether `token` may be written in `domain`: 1 to [`MAX_TOKEN`] in a fenced domain, 0 in an
+/// unfenced one. The error says why not.
+pub fn check_token(domain: &str, token: u64) -> Result<(), String> {
+    if !is_fenced(domain) {
+        return if token == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "domain {domain} is not fenced (written without a leader): its token is 0, got {token}"
+            ))
+        };
+    }
+    if token == 0 || token > MAX_TOKEN {
+        return Err(format!(
+            "domain {domain} is fenced: tokens are 1 to {MAX_TOKEN}, got {token}"
+        ));
+    }
+    Ok(())
+}
 
 /// Longest key accepted.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -101,9 +150,14 @@ pub struct ReadBody {
 pub struct ReadReply {
     /// One per key, `null` if absent.
     pub records: Vec<Option<Record>>,
+    /// The domain's highest token at this replica (its fencing floor; 0 if unfenced).
+    #[serde(default)]
+    pub current_token: u64,
 }
 
-/// Newer records to install (read repair): not a new write, so not fenced.
+/// Newer records to install (read repair): not a new write, so not fenced as stale, but a
+/// replica installs a version only if its token is within its floor (no higher than the
+/// highest token it has granted or accepted in the domain) and within [`MAX_TOKEN`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepairBody {
@@ -116,6 +170,10 @@ pub struct RepairBody {
 pub struct RepairReply {
     /// Installed.
     pub installed: usize,
+    /// Not installed because their token is above this replica's floor (the replica has not
+    /// seen that token yet; the leader's next write brings it).
+    #[serde(default)]
+    pub above_floor: usize,
 }
 
 /// A page of a key range.
@@ -125,6 +183,9 @@ pub struct ScanReply {
     pub items: Vec<Record>,
     /// Last key of a full page (pass as `after`), or null at the end.
     pub next: Option<String>,
+    /// The domain's highest token at this replica (its fencing floor; 0 if unfenced).
+    #[serde(default)]
+    pub current_token: u64,
 }
 
 /// A lease request.

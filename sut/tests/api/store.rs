@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use pipeline::config::QuorumSpec;
 use pipeline::lease::{campaign, release, Campaign};
+use pipeline::quorum::floor::TokenFloor;
 use pipeline::quorum::replicas::Replicas;
 use pipeline::quorum::{Quorum, WriteOutcome};
 use rand::{Rng, SeedableRng};
@@ -123,11 +124,11 @@ fn racing_candidates_never_share_a_token() {
             let (ra, rb) = (replicas.clone(), replicas.clone());
             let a = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(da)).await;
-                campaign(&ra, "order", "cand-a", ttl).await
+                campaign(&ra, "order", "cand-a", ttl, &TokenFloor::new()).await
             });
             let b = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(db)).await;
-                campaign(&rb, "order", "cand-b", ttl).await
+                campaign(&rb, "order", "cand-b", ttl, &TokenFloor::new()).await
             });
             [
                 ("cand-a", a.await.expect("a")),
@@ -179,7 +180,8 @@ fn stale_writer(no_fencing: bool) -> (Cluster, u64, WriteOutcome) {
     let q = quorum(&c, c.store_replicas(), 2, 2);
     let rt = runtime();
     let short = Duration::from_millis(300);
-    let Campaign::Won { token: t, .. } = rt.block_on(campaign(&replicas, "order", "a", short))
+    let Campaign::Won { token: t, .. } =
+        rt.block_on(campaign(&replicas, "order", "a", short, &TokenFloor::new()))
     else {
         panic!("a should win an uncontested election");
     };
@@ -187,9 +189,13 @@ fn stale_writer(no_fencing: bool) -> (Cluster, u64, WriteOutcome) {
     assert!(matches!(out, WriteOutcome::Ok(_)), "{out:?}");
     let mut b_token = None;
     assert!(c.wait_until(Duration::from_secs(10), || {
-        if let Campaign::Won { token, .. } =
-            rt.block_on(campaign(&replicas, "order", "b", Duration::from_secs(10)))
-        {
+        if let Campaign::Won { token, .. } = rt.block_on(campaign(
+            &replicas,
+            "order",
+            "b",
+            Duration::from_secs(10),
+            &TokenFloor::new(),
+        )) {
             b_token = Some(token);
         }
         b_token.is_some()
@@ -208,8 +214,8 @@ fn stale_writer(no_fencing: bool) -> (Cluster, u64, WriteOutcome) {
 }
 
 /// Proves a writer holding token t is fenced after another acquired t+1: every replica (all saw
-/// t+1) refuses it, logs the rejection with both tokens and counts it, and the value written
-/// under t+1 is intact.
+/// t+1) refuses the whole two-key write, logs the rejection once with both tokens and the key
+/// count, counts it once, and the value written under t+1 is intact.
 #[test]
 fn stale_token_is_fenced() {
     let (c, t, late) = stale_writer(false);
@@ -219,24 +225,33 @@ fn stale_token_is_fenced() {
     );
     let lines = c.log_lines("store", "fencing rejected write");
     for n in ["n1", "n2", "n3"] {
-        let hit = lines.iter().any(|(node, f)| {
-            node == n
-                && f["domain"] == "order"
-                && f["key"] == "k"
-                && f["rejected_token"] == t
-                && f["current_token"] == t + 1
-        });
-        assert!(
-            hit,
-            "{n} logged no rejection of k at {t} < {}: {lines:?}",
-            t + 1
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|(node, _)| node == n)
+            .map(|(_, f)| f)
+            .collect();
+        assert_eq!(mine.len(), 1, "{n}: one line for one stale write: {mine:?}");
+        let f = mine[0];
+        assert_eq!(
+            (&f["domain"], &f["key"], &f["keys"]),
+            (&json!("order"), &json!("k"), &json!(2)),
+            "{n}: {f}"
+        );
+        assert_eq!(
+            (&f["rejected_token"], &f["current_token"]),
+            (&json!(t), &json!(t + 1)),
+            "{n}: {f}"
         );
         let m = reqwest::blocking::get(format!("{}/metrics", c.url(n, "store")))
             .and_then(|r| r.text())
             .expect("metrics");
         assert!(
-            m.contains("fencing_rejected_writes_total{domain=\"order\"} 2"),
-            "{n}: two keys rejected: {m}"
+            m.contains("fencing_rejected_writes_total{domain=\"order\"} 1"),
+            "{n}: one write rejected, counted once: {m}"
+        );
+        assert!(
+            m.contains("fencing_rejected_writes_total{domain=\"payment\"} 0"),
+            "{n}: every fenced domain's count is present: {m}"
         );
     }
     let q = quorum(&c, c.store_replicas(), 2, 2);
@@ -249,7 +264,8 @@ fn stale_token_is_fenced() {
 }
 
 /// Proves the fencing test can fail: with `--no-fencing` the same stale write gets through
-/// (acknowledged, readable where the new leader wrote nothing, logged as stale).
+/// (acknowledged, readable where the new leader wrote nothing), logged once per replica as
+/// stale and not also as an accepted write.
 #[test]
 fn without_fencing_the_stale_write_gets_through() {
     let (c, t, late) = stale_writer(true);
@@ -257,11 +273,35 @@ fn without_fencing_the_stale_write_gets_through() {
     let q = quorum(&c, c.store_replicas(), 2, 2);
     assert_eq!(value_of(&q, "k-only-a"), Some(json!("stale")));
     let stale = c.log_lines("store", "stale write accepted (fencing disabled)");
-    assert!(
-        stale
+    for n in ["n1", "n2", "n3"] {
+        let mine: Vec<&Value> = stale
             .iter()
-            .any(|(_, f)| f["token"] == t && f["current_token"] == t + 1),
-        "{stale:?}"
+            .filter(|(node, _)| node == n)
+            .map(|(_, f)| f)
+            .collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "{n}: one line for one stale write: {stale:?}"
+        );
+        assert_eq!(
+            (
+                &mine[0]["token"],
+                &mine[0]["current_token"],
+                &mine[0]["keys"]
+            ),
+            (&json!(t), &json!(t + 1), &json!(1)),
+            "{n}: only k-only-a was stored (k holds a newer version): {stale:?}"
+        );
+    }
+    let accepted_late = c
+        .log_lines("store", "write accepted")
+        .into_iter()
+        .filter(|(_, f)| f["token"] == t && f["key"] == "k-only-a")
+        .count();
+    assert_eq!(
+        accepted_late, 0,
+        "the stale write is not also logged as accepted"
     );
     assert!(c.log_lines("store", "fencing rejected write").is_empty());
 }
@@ -332,9 +372,12 @@ fn bad_store_input_changes_nothing() {
             "{path} {body}: {b}"
         );
     }
-    for d in ["order", "payment", "inventory", "shipping"] {
+    for d in pipeline::store::wire::DOMAINS {
         let (_, page) = c.get(&format!("{base}/kv/{d}/scan"));
         assert_eq!(page["items"], json!([]), "{d}");
+        assert_eq!(page["current_token"], 0, "{d}: {page}");
+    }
+    for d in ["order", "payment", "inventory"] {
         let (_, lease) = c.get(&format!("{base}/lease/{d}"));
         assert_eq!(lease["max_token"], 0, "{d}: {lease}");
     }

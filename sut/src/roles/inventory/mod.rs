@@ -6,7 +6,8 @@
 //!   each SKU and writes the SKU's record with its fencing token through majority quorums, so
 //!   stock never goes below zero and a deposed leader's late writes are refused.
 //! - `eventual`: every node applies locally with W = R = 1 (the write reaches the other
-//!   replicas in the background) and no token. Two nodes can both sell the last unit: that is
+//!   replicas in the background) and no token: it writes token 0 in the store domain
+//!   `inventory-eventual`, which is not fenced, so no write there is ever refused as stale. Two nodes can both sell the last unit: that is
 //!   the point of offering it. Reservations are also kept as records of their own there, so an
 //!   oversell shows up in the admin reads instead of being overwritten.
 
@@ -311,6 +312,15 @@ async fn admin_leader(State(svc): State<Inventory>) -> Result<Json<serde_json::V
     }
 }
 
+/// The store domain of the inventory in `mode`: in eventual mode it is written without a
+/// leader, under token 0, in a domain that is not fenced (docs/pipeline.md).
+fn domain_of(mode: InventoryMode) -> &'static str {
+    match mode {
+        InventoryMode::Linearizable => "inventory",
+        InventoryMode::Eventual => "inventory-eventual",
+    }
+}
+
 /// Runs the inventory role until SIGTERM.
 pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
     let mut boot = super::boot("inventory", &args.common)?;
@@ -318,10 +328,10 @@ pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
     if let Some(mode) = args.inventory_mode.take() {
         boot.cfg.settings.inventory_mode = mode;
     }
-    let (replicas, quorum) = super::common::store_for(&boot, "inventory")?;
     let mode = boot.cfg.settings.inventory_mode;
+    let (replicas, quorum) = super::common::store_in(&boot, "inventory", domain_of(mode))?;
     let elector = (mode == InventoryMode::Linearizable)
-        .then(|| super::common::elector_for(&boot, "inventory", &replicas, true));
+        .then(|| super::common::elector_for(&boot, &replicas, &quorum, true));
     let leader = elector.clone().map(|e| {
         Leader::new(
             "inventory",

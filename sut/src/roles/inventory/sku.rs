@@ -202,6 +202,12 @@ impl SkuState {
             ));
         }
         self.available -= req.qty;
+        assert!(
+            self.available >= 0,
+            "sku {}: stock went negative ({})",
+            self.sku,
+            self.available
+        );
         let r = Reservation {
             key: key.to_owned(),
             order_id: req.order_id.clone(),

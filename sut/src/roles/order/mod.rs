@@ -163,7 +163,7 @@ impl Orders {
             order_id: id.clone(),
             idempotency_key: key,
             offset,
-            status: model::status::ACCEPTED.into(),
+            status: model::Status::Accepted,
             reason: None,
             customer: req.customer,
             items: req.items,
@@ -378,7 +378,7 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
     let boot = super::boot("order", &args.common)?;
     let settings = boot.cfg.settings.clone();
     let (replicas, quorum) = super::common::store_for(&boot, "order")?;
-    let elector = super::common::elector_for(&boot, "order", &replicas, !args.no_lease_check);
+    let elector = super::common::elector_for(&boot, &replicas, &quorum, !args.no_lease_check);
     let leader = Leader::new(
         "order",
         &boot.cfg,

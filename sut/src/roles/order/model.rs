@@ -4,29 +4,137 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::ApiError;
 
-/// Order statuses. The saga writes the next status before it takes the step it names.
-pub mod status {
+/// An order's status. The saga writes the next status before it takes the step it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
     /// In the log, saga not started.
-    pub const ACCEPTED: &str = "accepted";
+    Accepted,
     /// Reserving stock.
-    pub const RESERVING: &str = "reserving";
+    Reserving,
     /// Charging.
-    pub const CHARGING: &str = "charging";
+    Charging,
     /// Creating the shipment.
-    pub const SHIPPING: &str = "shipping";
+    Shipping,
     /// A step failed; undoing the steps that succeeded, in reverse.
-    pub const COMPENSATING: &str = "compensating";
+    Compensating,
     /// Reserved, charged, shipped.
-    pub const COMPLETED: &str = "completed";
+    Completed,
     /// Failed before any charge; reservations released.
-    pub const REJECTED: &str = "rejected";
+    Rejected,
     /// Failed after the charge; refunded and released.
-    pub const COMPENSATED: &str = "compensated";
+    Compensated,
+}
 
+impl Status {
     /// True for the three terminal statuses.
-    pub fn is_terminal(s: &str) -> bool {
-        matches!(s, COMPLETED | REJECTED | COMPENSATED)
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Rejected | Status::Compensated
+        )
     }
+
+    /// Whether the saga may go from `self` to `next`: forward one step at a time, into
+    /// compensation from any forward step, out of it to rejected or compensated, never out of
+    /// a terminal status.
+    pub fn can_become(self, next: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, next),
+            (Accepted, Reserving)
+                | (Reserving, Charging)
+                | (Charging, Shipping)
+                | (Shipping, Completed)
+                | (Reserving | Charging | Shipping, Compensating)
+                | (Compensating, Rejected | Compensated)
+        )
+    }
+
+    /// The lowercase name (also the metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Accepted => "accepted",
+            Status::Reserving => "reserving",
+            Status::Charging => "charging",
+            Status::Shipping => "shipping",
+            Status::Compensating => "compensating",
+            Status::Completed => "completed",
+            Status::Rejected => "rejected",
+            Status::Compensated => "compensated",
+        }
+    }
+}
+
+/// One saga step: what the effect's idempotency key names (`<order_id>:<step>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepName {
+    /// Reserve item `i`'s stock.
+    Reserve(usize),
+    /// Take the money.
+    Charge,
+    /// Create the shipment.
+    Ship,
+    /// Compensation: cancel the shipment.
+    CancelShip,
+    /// Compensation: give the money back.
+    Refund,
+    /// Compensation: release item `i`'s stock.
+    Release(usize),
+}
+
+impl std::fmt::Display for StepName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepName::Reserve(i) => write!(f, "reserve:{i}"),
+            StepName::Charge => f.write_str("charge"),
+            StepName::Ship => f.write_str("ship"),
+            StepName::CancelShip => f.write_str("cancel-ship"),
+            StepName::Refund => f.write_str("refund"),
+            StepName::Release(i) => write!(f, "release:{i}"),
+        }
+    }
+}
+
+impl std::str::FromStr for StepName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<StepName, String> {
+        let item = |i: &str| i.parse::<usize>().map_err(|_| format!("step '{s}'"));
+        Ok(match s.split_once(':') {
+            Some(("reserve", i)) => StepName::Reserve(item(i)?),
+            Some(("release", i)) => StepName::Release(item(i)?),
+            None if s == "charge" => StepName::Charge,
+            None if s == "ship" => StepName::Ship,
+            None if s == "cancel-ship" => StepName::CancelShip,
+            None if s == "refund" => StepName::Refund,
+            _ => return Err(format!("'{s}' is not a saga step")),
+        })
+    }
+}
+
+impl Serialize for StepName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StepName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StepName, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepOutcome {
+    /// It happened.
+    Ok,
+    /// It was definitely refused.
+    Refused,
 }
 
 /// Most items in one order.
@@ -57,10 +165,10 @@ pub struct OrderRequest {
 /// One saga step with a definite outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
-    /// `reserve:<i>`, `charge`, `ship`, `cancel-ship`, `refund`, `release:<i>`.
-    pub step: String,
-    /// `ok` or `refused`.
-    pub outcome: String,
+    /// Which step.
+    pub step: StepName,
+    /// Ok or refused.
+    pub outcome: StepOutcome,
     /// The refusal, if refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -90,8 +198,8 @@ pub struct OrderRecord {
     pub idempotency_key: String,
     /// Log offset.
     pub offset: u64,
-    /// See [`status`].
-    pub status: String,
+    /// Where the saga is.
+    pub status: Status,
     /// Why it failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -113,7 +221,19 @@ pub struct OrderRecord {
 impl OrderRecord {
     /// True if the saga is over.
     pub fn is_terminal(&self) -> bool {
-        status::is_terminal(&self.status)
+        self.status.is_terminal()
+    }
+
+    /// Moves the saga to `next`. An illegal transition is a defect in the saga driver.
+    pub fn become_(&mut self, next: Status) {
+        assert!(
+            self.status.can_become(next),
+            "order {}: illegal saga transition {} -> {}",
+            self.order_id,
+            self.status.as_str(),
+            next.as_str()
+        );
+        self.status = next;
     }
 
     /// Same order as `req`?

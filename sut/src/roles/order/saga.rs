@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::model::{status, OrderRecord, Step};
+use super::model::{OrderRecord, Status, Step, StepName, StepOutcome};
 use super::Orders;
 use crate::client::{Downstream, Outcome};
 use crate::ids::step_key;
+use crate::lease::StepDown;
 use crate::quorum::WriteOutcome;
 use crate::roles::common::now_ms;
 
@@ -93,9 +94,11 @@ impl Orders {
             self.still_leading(token)?;
             let outcome = self.quorum.write_values(token, &[(key.clone(), rec)]).await;
             if let Some(t) = outcome.fenced_by() {
-                self.leader
-                    .elector()
-                    .step_down(&format!("saga write fenced by token {t}"));
+                self.leader.elector().step_down_below(
+                    t,
+                    StepDown::WriteFenced,
+                    &format!("saga write fenced by token {t}"),
+                );
                 return Err(Stop::Lost);
             }
             match outcome {
@@ -110,14 +113,14 @@ impl Orders {
         )))
     }
 
-    fn record(rec: &mut OrderRecord, token: u64, step: &str, outcome: &Definite) {
+    fn record(rec: &mut OrderRecord, token: u64, step: StepName, outcome: &Definite) {
         let (outcome, detail) = match outcome {
-            Definite::Ok => ("ok", None),
-            Definite::Refused(why) => ("refused", Some(why.clone())),
+            Definite::Ok => (StepOutcome::Ok, None),
+            Definite::Refused(why) => (StepOutcome::Refused, Some(why.clone())),
         };
         rec.steps.push(Step {
-            step: step.to_owned(),
-            outcome: outcome.into(),
+            step,
+            outcome,
             detail,
             at_unix_ms: now_ms(),
             token,
@@ -126,7 +129,7 @@ impl Orders {
 
     fn fail(rec: &mut OrderRecord, why: String) {
         rec.reason = Some(why);
-        rec.status = status::COMPENSATING.into();
+        rec.become_(Status::Compensating);
     }
 
     /// Drives the saga of `id` under `token` until it ends (Ok) or must stop.
@@ -138,42 +141,42 @@ impl Orders {
         };
         for _ in 0..MAX_TRANSITIONS {
             self.still_leading(token)?;
-            match rec.status.as_str() {
-                status::ACCEPTED => rec.status = status::RESERVING.into(),
-                status::RESERVING => self.reserve(token, &mut rec).await?,
-                status::CHARGING => {
+            match rec.status {
+                Status::Accepted => rec.become_(Status::Reserving),
+                Status::Reserving => self.reserve(token, &mut rec).await?,
+                Status::Charging => {
                     let body = json!({"order_id": rec.order_id, "amount": rec.amount});
-                    let key = step_key(id, "charge");
+                    let key = step_key(id, StepName::Charge);
                     let d = self
                         .step(token, &self.payment, "/charge", &key, body)
                         .await?;
-                    Self::record(&mut rec, token, "charge", &d);
+                    Self::record(&mut rec, token, StepName::Charge, &d);
                     match d {
                         Definite::Ok => {
                             rec.progress.charged = true;
-                            rec.status = status::SHIPPING.into();
+                            rec.become_(Status::Shipping);
                         }
                         Definite::Refused(why) => Self::fail(&mut rec, why),
                     }
                 }
-                status::SHIPPING => {
-                    let key = step_key(id, "ship");
+                Status::Shipping => {
+                    let key = step_key(id, StepName::Ship);
                     let body = json!({"order_id": rec.order_id});
                     let d = self
                         .step(token, &self.shipping, "/ship", &key, body)
                         .await?;
-                    Self::record(&mut rec, token, "ship", &d);
+                    Self::record(&mut rec, token, StepName::Ship, &d);
                     match d {
                         Definite::Ok => {
                             rec.progress.shipped = true;
-                            rec.status = status::COMPLETED.into();
+                            rec.become_(Status::Completed);
                         }
                         Definite::Refused(why) => Self::fail(&mut rec, why),
                     }
                 }
-                status::COMPENSATING => self.compensate(token, &mut rec).await?,
-                _ => {
-                    metrics::counter!("sagas_finished_total", "status" => rec.status.clone())
+                Status::Compensating => self.compensate(token, &mut rec).await?,
+                Status::Completed | Status::Rejected | Status::Compensated => {
+                    metrics::counter!("sagas_finished_total", "status" => rec.status.as_str())
                         .increment(1);
                     return Ok(());
                 }
@@ -191,12 +194,12 @@ impl Orders {
             if rec.progress.reserved.contains(&i) {
                 continue;
             }
-            let key = step_key(&rec.order_id, &format!("reserve:{i}"));
+            let key = step_key(&rec.order_id, StepName::Reserve(i));
             let body = json!({"sku": item.sku, "qty": item.qty, "order_id": rec.order_id});
             let d = self
                 .step(token, &self.inventory, "/reserve", &key, body)
                 .await?;
-            Self::record(rec, token, &format!("reserve:{i}"), &d);
+            Self::record(rec, token, StepName::Reserve(i), &d);
             match d {
                 Definite::Ok => rec.progress.reserved.push(i),
                 Definite::Refused(why) => {
@@ -205,7 +208,7 @@ impl Orders {
                 }
             }
         }
-        rec.status = status::CHARGING.into();
+        rec.become_(Status::Charging);
         Ok(())
     }
 
@@ -214,31 +217,31 @@ impl Orders {
     async fn compensate(&self, token: u64, rec: &mut OrderRecord) -> Result<(), Stop> {
         let id = rec.order_id.clone();
         let final_status = if rec.progress.charged {
-            status::COMPENSATED
+            Status::Compensated
         } else {
-            status::REJECTED
+            Status::Rejected
         };
         if !self.compensation {
             let why = rec.reason.clone().unwrap_or_default();
             rec.reason = Some(format!("{why} (compensation disabled: nothing undone)"));
-            rec.status = final_status.into();
+            rec.become_(final_status);
             return Ok(());
         }
         if rec.progress.shipped {
-            let body = json!({"order_id": id, "shipment_key": step_key(&id, "ship")});
-            let key = step_key(&id, "cancel-ship");
+            let body = json!({"order_id": id, "shipment_key": step_key(&id, StepName::Ship)});
+            let key = step_key(&id, StepName::CancelShip);
             let d = self
                 .step(token, &self.shipping, "/cancel", &key, body)
                 .await?;
-            Self::record(rec, token, "cancel-ship", &d);
+            Self::record(rec, token, StepName::CancelShip, &d);
         }
         if rec.progress.charged {
             let body = json!({"order_id": id, "amount": rec.amount});
-            let key = step_key(&id, "refund");
+            let key = step_key(&id, StepName::Refund);
             let d = self
                 .step(token, &self.payment, "/refund", &key, body)
                 .await?;
-            Self::record(rec, token, "refund", &d);
+            Self::record(rec, token, StepName::Refund, &d);
         }
         for i in rec.progress.reserved.clone().into_iter().rev() {
             let Some(item) = rec.items.get(i).cloned() else {
@@ -246,15 +249,15 @@ impl Orders {
             };
             let body = json!({
                 "sku": item.sku, "qty": item.qty, "order_id": id,
-                "reservation": step_key(&id, &format!("reserve:{i}")),
+                "reservation": step_key(&id, StepName::Reserve(i)),
             });
-            let key = step_key(&id, &format!("release:{i}"));
+            let key = step_key(&id, StepName::Release(i));
             let d = self
                 .step(token, &self.inventory, "/release", &key, body)
                 .await?;
-            Self::record(rec, token, &format!("release:{i}"), &d);
+            Self::record(rec, token, StepName::Release(i), &d);
         }
-        rec.status = final_status.into();
+        rec.become_(final_status);
         Ok(())
     }
 }
