@@ -236,9 +236,9 @@ proptest! {
     }
 }
 
-/// Proves every named scenario's runs, protection on and off, rerun as themselves: the
-/// scenario command spelled into `spec.json` parses back into the overrides that rebuild the
-/// same config (and so the same spec.json).
+/// Proves every named scenario's runs, protection on and off, on a local, ssh or netns
+/// cluster, rerun as themselves: the scenario command spelled into `spec.json` parses back into
+/// the overrides that rebuild the same config (and so the same spec.json).
 #[test]
 fn every_scenario_reruns_as_itself() {
     let overrides = harness::scenario::Overrides {
@@ -246,10 +246,34 @@ fn every_scenario_reruns_as_itself() {
         time_limit: Some(Duration::from_secs(17)),
         out: Some(PathBuf::from("/tmp/some where")),
         pipeline_bin: Some(PathBuf::from("/opt/p'ipeline")),
+        faultproxy_bin: Some(PathBuf::from("/opt/fault proxy")),
+        cluster: None,
     };
-    for s in harness::scenario::all() {
+    let on_ssh = harness::scenario::Overrides {
+        cluster: Some(harness::scenario::ClusterChoice {
+            cluster: formats::spec::ClusterKind::Ssh,
+            nodes: None,
+            nodes_file: Some(PathBuf::from("/etc/sagaj/nodes.toml")),
+        }),
+        ..overrides.clone()
+    };
+    let on_netns = harness::scenario::Overrides {
+        cluster: Some(harness::scenario::ClusterChoice {
+            cluster: formats::spec::ClusterKind::Netns,
+            nodes: Some(4),
+            nodes_file: None,
+        }),
+        ..overrides.clone()
+    };
+    for (s, overrides) in harness::scenario::all().into_iter().flat_map(|s| {
+        [
+            (s.clone(), &overrides),
+            (s.clone(), &on_ssh),
+            (s, &on_netns),
+        ]
+    }) {
         for on in [true, false] {
-            let c = s.config(on, &overrides).expect("builds");
+            let c = s.config(on, overrides).expect("builds");
             let spec = spec_of(&c);
             let words = split_command(&spec.rerun).expect("splits");
             assert_eq!(

@@ -42,8 +42,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Named scenarios: each proves one protection, and fails without it.
     Scenario(ScenarioArgs),
-    /// The nightly job: runs with two faults at once, optionally the scenario matrix, a summary.
-    Nightly(NightlyArgs),
+    /// The proof suite: every scenario with its protection on and off, the consistency swap and
+    /// sustained chaos runs; a matrix page, junit.xml and summary.json (exit 0 all held).
+    Suite(SuiteArgs),
+    /// The suite as the nightly job (the same job; schedule it with fresh seeds).
+    Nightly(SuiteArgs),
     /// Measure costs side by side (use a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
