@@ -193,7 +193,8 @@ fn ports_in_logs(run: &Path) -> Vec<u16> {
 /// Checks what every completed run directory must hold, whatever the cluster: the files, a
 /// history that parses with every client invoke answered by one completion of the same `f` from
 /// the same process before that process invokes again, acknowledged orders polled as
-/// `read-order`, a final state read without errors, per-role logs, and `metrics.csv` rows (as
+/// `read-order`, a final state read without errors that holds every acknowledged order (none
+/// missing, no tolerance), per-role logs, and `metrics.csv` rows (as
 /// contract section 5 shapes them) for every role of every node. Returns the history's ops.
 fn assert_complete_run(run: &Path, nodes: &[&str]) -> Vec<Op> {
     for f in [
@@ -263,13 +264,27 @@ fn assert_complete_run(run: &Path, nodes: &[&str]) -> Vec<Op> {
             .unwrap_or_else(|| panic!("order {id} never read"));
         assert!(status.is_terminal(), "order {id} last read as {status}");
     }
-    let placed_ok = acked.len();
     assert!(
         data.final_state.read_errors.is_empty(),
         "{:?}",
         data.final_state.read_errors
     );
-    assert!(data.final_state.orders.len() + 10 >= placed_ok);
+    let stored: std::collections::HashSet<&str> = data
+        .final_state
+        .orders
+        .iter()
+        .map(|o| o.order_id.as_str())
+        .collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged orders missing from the final state: {lost:?}",
+        lost.len(),
+        acked.len()
+    );
 
     let csv = std::fs::read_to_string(run.join("metrics.csv")).expect("metrics.csv");
     let mut lines = csv.lines();
