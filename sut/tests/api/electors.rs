@@ -227,19 +227,28 @@ pub fn leader_of(electors: &[Elector], round: usize) -> Option<(usize, u64)> {
     leading.first().copied()
 }
 
-/// Every replica's floor in `domain`.
+/// Most reads of one replica's lease state before [`floors`] gives up (a read may time out on
+/// a loaded machine: `STORE_TIMEOUT` is short on purpose).
+const FLOOR_READS: usize = 10;
+
+/// Every replica's floor in `domain`, each read again (up to [`FLOOR_READS`] times) while it
+/// gets no answer; any other answer than the lease state fails at once.
 pub async fn floors(replicas: &Replicas, domain: &str) -> Vec<u64> {
     let mut out = Vec::new();
     for i in 0..replicas.len() {
-        match replicas
-            .get::<Value>(i, &format!("/lease/{domain}"), &[])
-            .await
-        {
-            Reply::Ok(v) => {
-                out.push(v["max_token"].as_u64().expect("max_token"));
+        let mut reads = 0;
+        let v = loop {
+            reads += 1;
+            match replicas
+                .get::<Value>(i, &format!("/lease/{domain}"), &[])
+                .await
+            {
+                Reply::Ok(v) => break v,
+                Reply::Failed(_) if reads < FLOOR_READS => {}
+                other => panic!("lease state of replica {i} (read {reads}): {other:?}"),
             }
-            other => panic!("lease state of replica {i}: {other:?}"),
-        }
+        };
+        out.push(v["max_token"].as_u64().expect("max_token"));
     }
     out
 }
