@@ -13,6 +13,8 @@ mod effects_kinds;
 mod effects_real;
 #[path = "checks/fencing.rs"]
 mod fencing;
+#[path = "checks/fencing_real.rs"]
+mod fencing_real;
 #[path = "checks/idempotency.rs"]
 mod idempotency;
 /// The linearizability checker's tests (known answers, brute-force cross-checks, bounds, input).

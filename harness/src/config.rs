@@ -114,6 +114,7 @@ pub fn rerun_words(c: &RunConfig) -> Vec<String> {
         pause_target,
         out,
         pipeline_bin,
+        cluster_secret_file,
         quiesce_timeout,
         client_timeout,
         fault_at,
@@ -157,6 +158,10 @@ pub fn rerun_words(c: &RunConfig) -> Vec<String> {
     w.flag("pause-target", pause_target);
     w.flag("out", out.display());
     w.opt("pipeline-bin", pipeline_bin.as_ref().map(|p| p.display()));
+    w.opt(
+        "cluster-secret-file",
+        cluster_secret_file.as_ref().map(|p| p.display()),
+    );
     w.flag("quiesce-timeout", spell(*quiesce_timeout));
     w.flag("client-timeout", spell(*client_timeout));
     let Switches {

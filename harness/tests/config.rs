@@ -164,6 +164,7 @@ prop_compose! {
         ],
         out in path(),
         pipeline_bin in proptest::option::of(path()),
+        cluster_secret_file in proptest::option::of(path()),
         quiesce_timeout in ms(0..=600_000),
         client_timeout in ms(1..=600_000),
         switches in switches(),
@@ -183,7 +184,7 @@ prop_compose! {
         RunConfig {
             cluster, nodes, nodes_file, insecure_ignore_host_keys, netns_state_dir, time_limit,
             rate, concurrency, seed, scenario, nemesis, faults, nemesis_interval, nemesis_pairs,
-            toxiproxy, faultproxy_bin, pause_role, pause_target, out, pipeline_bin,
+            toxiproxy, faultproxy_bin, pause_role, pause_target, out, pipeline_bin, cluster_secret_file,
             quiesce_timeout, client_timeout, fault_at, fault_for, switches, inventory_mode,
             shipping_failure_rate, workload, stock_skus, initial_stock,
             expectation: None,

@@ -224,6 +224,10 @@ pub struct RunConfig {
     pub out: PathBuf,
     /// The pipeline binary.
     pub pipeline_bin: Option<PathBuf>,
+    /// The file holding the cluster secret (`None`: a fresh secret per run). Only the path is
+    /// recorded, never the secret; the secret file is never copied into the run directory.
+    #[serde(default)]
+    pub cluster_secret_file: Option<PathBuf>,
     /// How long to wait after the workload for every saga to finish.
     #[serde(rename = "quiesce_timeout_ms", with = "ms")]
     pub quiesce_timeout: Duration,
@@ -279,6 +283,7 @@ impl Default for RunConfig {
             pause_target: Target::Leader,
             out: PathBuf::from("reports"),
             pipeline_bin: None,
+            cluster_secret_file: None,
             quiesce_timeout: Duration::from_secs(30),
             client_timeout: Duration::from_secs(2),
             fault_at: None,

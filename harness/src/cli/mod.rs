@@ -125,6 +125,10 @@ pub struct RunArgs {
     /// The pipeline binary (default: `pipeline` next to this harness binary).
     #[arg(long)]
     pub pipeline_bin: Option<PathBuf>,
+    /// The cluster secret the roles require (one to four lines, the first is sent; mode 0600)
+    /// instead of a fresh one from the OS RNG. Never copied into the run directory.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// How long to wait after the workload for every saga to finish.
     #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub quiesce_timeout: Duration,
@@ -200,6 +204,7 @@ impl RunArgs {
             pause_target,
             out,
             pipeline_bin,
+            cluster_secret_file,
             quiesce_timeout,
             client_timeout,
             fault_at,
@@ -236,6 +241,7 @@ impl RunArgs {
             pause_target,
             out,
             pipeline_bin,
+            cluster_secret_file,
             quiesce_timeout,
             client_timeout,
             fault_at,

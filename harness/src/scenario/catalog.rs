@@ -57,228 +57,248 @@ fn verdict_valid() -> Requirement {
 /// Every scenario, in `harness scenario list` order.
 pub fn all() -> Vec<Scenario> {
     vec![
-        Scenario {
-            name: "stale-leader",
-            protection: "fencing",
-            about: "pauses the order leader (SIGSTOP) past its lease so that another node is \
-                    elected, then resumes it; with --no-lease-check the deposed leader acts on \
-                    its stale leadership flag, so its late writes reach the store replicas",
-            base: || RunConfig {
-                time_limit: ms(11_000),
-                concurrency: 12,
-                client_timeout: ms(8000),
-                switches: Switches {
-                    no_lease_check: true,
-                    ..Switches::default()
+        stale_leader(),
+        lost_response(),
+        retried_compensation(),
+        retry_storm(),
+        consistency(),
+    ]
+}
+
+/// Fencing against a paused, deposed order leader.
+fn stale_leader() -> Scenario {
+    Scenario {
+        name: "stale-leader",
+        protection: "fencing",
+        about: "pauses the order leader (SIGSTOP) past its lease so that another node is \
+                elected, then resumes it; with --no-lease-check the deposed leader acts on \
+                its stale leadership flag, so its late writes reach the store replicas",
+        base: || RunConfig {
+            time_limit: ms(11_000),
+            concurrency: 12,
+            client_timeout: ms(8000),
+            switches: Switches {
+                no_lease_check: true,
+                ..Switches::default()
+            },
+            faults: vec![fault(
+                3000,
+                4000,
+                FaultPlan::Pause {
+                    role: Role::Order,
+                    target: Target::Leader,
                 },
-                faults: vec![fault(
-                    3000,
-                    4000,
-                    FaultPlan::Pause {
-                        role: Role::Order,
-                        target: Target::Leader,
-                    },
-                )],
-                ..RunConfig::default()
+            )],
+            ..RunConfig::default()
+        },
+        off: Off {
+            switches: Switches {
+                no_fencing: true,
+                ..Switches::default()
             },
-            off: Off {
-                switches: Switches {
-                    no_fencing: true,
-                    ..Switches::default()
-                },
-                inventory_mode: None,
-            },
-            claim_on: "the deposed order leader's late writes are refused by the store replicas \
-                       (the fencing check lists them) and every check stays valid",
-            claim_off: "without fencing the replicas accept the deposed leader's writes under \
-                        its stale token: the fencing check is invalid",
-            on_requirements: || {
-                vec![
-                    Requirement::with(
-                        Valid,
-                        "stale order writes rejected",
-                        Measure::FencingRejected {
-                            domain: "order".into(),
-                        },
-                        1.0,
-                    ),
-                    verdict_valid(),
-                ]
-            },
-            off_requirements: || {
-                vec![Requirement::with(
-                    Invalid,
-                    "stale order writes accepted",
-                    Measure::FencingViolations {
+            inventory_mode: None,
+        },
+        claim_on: "the deposed order leader's late writes are refused by the store replicas \
+                   (the fencing check lists them) and every check stays valid",
+        claim_off: "without fencing the replicas accept the deposed leader's writes under \
+                    its stale token: the fencing check is invalid",
+        on_requirements: || {
+            vec![
+                Requirement::with(
+                    Valid,
+                    "stale order writes rejected",
+                    Measure::FencingRejected {
                         domain: "order".into(),
                     },
                     1.0,
-                )]
-            },
+                ),
+                verdict_valid(),
+            ]
         },
-        Scenario {
-            name: "lost-response",
-            protection: "idempotency",
-            about: "drops the replies to POST /charge on every link into payment while the \
-                    requests still arrive: charges happen, the order leader never hears so, and \
-                    retries them under the same idempotency key",
-            base: || RunConfig {
-                time_limit: ms(11_000),
-                faults: vec![lost_replies(4000, 4000, "POST", "/charge")],
-                ..RunConfig::default()
-            },
-            off: Off {
-                switches: Switches {
-                    no_idempotency: true,
-                    ..Switches::default()
+        off_requirements: || {
+            vec![Requirement::with(
+                Invalid,
+                "stale order writes accepted",
+                Measure::FencingViolations {
+                    domain: "order".into(),
                 },
-                inventory_mode: None,
+                1.0,
+            )]
+        },
+    }
+}
+
+/// Idempotency against lost charge replies.
+fn lost_response() -> Scenario {
+    Scenario {
+        name: "lost-response",
+        protection: "idempotency",
+        about: "drops the replies to POST /charge on every link into payment while the \
+                requests still arrive: charges happen, the order leader never hears so, and \
+                retries them under the same idempotency key",
+        base: || RunConfig {
+            time_limit: ms(11_000),
+            faults: vec![lost_replies(4000, 4000, "POST", "/charge")],
+            ..RunConfig::default()
+        },
+        off: Off {
+            switches: Switches {
+                no_idempotency: true,
+                ..Switches::default()
             },
-            claim_on: "charge keys are presented more than once and each made one ledger record \
-                       (idempotency check), every order has exactly its effects, every check \
-                       valid",
-            claim_off: "without idempotency every retried charge is charged again: the effects \
-                        check is invalid with double charges",
-            on_requirements: || {
-                vec![
-                    Requirement::with(
-                        Valid,
-                        "charge keys presented more than once with one record",
-                        Measure::RepeatedKeys {
-                            ledger: Ledger::Payments,
-                            step: StepKind::Charge,
-                        },
-                        1.0,
-                    ),
-                    Requirement::is(Subject::Check(CheckId::Effects), Valid),
-                    verdict_valid(),
-                ]
-            },
-            off_requirements: || {
-                vec![Requirement::with(
-                    Invalid,
-                    "double charges",
-                    Measure::EffectViolations {
-                        kind: EffectViolation::DoubleCharge,
+            inventory_mode: None,
+        },
+        claim_on: "charge keys are presented more than once and each made one ledger record \
+                   (idempotency check), every order has exactly its effects, every check \
+                   valid",
+        claim_off: "without idempotency every retried charge is charged again: the effects \
+                    check is invalid with double charges",
+        on_requirements: || {
+            vec![
+                Requirement::with(
+                    Valid,
+                    "charge keys presented more than once with one record",
+                    Measure::RepeatedKeys {
+                        ledger: Ledger::Payments,
+                        step: StepKind::Charge,
                     },
                     1.0,
-                )]
-            },
+                ),
+                Requirement::is(Subject::Check(CheckId::Effects), Valid),
+                verdict_valid(),
+            ]
         },
-        Scenario {
-            name: "retried-compensation",
-            protection: "idempotency",
-            about: "refuses 60% of shipments so that most sagas compensate, and drops the \
-                    replies to POST /refund on every link into payment while the requests still \
-                    arrive: refunds happen, the order leader never hears so, and retries every \
-                    one of them under its key",
-            base: || RunConfig {
-                time_limit: ms(12_000),
-                shipping_failure_rate: Some(0.6),
-                faults: vec![lost_replies(3000, 6000, "POST", "/refund")],
-                ..RunConfig::default()
-            },
-            off: Off {
-                switches: Switches {
-                    no_idempotency: true,
-                    ..Switches::default()
+        off_requirements: || {
+            vec![Requirement::with(
+                Invalid,
+                "double charges",
+                Measure::EffectViolations {
+                    kind: EffectViolation::DoubleCharge,
                 },
-                inventory_mode: None,
+                1.0,
+            )]
+        },
+    }
+}
+
+/// Idempotency of compensations against lost refund replies.
+fn retried_compensation() -> Scenario {
+    Scenario {
+        name: "retried-compensation",
+        protection: "idempotency",
+        about: "refuses 60% of shipments so that most sagas compensate, and drops the \
+                replies to POST /refund on every link into payment while the requests still \
+                arrive: refunds happen, the order leader never hears so, and retries every \
+                one of them under its key",
+        base: || RunConfig {
+            time_limit: ms(12_000),
+            shipping_failure_rate: Some(0.6),
+            faults: vec![lost_replies(3000, 6000, "POST", "/refund")],
+            ..RunConfig::default()
+        },
+        off: Off {
+            switches: Switches {
+                no_idempotency: true,
+                ..Switches::default()
             },
-            claim_on: "refund keys are presented more than once and each made one refund \
-                       (idempotency check), compensated orders have exactly one refund (effects \
-                       check), every check valid",
-            claim_off: "without idempotency a retried refund is paid out again: the effects \
-                        check is invalid with double refunds. (--no-compensation would show lost \
-                        refunds whether or not a reply was lost; double refunds are the failure \
-                        that retrying a compensation causes, so they prove \"refunded once\".)",
-            on_requirements: || {
-                vec![
-                    Requirement::with(
-                        Valid,
-                        "refund keys presented more than once with one record",
-                        Measure::RepeatedKeys {
-                            ledger: Ledger::Payments,
-                            step: StepKind::Refund,
-                        },
-                        1.0,
-                    ),
-                    Requirement::with(
-                        Valid,
-                        "compensated orders",
-                        Measure::OrdersWithStatus {
-                            status: OrderStatus::Compensated,
-                        },
-                        1.0,
-                    ),
-                    verdict_valid(),
-                ]
-            },
-            off_requirements: || {
-                vec![Requirement::with(
-                    Invalid,
-                    "double refunds",
-                    Measure::EffectViolations {
-                        kind: EffectViolation::DoubleRefund,
+            inventory_mode: None,
+        },
+        claim_on: "refund keys are presented more than once and each made one refund \
+                   (idempotency check), compensated orders have exactly one refund (effects \
+                   check), every check valid",
+        claim_off: "without idempotency a retried refund is paid out again: the effects \
+                    check is invalid with double refunds. (--no-compensation would show lost \
+                    refunds whether or not a reply was lost; double refunds are the failure \
+                    that retrying a compensation causes, so they prove \"refunded once\".)",
+        on_requirements: || {
+            vec![
+                Requirement::with(
+                    Valid,
+                    "refund keys presented more than once with one record",
+                    Measure::RepeatedKeys {
+                        ledger: Ledger::Payments,
+                        step: StepKind::Refund,
                     },
                     1.0,
-                )]
-            },
-        },
-        Scenario {
-            name: "retry-storm",
-            protection: "retry-budget",
-            about: "slows every link into payment past the callers' 2 s timeout (the storm \
-                    fault) while the workload's clients resend eagerly: every attempt times \
-                    out, and only the retry budget keeps the retries bounded",
-            base: || RunConfig {
-                time_limit: ms(12_000),
-                faults: vec![fault(
-                    4000,
-                    5000,
-                    FaultPlan::Storm {
-                        role: Role::Payment,
-                        latency_ms: 2500,
+                ),
+                Requirement::with(
+                    Valid,
+                    "compensated orders",
+                    Measure::OrdersWithStatus {
+                        status: OrderStatus::Compensated,
                     },
-                )],
-                ..RunConfig::default()
-            },
-            off: Off {
-                switches: Switches {
-                    no_retry_budget: true,
-                    ..Switches::default()
-                },
-                inventory_mode: None,
-            },
-            claim_on: "the order leader's retries to payment stay within the budget in every \
-                       window while the budget refuses some (retry-load check), every check \
-                       valid",
-            claim_off: "without the budget every attempt is retried: the retry-load check is \
-                        invalid with windows over the budget",
-            on_requirements: || {
-                vec![
-                    Requirement::with(
-                        Valid,
-                        "payment retries the budget refused",
-                        Measure::RetriesRefused {
-                            downstream: Role::Payment,
-                        },
-                        1.0,
-                    ),
-                    verdict_valid(),
-                ]
-            },
-            off_requirements: || {
-                vec![Requirement::with(
-                    Invalid,
-                    "caller windows over the budget",
-                    Measure::WindowsOverBudget,
                     1.0,
-                )]
-            },
+                ),
+                verdict_valid(),
+            ]
         },
-        consistency(),
-    ]
+        off_requirements: || {
+            vec![Requirement::with(
+                Invalid,
+                "double refunds",
+                Measure::EffectViolations {
+                    kind: EffectViolation::DoubleRefund,
+                },
+                1.0,
+            )]
+        },
+    }
+}
+
+/// The retry budget against a storm on payment.
+fn retry_storm() -> Scenario {
+    Scenario {
+        name: "retry-storm",
+        protection: "retry-budget",
+        about: "slows every link into payment past the callers' 2 s timeout (the storm \
+                fault) while the workload's clients resend eagerly: every attempt times \
+                out, and only the retry budget keeps the retries bounded",
+        base: || RunConfig {
+            time_limit: ms(12_000),
+            faults: vec![fault(
+                4000,
+                5000,
+                FaultPlan::Storm {
+                    role: Role::Payment,
+                    latency_ms: 2500,
+                },
+            )],
+            ..RunConfig::default()
+        },
+        off: Off {
+            switches: Switches {
+                no_retry_budget: true,
+                ..Switches::default()
+            },
+            inventory_mode: None,
+        },
+        claim_on: "the order leader's retries to payment stay within the budget in every \
+                   window while the budget refuses some (retry-load check), every check \
+                   valid",
+        claim_off: "without the budget every attempt is retried: the retry-load check is \
+                    invalid with windows over the budget",
+        on_requirements: || {
+            vec![
+                Requirement::with(
+                    Valid,
+                    "payment retries the budget refused",
+                    Measure::RetriesRefused {
+                        downstream: Role::Payment,
+                    },
+                    1.0,
+                ),
+                verdict_valid(),
+            ]
+        },
+        off_requirements: || {
+            vec![Requirement::with(
+                Invalid,
+                "caller windows over the budget",
+                Measure::WindowsOverBudget,
+                1.0,
+            )]
+        },
+    }
 }
 
 /// The consistency swap: the same partition over contended stock with inventory linearizable

@@ -335,6 +335,7 @@ pub async fn run(args: ShippingArgs) -> anyhow::Result<()> {
         &boot.cfg,
         elector.clone(),
         boot.cfg.settings.call_timeout() * 3 / 4,
+        &boot.peers,
     );
     let svc = Shipping {
         ledger: Ledger::new(quorum, Some(elector.clone()), !args.no_idempotency),
@@ -351,9 +352,9 @@ pub async fn run(args: ShippingArgs) -> anyhow::Result<()> {
         .merge(common_routes(
             "shipping",
             boot.cfg.node.clone(),
-            boot.metrics,
+            boot.metrics.clone(),
         ));
-    let served = super::serve(boot.listen, app, boot.cfg.settings.max_in_flight_requests).await;
+    let served = super::serve(&boot, app).await;
     elector.release().await;
     served
 }
