@@ -439,8 +439,8 @@ fn without_idempotency_keys_make_more_effects() {
 /// Proves one key, one effect keeps holding while one node of the role is paused (SIGSTOP) or
 /// killed (SIGKILL), the leader or not: the key goes to every node at once, the node is stopped
 /// a few milliseconds later (maybe mid-effect) and brought back after 3 s, every client settles
-/// its request (the stopped node's too, once it is back), and the key made one `effect applied`
-/// line and one record.
+/// its request (the stopped node's too, once it is back), and the key made one record (and one
+/// `effect applied` line; a process killed between the two may never write its line).
 #[test]
 fn once_per_key_while_a_node_is_paused_or_killed() {
     use nix::sys::signal::Signal;
@@ -483,10 +483,14 @@ fn once_per_key_while_a_node_is_paused_or_killed() {
             });
             assert!(answers.iter().all(|(s, _)| *s < 300), "{key}: {answers:?}");
             let lines = applied(&c, role, e.kind);
-            assert_eq!(
-                lines.get(&key),
-                Some(&1),
-                "{key} ({fault} of {target}, leader {leader})"
+            let logged = lines.get(&key).copied().unwrap_or(0);
+            // A SIGKILL can land between the effect's durable record and its log line (the
+            // line is written after the record): after a kill the ledger is the truth, and at
+            // most one line may tell of it.
+            let want = if fault == "kill" { 0..=1 } else { 1..=1 };
+            assert!(
+                want.contains(&logged),
+                "{key} ({fault} of {target}, leader {leader}): {logged} applied lines"
             );
             assert_eq!(records(&c, e, &key, &t), 1, "{key}: records");
         }
