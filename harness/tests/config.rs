@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use formats::fault::{FaultPlan, Kind, Kinds, Links, NetEffect, Planned, Shape, Target};
-use formats::spec::{ClusterKind, InventoryMode, RunConfig, Spec, Switches, WorkloadKind};
+use formats::spec::{
+    ClusterKind, InventoryMode, PrometheusChoice, RunConfig, Spec, Switches, WorkloadKind,
+};
 use formats::Role;
 use harness::config::{split_command, validate};
 use proptest::prelude::*;
@@ -145,6 +147,11 @@ prop_compose! {
         ],
         out in path(),
         pipeline_bin in proptest::option::of(path()),
+        prometheus in prop_oneof![
+            Just(PrometheusChoice::Auto),
+            Just(PrometheusChoice::Off),
+            path().prop_map(PrometheusChoice::Binary),
+        ],
         quiesce_timeout in ms(0..=600_000),
         client_timeout in ms(1..=600_000),
         switches in switches(),
@@ -164,7 +171,7 @@ prop_compose! {
         RunConfig {
             cluster, nodes, nodes_file, insecure_ignore_host_keys, netns_state_dir, time_limit,
             rate, concurrency, seed, scenario, nemesis, faults, nemesis_interval, nemesis_pairs,
-            toxiproxy, faultproxy_bin, pause_role, pause_target, out, pipeline_bin,
+            toxiproxy, faultproxy_bin, pause_role, pause_target, out, pipeline_bin, prometheus,
             quiesce_timeout, client_timeout, fault_at, fault_for, switches, inventory_mode,
             shipping_failure_rate, workload, stock_skus, initial_stock,
             expectation: None,

@@ -176,6 +176,43 @@ impl Switches {
     }
 }
 
+/// Whether a Prometheus runs beside the cluster (scraping every role, evaluating the alerting
+/// rules), as `--prometheus` spells it: `auto` (the `prometheus` on PATH, if there is one),
+/// `off`, or the binary's path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum PrometheusChoice {
+    /// The `prometheus` on PATH; without one the run says so and goes on.
+    #[default]
+    Auto,
+    /// No Prometheus.
+    Off,
+    /// This binary.
+    Binary(PathBuf),
+}
+
+impl std::fmt::Display for PrometheusChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrometheusChoice::Auto => f.pad("auto"),
+            PrometheusChoice::Off => f.pad("off"),
+            PrometheusChoice::Binary(p) => f.pad(&p.display().to_string()),
+        }
+    }
+}
+
+impl std::str::FromStr for PrometheusChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PrometheusChoice, String> {
+        match s {
+            "" => Err("--prometheus: give auto, off or the binary's path".into()),
+            "auto" => Ok(PrometheusChoice::Auto),
+            "off" => Ok(PrometheusChoice::Off),
+            path => Ok(PrometheusChoice::Binary(PathBuf::from(path))),
+        }
+    }
+}
+
 /// One run, as a value: build it, store it in `spec.json`, derive its command line from it,
 /// change it and run it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +261,9 @@ pub struct RunConfig {
     pub out: PathBuf,
     /// The pipeline binary.
     pub pipeline_bin: Option<PathBuf>,
+    /// The Prometheus beside the cluster (`auto`, `off` or a binary).
+    #[serde(default, with = "crate::spelled")]
+    pub prometheus: PrometheusChoice,
     /// How long to wait after the workload for every saga to finish.
     #[serde(rename = "quiesce_timeout_ms", with = "ms")]
     pub quiesce_timeout: Duration,
@@ -279,6 +319,7 @@ impl Default for RunConfig {
             pause_target: Target::Leader,
             out: PathBuf::from("reports"),
             pipeline_bin: None,
+            prometheus: PrometheusChoice::Auto,
             quiesce_timeout: Duration::from_secs(30),
             client_timeout: Duration::from_secs(2),
             fault_at: None,

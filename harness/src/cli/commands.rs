@@ -220,6 +220,18 @@ pub struct ScenarioRunArgs {
     pub pipeline_bin: Option<PathBuf>,
 }
 
+/// `harness seam-table`.
+#[derive(Debug, Clone, Args)]
+pub struct SeamTableArgs {
+    /// Run directories, or folders holding them (searched below).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Write the table between the markers of this file (e.g. docs/seam-signals.md) instead of
+    /// printing it.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+}
+
 /// `harness nightly`.
 #[derive(Debug, Clone, Args)]
 pub struct NightlyArgs {

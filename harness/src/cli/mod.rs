@@ -11,7 +11,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use formats::duration;
 use formats::fault::{Kinds, Planned, Target};
-pub use formats::spec::{ClusterKind, InventoryMode, RunConfig, Switches, WorkloadKind};
+pub use formats::spec::{
+    ClusterKind, InventoryMode, PrometheusChoice, RunConfig, Switches, WorkloadKind,
+};
 use formats::Role;
 
 /// A Jepsen-style fault-injection harness for the order/payment saga pipeline.
@@ -44,6 +46,9 @@ pub enum Command {
     Scenario(ScenarioArgs),
     /// The nightly job: runs with two faults at once, optionally the scenario matrix, a summary.
     Nightly(NightlyArgs),
+    /// From stored runs, the table of which seam signal moved first and which alert fired first
+    /// per scenario and fault kind (docs/seam-signals.md).
+    SeamTable(SeamTableArgs),
     /// Measure costs side by side (use a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -122,6 +127,11 @@ pub struct RunArgs {
     /// The pipeline binary (default: `pipeline` next to this harness binary).
     #[arg(long)]
     pub pipeline_bin: Option<PathBuf>,
+    /// A Prometheus beside the cluster, scraping every role and evaluating the alerting rules:
+    /// auto (the `prometheus` on PATH; without one the run says so and goes on), off, or the
+    /// binary's path.
+    #[arg(long, default_value = "auto")]
+    pub prometheus: PrometheusChoice,
     /// How long to wait after the workload for every saga to finish.
     #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub quiesce_timeout: Duration,
@@ -197,6 +207,7 @@ impl RunArgs {
             pause_target,
             out,
             pipeline_bin,
+            prometheus,
             quiesce_timeout,
             client_timeout,
             fault_at,
@@ -233,6 +244,7 @@ impl RunArgs {
             pause_target,
             out,
             pipeline_bin,
+            prometheus,
             quiesce_timeout,
             client_timeout,
             fault_at,

@@ -3,7 +3,8 @@
 //!
 //! The effect (a ledger record) and its first result are one quorum write under the leader's
 //! fencing token. A repeat of the key with the same payload returns the stored record, changes
-//! nothing but the record's replay count, and counts a dedup hit in `duplicate_effects_total`.
+//! nothing but the record's replay count, and counts a dedup hit in `duplicate_effects_total`
+//! (`outcome="deduplicated"`; with `--no-idempotency` a key applied again counts `applied`).
 //! The same key with another payload is refused (422); a repeat while the first is still in
 //! flight gets 409. A refund needs a charge of the same order and amount.
 
@@ -20,6 +21,7 @@ use super::leader::{serve_routed, store_unavailable, write_error, Leader};
 use crate::cli::PaymentArgs;
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
 use crate::quorum::{Quorum, WriteOutcome};
+use crate::telemetry::{self, Repeat};
 
 /// Store key prefix of ledger records.
 const LEDGER: &str = "ledger/";
@@ -122,6 +124,18 @@ impl Payment {
             .filter(|c| c.kind == Kind::Charge))
     }
 
+    /// Without idempotency: whether `key` already made a ledger record (under `<key>#<ns>`),
+    /// so that applying it again counts as a repeat that was applied.
+    async fn presented_before(&self, key: &str) -> Result<bool, ApiError> {
+        let prefix = format!("{}#", ledger_key(key));
+        let (recs, _) = self
+            .quorum
+            .scan(&prefix, None, 1)
+            .await
+            .map_err(store_unavailable)?;
+        Ok(!recs.is_empty())
+    }
+
     /// The decision and the write, as the leader holding `token`.
     async fn apply(
         &self,
@@ -151,7 +165,7 @@ impl Payment {
                 }
                 rec.replays += 1;
                 self.write(token, ledger_key(&key), &rec).await?;
-                metrics::counter!("duplicate_effects_total", "kind" => kind.label()).increment(1);
+                telemetry::duplicate_effect(kind.label(), Repeat::Deduplicated);
                 tracing::info!(%key, kind = kind.label(), replays = rec.replays, "dedup hit");
                 return Ok((
                     StatusCode::OK,
@@ -191,6 +205,9 @@ impl Payment {
         let storage_key = if self.idempotency {
             ledger_key(&key)
         } else {
+            if self.presented_before(&key).await? {
+                telemetry::duplicate_effect(kind.label(), Repeat::Applied);
+            }
             ledger_key(&format!("{key}#{}", now_ns()))
         };
         self.write(token, storage_key, &rec).await?;
@@ -265,8 +282,10 @@ async fn admin_leader(State(svc): State<Payment>) -> Json<serde_json::Value> {
 /// Runs the payment role until SIGTERM.
 pub async fn run(args: PaymentArgs) -> anyhow::Result<()> {
     let boot = super::boot("payment", &args.common)?;
-    metrics::counter!("duplicate_effects_total", "kind" => "charge").increment(0);
-    metrics::counter!("duplicate_effects_total", "kind" => "refund").increment(0);
+    telemetry::register_duplicates(
+        &["charge", "refund"],
+        &[Repeat::Deduplicated, Repeat::Applied],
+    );
     let (replicas, quorum) = super::common::store_for(&boot, "payment")?;
     let elector = super::common::elector_for(&boot, &replicas, &quorum, true);
     let leader = Leader::new(

@@ -21,6 +21,7 @@ use super::common::{admin_page, now_ms, now_ns, Answer, InFlightKeys};
 use super::leader::{store_unavailable, write_error};
 use crate::cli::ShippingArgs;
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
+use crate::telemetry::{self, Repeat};
 use crate::ids::fnv1a64;
 use crate::quorum::{Quorum, WriteOutcome};
 
@@ -145,7 +146,7 @@ impl Shipping {
                 }
                 s.replays += 1;
                 self.write(&[(format!("{SHIP}{key}"), &s)]).await?;
-                metrics::counter!("duplicate_effects_total", "kind" => "ship").increment(1);
+                telemetry::duplicate_effect("ship", Repeat::Deduplicated);
                 return Ok((
                     StatusCode::OK,
                     Json(json!({"shipment": s, "replayed": true})),
@@ -183,6 +184,14 @@ impl Shipping {
         let storage = if self.idempotency {
             format!("{SHIP}{key}")
         } else {
+            let (before, _) = self
+                .quorum
+                .scan(&format!("{SHIP}{key}#"), None, 1)
+                .await
+                .map_err(store_unavailable)?;
+            if !before.is_empty() {
+                telemetry::duplicate_effect("ship", Repeat::Applied);
+            }
             format!("{SHIP}{key}#{}", now_ns())
         };
         self.write(&[(storage, &s)]).await?;
@@ -201,6 +210,7 @@ impl Shipping {
                 format!("{SHIP}{}", req.shipment_key),
             )
             .await?;
+        let applied_again = !self.idempotency && done.is_some();
         if let (true, Some(v)) = (self.idempotency, done) {
             let mut d: Decision =
                 serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -212,11 +222,14 @@ impl Shipping {
             }
             d.replays += 1;
             self.write(&[(format!("{CANCEL}{key}"), &d)]).await?;
-            metrics::counter!("duplicate_effects_total", "kind" => "cancel").increment(1);
+            telemetry::duplicate_effect("cancel", Repeat::Deduplicated);
             return Ok((
                 StatusCode::OK,
                 Json(json!({"cancellation": d, "replayed": true})),
             ));
+        }
+        if applied_again {
+            telemetry::duplicate_effect("cancel", Repeat::Applied);
         }
         let Some(v) = ship else {
             return Err(ApiError::unprocessable(
@@ -315,8 +328,7 @@ async fn shipments(
 /// Runs the shipping role until SIGTERM.
 pub async fn run(args: ShippingArgs) -> anyhow::Result<()> {
     let boot = super::boot("shipping", &args.common)?;
-    metrics::counter!("duplicate_effects_total", "kind" => "ship").increment(0);
-    metrics::counter!("duplicate_effects_total", "kind" => "cancel").increment(0);
+    telemetry::register_duplicates(&["ship", "cancel"], &[Repeat::Deduplicated, Repeat::Applied]);
     let failure_rate = args
         .failure_rate
         .unwrap_or(boot.cfg.settings.shipping_failure_rate);

@@ -27,11 +27,13 @@ pub const DOMAINS: &[&str] = &[
     "inventory",
     "inventory-eventual",
     "shipping",
+    "order-intake",
 ];
 /// Domains written without a leader: every write carries token 0, none is refused as stale,
 /// and no lease can be taken. Versions there order by sequence alone (last writer wins).
-/// `inventory-eventual` holds the inventory in eventual mode, `shipping` the shipments.
-pub const UNFENCED_DOMAINS: &[&str] = &["inventory-eventual", "shipping"];
+/// `inventory-eventual` holds the inventory in eventual mode, `shipping` the shipments,
+/// `order-intake` the orders every order node accepts into its own partition.
+pub const UNFENCED_DOMAINS: &[&str] = &["inventory-eventual", "shipping", "order-intake"];
 
 /// Whether `domain` is fenced by lease tokens (a known domain not in [`UNFENCED_DOMAINS`]).
 pub fn is_fenced(domain: &str) -> bool {

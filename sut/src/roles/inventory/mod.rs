@@ -30,6 +30,7 @@ use super::leader::{serve_routed, store_unavailable, write_error, Leader, Route}
 use crate::cli::InventoryArgs;
 use crate::config::InventoryMode;
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
+use crate::telemetry::{self, Repeat};
 use crate::quorum::{Quorum, WriteOutcome};
 
 const SKU: &str = "sku/";
@@ -161,7 +162,21 @@ impl Inventory {
             }
         }
         if status == StatusCode::OK {
-            metrics::counter!("duplicate_effects_total", "kind" => "inventory").increment(1);
+            telemetry::duplicate_effect("inventory", Repeat::Deduplicated);
+        }
+        if !self.idempotency && status == StatusCode::CREATED {
+            // Without idempotency every request is stored under `<key>#<ns>`: another record
+            // under the same key means this one applied the key again.
+            let prefix = format!("{key}#");
+            let made = state
+                .reservations
+                .keys()
+                .chain(state.releases.keys())
+                .filter(|k| k.starts_with(&prefix))
+                .count();
+            if made > 1 {
+                telemetry::duplicate_effect("inventory", Repeat::Applied);
+            }
         }
         Ok((status, Json(body)))
     }
@@ -324,7 +339,7 @@ fn domain_of(mode: InventoryMode) -> &'static str {
 /// Runs the inventory role until SIGTERM.
 pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
     let mut boot = super::boot("inventory", &args.common)?;
-    metrics::counter!("duplicate_effects_total", "kind" => "inventory").increment(0);
+    telemetry::register_duplicates(&["inventory"], &[Repeat::Deduplicated, Repeat::Applied]);
     if let Some(mode) = args.inventory_mode.take() {
         boot.cfg.settings.inventory_mode = mode;
     }

@@ -196,8 +196,11 @@ pub struct OrderRecord {
     pub order_id: String,
     /// The client's key.
     pub idempotency_key: String,
-    /// Log offset.
+    /// Offset in the intake partition that accepted it (within that node's incarnation).
     pub offset: u64,
+    /// The node whose intake partition accepted it.
+    #[serde(default)]
+    pub partition: String,
     /// Where the saga is.
     pub status: Status,
     /// Why it failed, if it did.
