@@ -2,7 +2,8 @@
 //! real fsync and real SIGKILL. `store` covers the replicas, quorum client, leases and fencing
 //! (issue 3); `pipeline` covers the saga roles, `effects` single effects under idempotency
 //! keys, and `inventory` its two consistency models (issue 4); `leases` covers elections that
-//! cannot be split or poisoned and bounded tokens (issue 15).
+//! cannot be split or poisoned and bounded tokens (issue 15); `intake` order intake on every node
+//! and the counters the alerting rules use (issue 16).
 
 #[path = "api/cluster.rs"]
 mod cluster;
@@ -10,6 +11,8 @@ mod cluster;
 mod effects;
 #[path = "api/electors.rs"]
 mod electors;
+#[path = "api/intake.rs"]
+mod intake;
 #[path = "api/inventory.rs"]
 mod inventory;
 #[path = "api/leases.rs"]

@@ -134,7 +134,14 @@ impl Check for Alerts {
         vec![
             Table::of(
                 "Signals and alerts per fault",
-                &["fault", "start (s)", "heal (s)", "first signal", "first alert", "alerts"],
+                &[
+                    "fault",
+                    "start (s)",
+                    "heal (s)",
+                    "first signal",
+                    "first alert",
+                    "alerts",
+                ],
                 &d.faults,
                 0,
                 |f| {
@@ -228,7 +235,13 @@ fn joined(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-fn to_span(labels: &BTreeMap<String, String>, from_ms: i64, to_ms: i64, open: bool, start_ms: i64) -> Span {
+fn to_span(
+    labels: &BTreeMap<String, String>,
+    from_ms: i64,
+    to_ms: i64,
+    open: bool,
+    start_ms: i64,
+) -> Span {
     Span {
         alert: labels.get("alertname").cloned().unwrap_or_default(),
         labels: joined(labels),
@@ -337,7 +350,10 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
     details.prometheus_ran = true;
     if !prom.errors.is_empty() {
         return unknown(
-            format!("{fired}; Prometheus's alerts could not be read: {}", prom.errors.join("; ")),
+            format!(
+                "{fired}; Prometheus's alerts could not be read: {}",
+                prom.errors.join("; ")
+            ),
             details,
         );
     }
@@ -346,7 +362,9 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
         .iter()
         .map(|f| to_span(&f.labels, f.from_unix_ms, f.to_unix_ms, false, start_ms))
         .collect();
-    let tolerance_ms = prom.evaluation_interval_ms.max(EVALUATION_INTERVAL_MS as u64) as i64
+    let tolerance_ms = prom
+        .evaluation_interval_ms
+        .max(EVALUATION_INTERVAL_MS as u64) as i64
         + SCRAPE_INTERVAL_MS;
     details.tolerance_s = tolerance_ms as f64 / 1000.0;
     let window = (
@@ -405,11 +423,23 @@ fn compare(
     let mut by_labels: BTreeMap<BTreeMap<String, String>, (Spans, Spans)> = BTreeMap::new();
     for f in ours.iter().filter(|f| inside(f.from_ms, f.to_ms)) {
         let e = by_labels.entry(f.labels.clone()).or_default();
-        e.0.push((f.from_ms, f.to_ms, f.open || f.to_ms >= window.1 - tolerance_ms));
+        e.0.push((
+            f.from_ms,
+            f.to_ms,
+            f.open || f.to_ms >= window.1 - tolerance_ms,
+        ));
     }
-    for f in prom.alerts.iter().filter(|f| inside(f.from_unix_ms, f.to_unix_ms)) {
+    for f in prom
+        .alerts
+        .iter()
+        .filter(|f| inside(f.from_unix_ms, f.to_unix_ms))
+    {
         let e = by_labels.entry(f.labels.clone()).or_default();
-        e.1.push((f.from_unix_ms, f.to_unix_ms, f.to_unix_ms >= window.1 - tolerance_ms));
+        e.1.push((
+            f.from_unix_ms,
+            f.to_unix_ms,
+            f.to_unix_ms >= window.1 - tolerance_ms,
+        ));
     }
     let rel = |ms: i64| (ms - start_ms) as f64 / 1000.0;
     let mut out = Vec::new();

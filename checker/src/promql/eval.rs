@@ -57,8 +57,7 @@ fn selected<'a>(store: &'a Store, e: &'a Expr) -> Result<Vec<&'a StoredSeries>, 
         return err("expected a selector");
     };
     Ok(store
-        .series
-        .iter()
+        .named(name.as_deref())
         .filter(|s| matches(&s.labels, name.as_deref(), matchers))
         .collect())
 }
@@ -333,20 +332,30 @@ fn aggregate(op: AggOp, grouping: &[String], without: bool, v: Vec<Sample>) -> V
                 AggOp::Sum => vals.iter().sum(),
                 AggOp::Count => vals.len() as f64,
                 AggOp::Avg => vals.iter().sum::<f64>() / vals.len() as f64,
-                AggOp::Max => vals.iter().copied().fold(f64::NAN, |m, x| {
-                    if m < x || m.is_nan() {
-                        x
-                    } else {
-                        m
-                    }
-                }),
-                AggOp::Min => vals.iter().copied().fold(f64::NAN, |m, x| {
-                    if m > x || m.is_nan() {
-                        x
-                    } else {
-                        m
-                    }
-                }),
+                AggOp::Max => {
+                    vals.iter().copied().fold(
+                        f64::NAN,
+                        |m, x| {
+                            if m < x || m.is_nan() {
+                                x
+                            } else {
+                                m
+                            }
+                        },
+                    )
+                }
+                AggOp::Min => {
+                    vals.iter().copied().fold(
+                        f64::NAN,
+                        |m, x| {
+                            if m > x || m.is_nan() {
+                                x
+                            } else {
+                                m
+                            }
+                        },
+                    )
+                }
             };
             Sample { labels, value }
         })
@@ -372,11 +381,17 @@ fn elem(op: BinOp, l: f64, r: f64) -> (f64, bool) {
 
 fn signature(labels: &Labels, m: Option<&Matching>) -> Vec<(String, String)> {
     match m {
-        Some(Matching { on: true, labels: on }) => on
+        Some(Matching {
+            on: true,
+            labels: on,
+        }) => on
             .iter()
             .map(|k| (k.clone(), labels.get(k).cloned().unwrap_or_default()))
             .collect(),
-        Some(Matching { on: false, labels: ig }) => labels
+        Some(Matching {
+            on: false,
+            labels: ig,
+        }) => labels
             .iter()
             .filter(|(k, _)| *k != "__name__" && !ig.contains(k))
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -516,8 +531,14 @@ fn vector_vector(
             s.labels
         };
         match m {
-            Some(Matching { on: true, labels: on }) => labels.retain(|k, _| on.contains(k)),
-            Some(Matching { on: false, labels: ig }) => labels.retain(|k, _| !ig.contains(k)),
+            Some(Matching {
+                on: true,
+                labels: on,
+            }) => labels.retain(|k, _| on.contains(k)),
+            Some(Matching {
+                on: false,
+                labels: ig,
+            }) => labels.retain(|k, _| !ig.contains(k)),
             None => {}
         }
         out.push(Sample { labels, value });

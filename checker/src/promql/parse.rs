@@ -197,11 +197,7 @@ enum Tok {
 /// Parses one expression.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
     let toks = lex(text)?;
-    let mut p = Parser {
-        text,
-        toks,
-        i: 0,
-    };
+    let mut p = Parser { text, toks, i: 0 };
     let e = p.expr(0)?;
     match p.peek() {
         Tok::End => Ok(e),
@@ -254,12 +250,13 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
                 out.push((start, Tok::Dur(d)));
                 continue;
             }
-            _ if c.is_ascii_digit() || (c == '.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) => {
+            _ if c.is_ascii_digit()
+                || (c == '.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) =>
+            {
                 while i < b.len()
                     && ((b[i] as char).is_ascii_alphanumeric()
                         || b[i] == b'.'
-                        || ((b[i] == b'+' || b[i] == b'-')
-                            && matches!(b[i - 1], b'e' | b'E')))
+                        || ((b[i] == b'+' || b[i] == b'-') && matches!(b[i - 1], b'e' | b'E')))
                 {
                     i += 1;
                 }
@@ -443,7 +440,11 @@ impl Parser<'_> {
                     match self.next() {
                         Tok::Comma => {}
                         Tok::RParen => return Ok(out),
-                        t => return Err(self.error(format!("expected , or ) in labels, found {t:?}"))),
+                        t => {
+                            return Err(
+                                self.error(format!("expected , or ) in labels, found {t:?}"))
+                            )
+                        }
                     }
                 }
                 t => return Err(self.error(format!("expected a label name, found {t:?}"))),
@@ -635,8 +636,9 @@ mod tests {
     /// before and after an aggregation's body, ranges, and refusal of what is not supported.
     #[test]
     fn parses_the_rules_subset() {
-        let e = parse("sum by (kind) (increase(x{a=\"1\"}[15s]) and on (node) (time() - y > 10)) > 5")
-            .expect("parses");
+        let e =
+            parse("sum by (kind) (increase(x{a=\"1\"}[15s]) and on (node) (time() - y > 10)) > 5")
+                .expect("parses");
         let Expr::Binary { op, lhs, .. } = e else {
             panic!("not a comparison")
         };

@@ -157,7 +157,7 @@ impl TestGroup {
     /// Its input series, sample `i` at `i * interval` from 0.
     pub fn store(&self) -> Result<Store, String> {
         let step = parse_duration_ms(&self.interval)?;
-        let mut store = Store::default();
+        let mut all = Vec::new();
         for s in &self.input_series {
             let labels = series_labels(&s.series)?;
             let points = expand(&s.values)?
@@ -172,9 +172,9 @@ impl TestGroup {
                     }
                 })
                 .collect();
-            store.series.push(StoredSeries { labels, points });
+            all.push(StoredSeries { labels, points });
         }
-        Ok(store)
+        Ok(Store::new(all))
     }
 }
 

@@ -162,11 +162,9 @@ pub fn expand(t: &str, labels: &Labels, value: f64) -> Result<String, String> {
             Some(Action::Label(l)) => {
                 out.push_str(labels.get(l).map(String::as_str).unwrap_or("<no value>"))
             }
-            None => {
-                return Err(format!(
-                    "template {t:?}: only {{{{ $labels.<name> }}}} and {{{{ $value }}}} are supported"
-                ))
-            }
+            None => return Err(format!(
+                "template {t:?}: only {{{{ $labels.<name> }}}} and {{{{ $value }}}} are supported"
+            )),
         }
         rest = &after[close + 2..];
     }

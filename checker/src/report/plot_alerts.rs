@@ -97,7 +97,10 @@ pub fn draw(
                 } else {
                     s.to_s
                 };
-                Some(Rectangle::new([(s.from_s, y + lo), (to, y + hi)], colour.filled()))
+                Some(Rectangle::new(
+                    [(s.from_s, y + lo), (to, y + hi)],
+                    colour.filled(),
+                ))
             });
             chart.draw_series(bars).map_err(|e| err(path, e))?;
         }

@@ -19,9 +19,8 @@ pub(super) struct Api {
 #[derive(Deserialize)]
 struct Envelope<T> {
     status: String,
-    #[serde(default)]
+    // An absent field is None (no `#[serde(default)]`: it would ask `T: Default`).
     data: Option<T>,
-    #[serde(default)]
     error: Option<String>,
 }
 
@@ -146,7 +145,11 @@ impl Api {
                 out.push(firing(&labels, a, b));
             }
         }
-        out.sort_by(|a, b| a.from_unix_ms.cmp(&b.from_unix_ms).then(a.labels.cmp(&b.labels)));
+        out.sort_by(|a, b| {
+            a.from_unix_ms
+                .cmp(&b.from_unix_ms)
+                .then(a.labels.cmp(&b.labels))
+        });
         Ok(out)
     }
 

@@ -147,7 +147,9 @@ pub async fn start(
         Ok(b) => b,
         Err(why) => {
             if *choice != PrometheusChoice::Off {
-                say(&format!("prometheus skipped: {why}; alerts are evaluated from metrics.csv only"));
+                say(&format!(
+                    "prometheus skipped: {why}; alerts are evaluated from metrics.csv only"
+                ));
             }
             write_skipped(run_dir, &why)?;
             return Ok(None);
@@ -177,11 +179,20 @@ async fn launch(
     std::fs::create_dir_all(&dir)?;
     let config_path = dir.join("prometheus.yml");
     let rules = rules.canonicalize().context("the rules file")?;
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config(cluster, &rules)?)?)?;
+    std::fs::write(
+        &config_path,
+        serde_json::to_vec_pretty(&config(cluster, &rules)?)?,
+    )?;
     let version = std::process::Command::new(bin)
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_owned())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
         .unwrap_or_default();
     let port = crate::cluster::local::free_ports(1)?[0];
     let log = std::fs::File::create(dir.join("prometheus.log"))?;
@@ -190,7 +201,10 @@ async fn launch(
         .arg(STOP_WITH_PIPE)
         .arg(bin)
         .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-admin-api")
         .arg("--storage.tsdb.retention.time=1d")
@@ -209,7 +223,10 @@ async fn launch(
             break;
         }
         if let Some(status) = child.try_wait()? {
-            anyhow::bail!("it exited ({status}); see {}", dir.join("prometheus.log").display());
+            anyhow::bail!(
+                "it exited ({status}); see {}",
+                dir.join("prometheus.log").display()
+            );
         }
         if Instant::now() >= deadline {
             let _ = child.kill().await;
@@ -286,7 +303,10 @@ impl Running {
     /// [`STOP_GRACE`].
     async fn stop(&mut self) {
         drop(self.stdin.take());
-        if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_err() {
+        if tokio::time::timeout(STOP_GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
             if let Some(pid) = self.child.id() {
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(pid as i32),

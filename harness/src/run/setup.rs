@@ -149,12 +149,18 @@ pub(super) async fn deploy(
     let observers = match scraper {
         Ok(scraper) => {
             let say = |l: &str| progress.line(l);
-            crate::prometheus::start(&args.prometheus, &run.dir, &run.rules, cluster.as_ref(), &say)
-                .await
-                .map(|prometheus| Observers {
-                    scraper,
-                    prometheus,
-                })
+            crate::prometheus::start(
+                &args.prometheus,
+                &run.dir,
+                &run.rules,
+                cluster.as_ref(),
+                &say,
+            )
+            .await
+            .map(|prometheus| Observers {
+                scraper,
+                prometheus,
+            })
         }
         Err(e) => Err(e),
     };

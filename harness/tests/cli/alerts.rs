@@ -21,15 +21,16 @@ use super::{faultproxy_bin, harness, pipeline_bin, text};
 static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn prometheus_on_path() -> bool {
-    let found = std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join("prometheus").is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("prometheus").is_file()));
     assert!(
         found || std::env::var("CI").as_deref() != Ok("true"),
         "CI=true needs prometheus on PATH (.ci/run installs it)"
     );
     if !found {
-        eprintln!("prometheus not on PATH: its firings are not compared (apt-get install prometheus)");
+        eprintln!(
+            "prometheus not on PATH: its firings are not compared (apt-get install prometheus)"
+        );
     }
     found
 }
@@ -51,7 +52,8 @@ fn newest(out: &Path, folder: &str) -> PathBuf {
         .filter(|p| p.join("results.json").is_file())
         .collect();
     runs.sort();
-    runs.pop().unwrap_or_else(|| panic!("no run under {folder}"))
+    runs.pop()
+        .unwrap_or_else(|| panic!("no run under {folder}"))
 }
 
 fn fired<'a>(spans: &'a [Span], alert: &str, label: &str) -> Vec<&'a Span> {
@@ -105,16 +107,27 @@ fn default_run_pause_moves_lag_and_churn_and_fires_their_alerts() {
             .any(|s| s.from_s >= from && s.from_s <= until)
     };
     assert!(during(&a.ours, "ConsumerLagHigh", ""), "{:?}", a.ours);
-    assert!(during(&a.ours, "LeaderChurn", "domain=order"), "{:?}", a.ours);
+    assert!(
+        during(&a.ours, "LeaderChurn", "domain=order"),
+        "{:?}",
+        a.ours
+    );
     if with_prometheus {
         assert!(a.prometheus_ran, "{stderr}");
-        assert!(during(&a.prometheus, "ConsumerLagHigh", ""), "{:?}", a.prometheus);
+        assert!(
+            during(&a.prometheus, "ConsumerLagHigh", ""),
+            "{:?}",
+            a.prometheus
+        );
         assert!(
             during(&a.prometheus, "LeaderChurn", "domain=order"),
             "{:?}",
             a.prometheus
         );
-        assert!(dir.join("prometheus/snapshot").is_dir(), "TSDB snapshot kept");
+        assert!(
+            dir.join("prometheus/snapshot").is_dir(),
+            "TSDB snapshot kept"
+        );
     }
     // Orders placed on the nodes that were not paused, during the pause, were accepted.
     let data = checker::RunData::load(&dir).expect("loads");
@@ -144,7 +157,10 @@ fn default_run_pause_moves_lag_and_churn_and_fires_their_alerts() {
             other.push(format!("{:?} {:?}", done.op_type, done.error));
         }
     }
-    assert!(ok >= 20, "only {ok} orders accepted elsewhere during the pause: {other:?}");
+    assert!(
+        ok >= 20,
+        "only {ok} orders accepted elsewhere during the pause: {other:?}"
+    );
     assert!(
         other.len() * 10 <= ok,
         "{ok} accepted, not accepted: {other:?}"
@@ -167,11 +183,7 @@ fn without_prometheus_the_run_passes_and_says_so() {
         "--prometheus",
         "/nonexistent/prometheus",
     ]);
-    assert_eq!(
-        stderr.matches("prometheus skipped").count(),
-        1,
-        "{stderr}"
-    );
+    assert_eq!(stderr.matches("prometheus skipped").count(), 1, "{stderr}");
     let r = results(&dir);
     assert_eq!(r.validity, formats::Validity::Valid);
     let (_, a) = r.check::<Alerts>().expect("alerts");
@@ -217,7 +229,14 @@ fn lost_responses_fire_duplicate_effects_and_applied_without_idempotency() {
     let out = tempfile::tempdir().expect("tempdir");
     let out_s = out.path().to_str().expect("utf8");
     let o = harness(&[
-        "scenario", "run", "lost-response", "--pair", "--seed", "3", "--out", out_s,
+        "scenario",
+        "run",
+        "lost-response",
+        "--pair",
+        "--seed",
+        "3",
+        "--out",
+        out_s,
     ])
     .output()
     .expect("runs");

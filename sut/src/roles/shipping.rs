@@ -21,9 +21,9 @@ use super::common::{admin_page, now_ms, now_ns, Answer, InFlightKeys};
 use super::leader::{store_unavailable, write_error};
 use crate::cli::ShippingArgs;
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
-use crate::telemetry::{self, Repeat};
 use crate::ids::fnv1a64;
 use crate::quorum::{Quorum, WriteOutcome};
+use crate::telemetry::{self, Repeat};
 
 const SHIP: &str = "ship/";
 const REFUSED: &str = "refused/";
@@ -328,7 +328,10 @@ async fn shipments(
 /// Runs the shipping role until SIGTERM.
 pub async fn run(args: ShippingArgs) -> anyhow::Result<()> {
     let boot = super::boot("shipping", &args.common)?;
-    telemetry::register_duplicates(&["ship", "cancel"], &[Repeat::Deduplicated, Repeat::Applied]);
+    telemetry::register_duplicates(
+        &["ship", "cancel"],
+        &[Repeat::Deduplicated, Repeat::Applied],
+    );
     let failure_rate = args
         .failure_rate
         .unwrap_or(boot.cfg.settings.shipping_failure_rate);

@@ -30,8 +30,8 @@ use super::leader::{serve_routed, store_unavailable, write_error, Leader, Route}
 use crate::cli::InventoryArgs;
 use crate::config::InventoryMode;
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
-use crate::telemetry::{self, Repeat};
 use crate::quorum::{Quorum, WriteOutcome};
+use crate::telemetry::{self, Repeat};
 
 const SKU: &str = "sku/";
 const MIRROR: &str = "resv/";

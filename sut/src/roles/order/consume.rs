@@ -103,7 +103,9 @@ impl Orders {
                     last = Some(rec.pos);
                     batch.push(rec);
                 }
-                Err(e) => tracing::warn!(key = %r.key, error = %e, "unreadable intake record skipped"),
+                Err(e) => {
+                    tracing::warn!(key = %r.key, error = %e, "unreadable intake record skipped")
+                }
             }
         }
         let Some(last) = last.filter(|l| Some(*l) != taken) else {
@@ -187,7 +189,10 @@ impl Orders {
                 }
             }
         }
-        Ok(missing.into_iter().filter_map(|id| out.remove(&id)).collect())
+        Ok(missing
+            .into_iter()
+            .filter_map(|id| out.remove(&id))
+            .collect())
     }
 }
 

@@ -258,12 +258,7 @@ mod tests {
     /// position, all of a newer incarnation, none when nothing was appended.
     #[test]
     fn unconsumed_counts_records_after_the_taken_position() {
-        let end = |incarnation, next| {
-            Some(PartitionEnd {
-                incarnation,
-                next,
-            })
-        };
+        let end = |incarnation, next| Some(PartitionEnd { incarnation, next });
         let at = |incarnation, offset| {
             Some(Pos {
                 incarnation,

@@ -374,7 +374,12 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
     let settings = boot.cfg.settings.clone();
     let (replicas, quorum) = super::common::store_for(&boot, "order")?;
     let (_, intake_quorum) = super::common::store_in(&boot, "order", intake::DOMAIN)?;
-    let partitions: Vec<String> = boot.cfg.role_urls("order").into_iter().map(|(n, _)| n).collect();
+    let partitions: Vec<String> = boot
+        .cfg
+        .role_urls("order")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     telemetry::register_duplicates(&["order"], &[Repeat::Deduplicated]);
     let elector = super::common::elector_for(&boot, &replicas, &quorum, !args.no_lease_check);
     let leader = Leader::new(
