@@ -4,10 +4,19 @@
 set -eu
 nodes="${1:-5}"
 
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# procps: kill/pgrep; util-linux: setsid; iptables and iproute2: partition faults.
-apt-get install -y -qq iptables iproute2 procps util-linux coreutils >/dev/null
+# procps: kill/pgrep; util-linux: setsid; iptables and iproute2: partition faults. The
+# sagaj/bookworm box (box/build.sh) has them all, and its VMs have no network beyond each other:
+# apt runs only on a box that lacks one (e.g. debian/bookworm64).
+missing=""
+for tool in iptables ip pkill setsid nohup sudo; do
+  command -v "$tool" >/dev/null || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
+  echo "provision.sh: installing what provides:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq iptables iproute2 procps util-linux coreutils sudo >/dev/null
+fi
 
 # The other nodes by name, for humans reading logs.
 i=1

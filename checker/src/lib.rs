@@ -46,7 +46,7 @@ pub fn analyze_compared(
     let run = RunData::load(dir)?;
     let other = other.map(RunData::load).transpose()?;
     let checked = checks::check_all(&run, params);
-    report::write_report(&run, &checked, params, other.as_ref())?;
+    report::write_report(&run, &checked, &params.for_run(&run.spec), other.as_ref())?;
     Ok(checked.results)
 }
 

@@ -167,3 +167,52 @@ fn event_from(v: serde_json::Value, rel: &str, line: usize) -> Option<LogEvent> 
         fields,
     })
 }
+
+/// A log line's RFC 3339 UTC timestamp (`2026-12-01T08:54:09.658123Z`, as tracing writes it)
+/// in Unix milliseconds; `None` for anything else.
+pub fn unix_ms(ts: &str) -> Option<u64> {
+    let ts = ts.strip_suffix('Z')?;
+    let (date, time) = ts.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<u64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let ms_frac: u64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000) + ms_frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves tracing's timestamps convert to Unix milliseconds (checked against known
+    /// instants) and anything else is refused.
+    #[test]
+    fn timestamps_convert() {
+        assert_eq!(unix_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            unix_ms("2026-01-01T00:00:00.000000Z"),
+            Some(1_767_225_600_000)
+        );
+        assert_eq!(
+            unix_ms("2026-12-01T08:54:09.658123Z"),
+            Some(1_796_115_249_658)
+        );
+        assert_eq!(unix_ms("2024-02-29T12:00:00.5Z"), Some(1_709_208_000_500));
+        assert_eq!(unix_ms("2026-13-01T00:00:00Z"), None);
+        assert_eq!(unix_ms("yesterday"), None);
+        assert_eq!(unix_ms("2026-01-01T00:00:00+01:00"), None);
+    }
+}

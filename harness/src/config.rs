@@ -257,5 +257,14 @@ pub fn scenario_words(c: &RunConfig) -> Option<Vec<String>> {
     w.flag("time-limit", spell(c.time_limit));
     w.flag("out", c.out.display());
     w.opt("pipeline-bin", c.pipeline_bin.as_ref().map(|p| p.display()));
+    w.opt(
+        "faultproxy-bin",
+        c.faultproxy_bin.as_ref().map(|p| p.display()),
+    );
+    if c.cluster != ClusterKind::Local || c.nodes.is_some() || c.nodes_file.is_some() {
+        w.flag("cluster", c.cluster.as_str());
+    }
+    w.opt("nodes", c.nodes.as_ref());
+    w.opt("nodes-file", c.nodes_file.as_ref().map(|p| p.display()));
     Some(w.0)
 }

@@ -14,7 +14,6 @@ pub mod faults;
 pub mod heal;
 pub mod history;
 pub mod metrics;
-pub mod nightly;
 pub mod nodes_file;
 pub mod progress;
 pub mod prometheus;
@@ -26,6 +25,7 @@ pub mod seam_table;
 pub mod serve;
 pub mod spec;
 pub mod ssh_config;
+pub mod suite;
 pub mod workload;
 
 /// Exit code for bad arguments (Jepsen's convention).

@@ -112,7 +112,8 @@ async fn dispatch(command: Command) -> i32 {
         }
         Command::Cluster(args) => harness::cluster_cmd::cluster(args.action).await,
         Command::Scenario(args) => harness::scenario::runner::main(args.action).await,
-        Command::Nightly(args) => harness::nightly::main(args).await,
+        Command::Suite(args) => harness::suite::main(args, "suite").await,
+        Command::Nightly(args) => harness::suite::main(args, "nightly").await,
         Command::NodesFromSshConfig(args) => harness::cluster_cmd::nodes_from_ssh_config(&args),
         Command::SeamTable(args) => {
             match harness::seam_table::main(&args.dirs, args.write.as_deref()) {

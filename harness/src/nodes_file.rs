@@ -12,7 +12,16 @@
 //! user = "root"
 //! key = "client_key"             # unencrypted OpenSSH private key
 //! # addr = "192.168.56.11"       # where the services listen (default: host)
+//!
+//! # [timing]                     # optional, for slow nodes (emulated VMs); each key optional
+//! # lease_ttl_ms = 10000         # the pipeline's settings (docs/contracts.md §1)
+//! # store_timeout_ms = 4000
+//! # call_timeout_ms = 8000
+//! # health_timeout_ms = 120000   # how long the harness waits for every role's /health
 //! ```
+//!
+//! A top-level `vms_dir = "vms"` names a folder of VM records (console logs, boot times, as
+//! `vagrant/vm.sh` writes them) that every run copies into its run directory's `vms/`.
 //!
 //! Every problem is reported as one line naming the file, the node and the field.
 
@@ -56,6 +65,65 @@ pub struct NodesFile {
     pub workdir: String,
     /// The nodes, in file order.
     pub nodes: Vec<NodeEntry>,
+    /// Timing for slow nodes; unset fields keep the pipeline's and the harness's defaults.
+    pub timing: Timing,
+    /// The folder of VM records copied into each run directory's `vms/`, resolved.
+    pub vms_dir: Option<PathBuf>,
+}
+
+pub use formats::spec::Timing;
+
+/// The bounds of each `[timing]` key: the pipeline's own for its settings (sut's config
+/// refuses anything else), and up to 10 minutes for the harness's wait for health.
+const TIMING_BOUNDS_MS: [(&str, u64, u64); 4] = [
+    ("lease_ttl_ms", 100, 60_000),
+    ("store_timeout_ms", 10, 60_000),
+    ("call_timeout_ms", 10, 60_000),
+    ("health_timeout_ms", 1_000, 600_000),
+];
+
+/// The harness's wait for health under `timing`.
+pub fn health_timeout(timing: &Timing) -> std::time::Duration {
+    timing.health_timeout_ms.map_or(
+        crate::cluster::remote::HEALTH_TIMEOUT,
+        std::time::Duration::from_millis,
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTiming {
+    lease_ttl_ms: Option<i64>,
+    store_timeout_ms: Option<i64>,
+    call_timeout_ms: Option<i64>,
+    health_timeout_ms: Option<i64>,
+}
+
+fn check_timing(raw: RawTiming) -> Result<Timing, String> {
+    let values = [
+        raw.lease_ttl_ms,
+        raw.store_timeout_ms,
+        raw.call_timeout_ms,
+        raw.health_timeout_ms,
+    ];
+    let mut checked = [None; 4];
+    for (i, ((name, low, high), v)) in TIMING_BOUNDS_MS.iter().zip(values).enumerate() {
+        if let Some(v) = v {
+            let ms = u64::try_from(v)
+                .ok()
+                .filter(|ms| (*low..=*high).contains(ms))
+                .ok_or_else(|| {
+                    format!("[timing] {name} = {v}: must be between {low} and {high}")
+                })?;
+            checked[i] = Some(ms);
+        }
+    }
+    Ok(Timing {
+        lease_ttl_ms: checked[0],
+        store_timeout_ms: checked[1],
+        call_timeout_ms: checked[2],
+        health_timeout_ms: checked[3],
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +131,9 @@ pub struct NodesFile {
 struct RawFile {
     known_hosts: Option<String>,
     workdir: Option<String>,
+    vms_dir: Option<String>,
+    #[serde(default)]
+    timing: RawTiming,
     #[serde(default)]
     node: Vec<RawNode>,
 }
@@ -141,6 +212,11 @@ impl NodesFile {
                 "workdir '{workdir}' must be an absolute path without spaces, not /"
             )));
         }
+        let timing = check_timing(raw.timing).map_err(err)?;
+        let vms_dir = raw.vms_dir.as_deref().map(resolve);
+        if let Some(d) = vms_dir.as_ref().filter(|d| !d.is_dir()) {
+            return Err(err(format!("vms_dir '{}' is not a folder", d.display())));
+        }
         if raw.node.is_empty() {
             return Err(err("no [[node]] entries".into()));
         }
@@ -164,6 +240,8 @@ impl NodesFile {
             known_hosts,
             workdir,
             nodes,
+            timing,
+            vms_dir,
         })
     }
 
@@ -186,6 +264,36 @@ impl NodesFile {
             })
             .collect()
     }
+}
+
+/// Most files of a `vms_dir` a run copies.
+pub const MAX_VM_RECORD_FILES: usize = 64;
+/// Most bytes copied of one of them: a longer file (a console log of a VM that has run for days)
+/// is copied from this many bytes before its end.
+pub const MAX_VM_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Copies the regular files of `from` (not its folders) into `to`, each at most its last
+/// [`MAX_VM_RECORD_BYTES`], at most [`MAX_VM_RECORD_FILES`] of them in name order. Returns how
+/// many were copied.
+pub fn copy_vm_records(from: &Path, to: &Path) -> std::io::Result<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut files: Vec<PathBuf> = std::fs::read_dir(from)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files.truncate(MAX_VM_RECORD_FILES);
+    std::fs::create_dir_all(to)?;
+    for f in &files {
+        let mut src = std::fs::File::open(f)?;
+        let len = src.metadata()?.len();
+        src.seek(SeekFrom::Start(len.saturating_sub(MAX_VM_RECORD_BYTES)))?;
+        let name = f.file_name().unwrap_or_default();
+        let mut dst = std::fs::File::create(to.join(name))?;
+        std::io::copy(&mut src.take(MAX_VM_RECORD_BYTES), &mut dst)?;
+    }
+    Ok(files.len())
 }
 
 fn check_node(
@@ -288,7 +396,14 @@ lNQeJSYhPBrNhjqZUDuQAAAAEnRocm93YXdheS10ZXN0LWtleQECAw==
             (format!("{good}[[node]]\nname = \"n1\"\nhost = \"h\"\nport = 22\nuser = \"u\"\nkey = \"key\"\n"), "'n1' appears twice"),
             ("known_hosts = \"kh\"\n".to_owned(), "no [[node]]"),
             ("[[node\n".to_owned(), "line 1"),
+            (format!("vms_dir = \"novms\"\n{good}"), "vms_dir"),
+            (format!("{good}[timing]\nlease_ttl_ms = 50\n"), "[timing] lease_ttl_ms = 50: must be between 100 and 60000"),
+            (format!("{good}[timing]\ncall_timeout_ms = -1\n"), "call_timeout_ms = -1"),
+            (format!("{good}[timing]\nhealth_timeout_ms = 700000\n"), "between 1000 and 600000"),
+            (format!("{good}[timing]\nlease_ttl = 5000\n"), "unknown field 'lease_ttl'"),
         ];
+        assert_eq!(f.timing, Timing::default());
+        assert_eq!(f.vms_dir, None);
         for (text, want) in cases {
             let e = NodesFile::load(&write(d, "bad.toml", &text), false)
                 .expect_err(&text)
@@ -296,5 +411,64 @@ lNQeJSYhPBrNhjqZUDuQAAAAEnRocm93YXdheS10ZXN0LWtleQECAw==
             assert!(e.contains(want), "{e:?} lacks {want:?}");
             assert!(e.contains("bad.toml") && !e.contains('\n'), "{e:?}");
         }
+    }
+
+    /// Proves a `[timing]` table and `vms_dir` parse (the folder resolved next to the file), the
+    /// pipeline gets only its own settings, and the harness's wait for health follows the file.
+    #[test]
+    fn timing_and_vm_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        write(d, "key", TEST_KEY);
+        write(d, "kh", "");
+        std::fs::create_dir(d.join("vms")).expect("mkdir");
+        let text = "known_hosts = \"kh\"\nvms_dir = \"vms\"\n[[node]]\nname = \"n1\"\nhost = \"h\"\nport = 22\nuser = \"u\"\nkey = \"key\"\n\n[timing]\nlease_ttl_ms = 10000\nstore_timeout_ms = 4000\nhealth_timeout_ms = 120000\n";
+        let f = NodesFile::load(&write(d, "nodes.toml", text), false).expect("parses");
+        assert_eq!(f.vms_dir, Some(d.join("vms")));
+        assert_eq!(
+            f.timing,
+            Timing {
+                lease_ttl_ms: Some(10_000),
+                store_timeout_ms: Some(4_000),
+                call_timeout_ms: None,
+                health_timeout_ms: Some(120_000),
+            }
+        );
+        assert_eq!(
+            f.timing.pipeline_settings(),
+            vec![("lease_ttl_ms", 10_000), ("store_timeout_ms", 4_000)]
+        );
+        assert_eq!(
+            health_timeout(&f.timing),
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(
+            health_timeout(&Timing::default()),
+            crate::cluster::remote::HEALTH_TIMEOUT
+        );
+    }
+
+    /// Proves VM records are copied file by file, folders left out, and a file longer than the
+    /// bound copied as its last bytes.
+    #[test]
+    fn vm_records_are_copied_with_a_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (from, to) = (dir.path().join("vms"), dir.path().join("run/vms"));
+        std::fs::create_dir_all(from.join("sub")).expect("mkdir");
+        std::fs::write(from.join("boot.json"), "{}").expect("write");
+        let long = MAX_VM_RECORD_BYTES as usize + 10;
+        let mut big = vec![b'a'; long];
+        big[long - 1] = b'z';
+        std::fs::write(from.join("n1.console.log"), &big).expect("write");
+        assert_eq!(copy_vm_records(&from, &to).expect("copies"), 2);
+        assert_eq!(
+            std::fs::read_to_string(to.join("boot.json")).expect("read"),
+            "{}"
+        );
+        let copied = std::fs::read(to.join("n1.console.log")).expect("read");
+        assert_eq!(copied.len() as u64, MAX_VM_RECORD_BYTES);
+        assert_eq!(copied.last(), Some(&b'z'), "the end is kept");
+        assert!(!to.join("sub").exists());
+        assert!(copy_vm_records(&dir.path().join("none"), &to).is_err());
     }
 }

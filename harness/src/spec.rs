@@ -21,12 +21,14 @@ pub fn resolved(config: &RunConfig, seed: u64, prepared: &Prepared) -> RunConfig
 
 /// The contents of `spec.json` for `config` (already [`resolved`]) on `prepared`.
 pub fn spec(config: &RunConfig, prepared: &Prepared, pipeline_bin: &Path) -> Spec {
-    spec_of(
+    let mut spec = spec_of(
         config,
         &prepared.node_names,
         prepared.spec.clone(),
         pipeline_bin,
-    )
+    );
+    spec.timing = prepared.timing;
+    spec
 }
 
 /// The contents of `spec.json` for `config` on nodes `node_names` (what the cluster recorded
@@ -45,6 +47,7 @@ pub fn spec_of(
         leader_role: config.leader_role(),
         stock_sku_names: config.stock_sku_names(),
         cluster_details,
+        timing: Default::default(),
         pipeline_bin_used: Some(pipeline_bin.to_owned()),
         harness_version: env!("CARGO_PKG_VERSION").into(),
         rerun: crate::config::rerun_command(config),

@@ -1,7 +1,7 @@
 //! End-to-end tests of the `harness` binary on a local cluster: a run from start to verdict,
 //! `analyze` on hand-made runs, and bad
 //! arguments. Submodules: `interrupt` (cleanup after Ctrl-C and after SIGKILL + `harness heal`), `serve` (browsing reports over HTTP), `faults` (link proxies and fault schedules), `scenarios` (named
-//! scenarios with their protection on and off, the nightly job), `deploy` (deploy over
+//! scenarios with their protection on and off), `suite` (the suite and nightly job), `deploy` (deploy over
 //! local remotes), `remote` (local and SSH remotes against a real sshd, SSH cluster input
 //! errors), `netns` (the namespace cluster, root only), `stock` (the stock workload and the
 //! inventory's linearizability check, both modes) and `alerts` (the alerting rules in runs: the
@@ -74,8 +74,12 @@ fn faultproxy_bin() -> PathBuf {
 
 #[path = "cli/faults.rs"]
 mod faults;
+#[path = "cli/quiet.rs"]
+mod quiet;
 #[path = "cli/scenarios.rs"]
 mod scenarios;
+#[path = "cli/suite.rs"]
+mod suite;
 
 fn harness(args: &[&str]) -> Command {
     let mut cmd = Command::new(harness_bin());

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use formats::fault::{FaultPlan, Kind, Kinds, Links, NetEffect, Planned, Shape, Target};
+use formats::fault::{FaultPlan, Kind, Kinds, Links, NetEffect, Planned, Route, Shape, Target};
 use formats::spec::{
     ClusterKind, InventoryMode, PrometheusChoice, RunConfig, Spec, Switches, WorkloadKind,
 };
@@ -60,6 +60,17 @@ fn effect() -> impl Strategy<Value = NetEffect> {
     ]
 }
 
+fn route() -> impl Strategy<Value = Route> {
+    (
+        proptest::option::of(proptest::sample::select(vec!["GET", "POST", "PUT"])),
+        "/[a-z/_-]{0,12}",
+    )
+        .prop_map(|(method, path)| Route {
+            method: method.map(str::to_owned),
+            path,
+        })
+}
+
 fn shape() -> impl Strategy<Value = Shape> {
     prop_oneof![
         proptest::option::of(node()).prop_map(|node| Shape::IsolateOne { node }),
@@ -75,7 +86,15 @@ fn plan() -> impl Strategy<Value = FaultPlan> {
         (role(), target()).prop_map(|(role, target)| FaultPlan::Pause { role, target }),
         (role(), target()).prop_map(|(role, target)| FaultPlan::Kill { role, target }),
         shape().prop_map(|shape| FaultPlan::Partition { shape }),
-        (effect(), links()).prop_map(|(effect, links)| FaultPlan::Network { effect, links }),
+        (effect(), links(), proptest::option::of(route())).prop_map(|(effect, links, route)| {
+            // Bandwidth acts on bytes: it takes no route.
+            let route = route.filter(|_| !matches!(effect, NetEffect::Bandwidth { .. }));
+            FaultPlan::Network {
+                effect,
+                links,
+                route,
+            }
+        }),
         (role(), 0u64..=60_000)
             .prop_map(|(role, latency_ms)| FaultPlan::Storm { role, latency_ms }),
     ]
@@ -223,9 +242,9 @@ proptest! {
     }
 }
 
-/// Proves every named scenario's runs, protection on and off, rerun as themselves: the
-/// scenario command spelled into `spec.json` parses back into the overrides that rebuild the
-/// same config (and so the same spec.json).
+/// Proves every named scenario's runs, protection on and off, on a local, ssh or netns
+/// cluster, rerun as themselves: the scenario command spelled into `spec.json` parses back into
+/// the overrides that rebuild the same config (and so the same spec.json).
 #[test]
 fn every_scenario_reruns_as_itself() {
     let overrides = harness::scenario::Overrides {
@@ -233,10 +252,34 @@ fn every_scenario_reruns_as_itself() {
         time_limit: Some(Duration::from_secs(17)),
         out: Some(PathBuf::from("/tmp/some where")),
         pipeline_bin: Some(PathBuf::from("/opt/p'ipeline")),
+        faultproxy_bin: Some(PathBuf::from("/opt/fault proxy")),
+        cluster: None,
     };
-    for s in harness::scenario::all() {
+    let on_ssh = harness::scenario::Overrides {
+        cluster: Some(harness::scenario::ClusterChoice {
+            cluster: formats::spec::ClusterKind::Ssh,
+            nodes: None,
+            nodes_file: Some(PathBuf::from("/etc/sagaj/nodes.toml")),
+        }),
+        ..overrides.clone()
+    };
+    let on_netns = harness::scenario::Overrides {
+        cluster: Some(harness::scenario::ClusterChoice {
+            cluster: formats::spec::ClusterKind::Netns,
+            nodes: Some(4),
+            nodes_file: None,
+        }),
+        ..overrides.clone()
+    };
+    for (s, overrides) in harness::scenario::all().into_iter().flat_map(|s| {
+        [
+            (s.clone(), &overrides),
+            (s.clone(), &on_ssh),
+            (s, &on_netns),
+        ]
+    }) {
         for on in [true, false] {
-            let c = s.config(on, &overrides).expect("builds");
+            let c = s.config(on, overrides).expect("builds");
             let spec = spec_of(&c);
             let words = split_command(&spec.rerun).expect("splits");
             assert_eq!(

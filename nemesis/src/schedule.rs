@@ -96,15 +96,18 @@ fn plan_for(kind: Kind, o: &Options, rng: &mut ChaCha8Rng) -> FaultPlan {
             FaultPlan::Network {
                 effect,
                 links: links(rng),
+                route: None,
             }
         }
         Kind::LostResponse => FaultPlan::Network {
             effect: NetEffect::LostResponse,
             links: links(rng),
+            route: None,
         },
         Kind::Reset => FaultPlan::Network {
             effect: NetEffect::Reset,
             links: links(rng),
+            route: None,
         },
         Kind::Bandwidth => {
             let effect = NetEffect::Bandwidth {
@@ -113,6 +116,7 @@ fn plan_for(kind: Kind, o: &Options, rng: &mut ChaCha8Rng) -> FaultPlan {
             FaultPlan::Network {
                 effect,
                 links: links(rng),
+                route: None,
             }
         }
         Kind::Storm => {

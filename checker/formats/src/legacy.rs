@@ -98,9 +98,13 @@ pub(crate) fn spec_v1(v: serde_json::Value) -> Result<(Spec, Option<String>), Sp
     let config = RunConfig {
         cluster: old.cluster.unwrap_or(d.cluster),
         nodes,
-        nodes_file: None,
+        // Version 1 named an ssh cluster's nodes file and a netns cluster's state directory
+        // in `cluster_spec` only.
+        nodes_file: old.cluster_spec["file"]["path"].as_str().map(PathBuf::from),
         insecure_ignore_host_keys: old.insecure_ignore_host_keys,
-        netns_state_dir: d.netns_state_dir,
+        netns_state_dir: old.cluster_spec["state_dir"]
+            .as_str()
+            .map_or(d.netns_state_dir, PathBuf::from),
         time_limit: secs(old.time_limit_s).unwrap_or(d.time_limit),
         rate: old.rate.unwrap_or(d.rate),
         concurrency: old.concurrency.unwrap_or(d.concurrency),
@@ -148,6 +152,7 @@ pub(crate) fn spec_v1(v: serde_json::Value) -> Result<(Spec, Option<String>), Sp
         leader_role: config.leader_role(),
         stock_sku_names: old.stock_skus,
         cluster_details: old.cluster_spec,
+        timing: Default::default(),
         pipeline_bin_used: old.pipeline_bin,
         harness_version: old.harness_version.unwrap_or_default(),
         rerun: old.rerun.unwrap_or_default(),
@@ -161,7 +166,8 @@ mod tests {
     use super::*;
 
     /// Proves a version-1 spec as the harness wrote it reads into a version-2 spec with its
-    /// fields carried over, and that its pointer expectation is dropped with a note.
+    /// fields carried over (an ssh run's nodes file, a netns run's state directory), and that
+    /// its pointer expectation is dropped with a note.
     #[test]
     fn version_one_reads() {
         let v1 = serde_json::json!({
@@ -180,6 +186,17 @@ mod tests {
         assert_eq!(spec.node_names, ["n1", "n2", "n3"]);
         assert_eq!(spec.roles, [Role::Store, Role::Order]);
         assert!(note.expect("a note").contains("version 1"));
+        let ssh = serde_json::json!({"cluster": "ssh",
+            "cluster_spec": {"kind": "ssh", "file": {"path": "/etc/nodes.toml"}}});
+        let (spec, _) = Spec::from_json(ssh).expect("reads");
+        assert_eq!(
+            spec.config.nodes_file,
+            Some(PathBuf::from("/etc/nodes.toml"))
+        );
+        let netns = serde_json::json!({"cluster": "netns",
+            "cluster_spec": {"kind": "netns", "state_dir": "/run/x"}});
+        let (spec, _) = Spec::from_json(netns).expect("reads");
+        assert_eq!(spec.config.netns_state_dir, PathBuf::from("/run/x"));
         let e = Spec::from_json(serde_json::json!({"faults": ["kind=frob"]})).expect_err("bad");
         assert!(e.to_string().contains("version 1"), "{e}");
     }

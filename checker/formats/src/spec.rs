@@ -396,6 +396,34 @@ impl RunConfig {
     }
 }
 
+/// Timing settings of a cluster of slow nodes (a nodes file's `[timing]`): a run on emulated
+/// VMs is judged by its own clock, not by loopback's. Milliseconds; `None` keeps the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// The pipeline's leader lease (`lease_ttl_ms`, default 2500).
+    pub lease_ttl_ms: Option<u64>,
+    /// One store request (`store_timeout_ms`, default 1000).
+    pub store_timeout_ms: Option<u64>,
+    /// One call attempt between services (`call_timeout_ms`, default 2000).
+    pub call_timeout_ms: Option<u64>,
+    /// How long the harness waits for every role's `/health` after starting it.
+    pub health_timeout_ms: Option<u64>,
+}
+
+impl Timing {
+    /// The pipeline settings (contract §1) this timing sets, by name.
+    pub fn pipeline_settings(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("lease_ttl_ms", self.lease_ttl_ms),
+            ("store_timeout_ms", self.store_timeout_ms),
+            ("call_timeout_ms", self.call_timeout_ms),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+}
+
 /// `spec.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spec {
@@ -415,6 +443,9 @@ pub struct Spec {
     /// What the harness recorded about the cluster (kind-specific, for people).
     #[serde(default)]
     pub cluster_details: serde_json::Value,
+    /// The cluster's timing settings (a nodes file's `[timing]`; defaults elsewhere).
+    #[serde(default)]
+    pub timing: Timing,
     /// The pipeline binary the run used.
     pub pipeline_bin_used: Option<PathBuf>,
     /// The harness's version.
@@ -488,6 +519,7 @@ mod tests {
             node_names: vec!["n1".into(), "n2".into(), "n3".into()],
             roles: Role::ALL.to_vec(),
             cluster_details: serde_json::json!({"kind": "local"}),
+            timing: Timing::default(),
             pipeline_bin_used: None,
             harness_version: "0.1.0".into(),
             rerun: "harness run".into(),

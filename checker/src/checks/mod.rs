@@ -5,7 +5,7 @@
 //! | `history` | history | a process's operations do not pair up |
 //! | `effects` | history, final state | an order is not in a legal end state with its effects |
 //! | `idempotency` | history, final state | a key produced more than one effect record |
-//! | `fencing` | `nodes/*/store.log` | a replica accepted a token below one it had accepted |
+//! | `fencing` | `nodes/*/store.log`, leader roles' logs, `metrics.csv` | a replica accepted a token below one it had accepted, or two holders led one token (unknown: a replica refused a leader for longer than a lease with no fault, or its counter disagrees with its log) |
 //! | `retry-load` | `metrics.csv`, history | a caller's retries exceeded the budget (also when the pipeline's budget was switched off) |
 //! | `signals` | `metrics.csv`, history | never (informational; unknown without data) |
 //! | `perf` | history | never (informational; unknown without data) |
@@ -51,9 +51,31 @@ pub struct Params {
     pub signals: SignalParams,
     /// Recovery after heal.
     pub recovery: retry_load::RecoveryParams,
+    /// Lease timing (what counts as lease noise).
+    pub lease: fencing::LeaseParams,
     /// Bounds of the linearizability search.
     #[serde(skip)]
     pub linearizability: InventoryOptions,
+}
+
+impl Params {
+    /// These parameters for a run on a cluster with its own timing (a nodes file's `[timing]`
+    /// in `spec.json`): a run on slow VMs is judged by its own lease period, not loopback's.
+    pub fn for_run(&self, spec: &formats::spec::Spec) -> Params {
+        let mut p = self.clone();
+        if let Some(ttl_ms) = spec.timing.lease_ttl_ms {
+            let default = fencing::LeaseParams::default();
+            p.lease.lease_ttl_ms = ttl_ms;
+            p.lease.campaign_ms = p
+                .lease
+                .campaign_ms
+                .max(spec.timing.store_timeout_ms.unwrap_or(default.campaign_ms));
+            // A signal may follow a heal by a few lease periods (an election, a drained lag).
+            let ttl_s = usize::try_from(ttl_ms.div_ceil(1000)).unwrap_or(usize::MAX);
+            p.signals.grace_s = p.signals.grace_s.max(ttl_s.saturating_mul(4));
+        }
+        p
+    }
 }
 
 /// Every check's result, in order, and the pages the checks rendered themselves.
@@ -74,6 +96,7 @@ fn one<C: Check>(run: &RunData, params: &Params, pages: &mut Vec<Page>) -> Check
 /// Runs every check on a loaded run and composes the verdict, the expectation's outcome
 /// included.
 pub fn check_all(run: &RunData, params: &Params) -> Checked {
+    let params = &params.for_run(&run.spec);
     let mut pages = Vec::new();
     let checks = CheckId::ALL
         .iter()

@@ -9,6 +9,7 @@ pub mod plot_metrics;
 pub mod plot_ops;
 pub mod png;
 pub mod runs_index;
+pub mod suite;
 pub mod table;
 pub mod timeline;
 

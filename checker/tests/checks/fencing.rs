@@ -10,7 +10,7 @@ fn fencing(run: &Run) -> checker::Verdict<checker::checks::fencing::Details> {
     let dir = tempfile::tempdir().expect("tempdir");
     run.write(dir.path());
     let data = RunData::load(dir.path()).expect("loads");
-    checker::checks::fencing::check(&data)
+    checker::checks::fencing::check(&data, &Default::default())
 }
 
 /// Proves the legal run passes and lists every rejected stale token with domain, key, rejected
@@ -143,4 +143,140 @@ fn unreadable_lines_are_counted() {
     );
     let r = fencing(&run);
     assert_eq!(r.validity, Validity::Unknown, "{r:#?}");
+}
+
+/// An election of `holder` in `domain` under `token` at `t_s`, as the elector logs it.
+fn elected(run: &mut Run, node: &str, t_s: f64, domain: &str, token: u64) {
+    run.log_at(
+        node,
+        "order",
+        t_s,
+        "became leader",
+        json!({"domain": domain, "holder": node, "token": token}),
+    );
+}
+
+/// Proves two holders that became leader of one domain under one token (a split lease) make
+/// the run invalid, naming the domain, token and both holders; one holder per token passes.
+#[test]
+fn two_leaders_under_one_token_are_invalid() {
+    let mut run = legal_run();
+    elected(&mut run, "n1", 0.5, "order", 1);
+    elected(&mut run, "n2", 9.0, "order", 2);
+    let r = fencing(&run);
+    assert_eq!(r.validity, Validity::Valid, "{r:#?}");
+    assert_eq!(r.details.elections.len(), 2);
+    elected(&mut run, "n3", 9.2, "order", 2);
+    let r = fencing(&run);
+    assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
+    let split = &r.details.split_leases[0];
+    assert_eq!((split.domain.as_str(), split.token), ("order", 2));
+    assert_eq!(split.holders, ["n2", "n3"]);
+    assert!(r.summary.contains("two holders"), "{}", r.summary);
+}
+
+/// Proves an election and a refusal outside every fault window after the start-up grace are
+/// named as lease noise (the run stays valid), while those during the grace, during a fault
+/// or right after its heal are not.
+#[test]
+fn lease_changes_outside_faults_are_noise() {
+    let mut run = legal_run();
+    run.logs.retain(|path, _| !path.ends_with("store.log"));
+    for node in ["n1", "n2", "n3"] {
+        run.log_at(
+            node,
+            "store",
+            0.1,
+            "write accepted",
+            json!({"domain": "order", "key": "k", "token": 1, "version": "1.1"}),
+        );
+    }
+    elected(&mut run, "n1", 0.5, "order", 1);
+    elected(&mut run, "n2", 9.0, "order", 2);
+    let quiet = fencing(&run);
+    assert!(quiet.details.lease_noise.is_empty(), "{quiet:#?}");
+    elected(&mut run, "n3", 17.0, "order", 3);
+    run.log_at(
+        "n1",
+        "store",
+        18.0,
+        "fencing rejected write",
+        json!({"domain": "order", "key": "k", "keys": 1, "rejected_token": 2, "current_token": 3}),
+    );
+    let r = fencing(&run);
+    assert_eq!(r.validity, Validity::Valid, "{r:#?}");
+    let noise = &r.details.lease_noise;
+    assert_eq!(noise.len(), 2, "{noise:#?}");
+    assert_eq!(
+        (noise[0].kind.as_str(), noise[0].node.as_str()),
+        ("election", "n3")
+    );
+    assert_eq!(noise[0].tokens, "token 3");
+    assert_eq!(noise[1].kind, "rejection");
+    assert_eq!(noise[1].tokens, "rejected 2, current 3");
+    assert!(r.summary.contains("lease noise"), "{}", r.summary);
+}
+
+/// Proves a replica refusing a leader's writes for longer than a lease with no fault around
+/// (a poisoned floor) makes the run unknown, not valid.
+#[test]
+fn a_floor_stuck_against_the_leader_is_unknown() {
+    let mut run = legal_run();
+    for t in [15.6, 16.5, 17.5, 18.5] {
+        run.log_at(
+            "n3",
+            "store",
+            t,
+            "fencing rejected write",
+            json!({"domain": "inventory", "key": "stock/sku-1", "keys": 1,
+                   "rejected_token": 1, "current_token": 2}),
+        );
+    }
+    let r = fencing(&run);
+    assert_eq!(r.validity, Validity::Unknown, "{r:#?}");
+    let s = &r.details.stuck_floors[0];
+    assert_eq!(
+        (s.node.as_str(), s.domain.as_str(), s.refusals),
+        ("n3", "inventory", 4)
+    );
+    assert!(
+        r.summary.contains("worked against the cluster"),
+        "{}",
+        r.summary
+    );
+}
+
+/// Proves the replicas' `fencing_rejected_writes_total` must equal the refusals their logs
+/// show (a restart's reset counted), and a disagreement is unknown with both numbers.
+#[test]
+fn counters_must_match_the_logs() {
+    let counter = |run: &mut Run, node: &str, values: &[f64]| {
+        for (i, v) in values.iter().enumerate() {
+            run.metric(
+                i as f64 + 0.5,
+                node,
+                "store",
+                "fencing_rejected_writes_total",
+                "{domain=\"order\"}",
+                *v,
+            );
+        }
+    };
+    let mut run = legal_run();
+    counter(&mut run, "n1", &[0.0, 1.0, 1.0]);
+    counter(&mut run, "n2", &[0.0, 0.0, 1.0]);
+    // n3 restarted: 1 before the reset, 0 then 0 after.
+    counter(&mut run, "n3", &[1.0, 0.0, 0.0]);
+    let r = fencing(&run);
+    assert_eq!(r.validity, Validity::Valid, "{r:#?}");
+    assert!(r.details.counts.compared);
+    let mut run = legal_run();
+    counter(&mut run, "n1", &[0.0, 1.0, 2.0]);
+    counter(&mut run, "n2", &[0.0, 1.0, 1.0]);
+    counter(&mut run, "n3", &[0.0, 1.0, 1.0]);
+    let r = fencing(&run);
+    assert_eq!(r.validity, Validity::Unknown, "{r:#?}");
+    let m = &r.details.counts.mismatches[0];
+    assert_eq!((m.node.as_str(), m.logged, m.counted), ("n1", 1, 2));
+    assert!(r.summary.contains("1 logged, 2 counted"), "{}", r.summary);
 }

@@ -177,6 +177,32 @@ impl Run {
             .push((t, node.into(), role.into(), metric.into(), labels.into(), v));
     }
 
+    /// One JSON log line in tracing's format, stamped `t_s` seconds after the run started.
+    pub fn log_at(&mut self, node: &str, role: &str, t_s: f64, message: &str, fields: Value) {
+        let mut fields = fields;
+        fields["message"] = json!(message);
+        let ms = self.started_unix_ms + (t_s * 1000.0).round() as u64;
+        let secs = ms / 1000;
+        let stamp = format!(
+            "2026-01-01T{:02}:{:02}:{:02}.{:03}000Z",
+            (secs / 3600) % 24,
+            (secs / 60) % 60,
+            secs % 60,
+            ms % 1000
+        );
+        assert_eq!(
+            self.started_unix_ms % 86_400_000,
+            0,
+            "log_at assumes runs start at midnight"
+        );
+        let line = json!({"timestamp": stamp, "level": "INFO", "fields": fields,
+            "target": format!("sut::roles::{role}")});
+        self.logs
+            .entry(format!("nodes/{node}/{role}.log"))
+            .or_default()
+            .push(line.to_string());
+    }
+
     /// One JSON log line in tracing's format.
     pub fn log(&mut self, node: &str, role: &str, message: &str, fields: Value) {
         let mut fields = fields;

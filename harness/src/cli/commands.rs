@@ -4,6 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use formats::spec::ClusterKind;
+
+use crate::scenario::ClusterChoice;
 
 /// `harness bench`.
 #[derive(Debug, Clone, Subcommand)]
@@ -218,6 +221,12 @@ pub struct ScenarioRunArgs {
     /// The pipeline binary (default: `pipeline` next to this harness binary).
     #[arg(long)]
     pub pipeline_bin: Option<PathBuf>,
+    /// The faultproxy binary (default: `faultproxy` next to this harness binary).
+    #[arg(long)]
+    pub faultproxy_bin: Option<PathBuf>,
+    /// The cluster it runs on.
+    #[command(flatten)]
+    pub cluster: ClusterOptions,
 }
 
 /// `harness seam-table`.
@@ -232,28 +241,72 @@ pub struct SeamTableArgs {
     pub write: Option<PathBuf>,
 }
 
-/// `harness nightly`.
+/// Where a scenario or the suite runs (default: a local cluster of three nodes).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClusterOptions {
+    /// local (child processes on 127.0.0.1, no root), netns (network namespaces with their own
+    /// sshd; root) or ssh (hosts in --nodes-file, e.g. Vagrant VMs).
+    #[arg(long)]
+    pub cluster: Option<ClusterKind>,
+    /// Number of nodes of a local or netns cluster.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=9))]
+    pub nodes: Option<u16>,
+    /// The nodes of an ssh cluster.
+    #[arg(long)]
+    pub nodes_file: Option<PathBuf>,
+}
+
+impl ClusterOptions {
+    /// The cluster asked for; `None` when no option was given (the scenario's own).
+    pub fn choice(&self) -> Option<ClusterChoice> {
+        if self.cluster.is_none() && self.nodes.is_none() && self.nodes_file.is_none() {
+            return None;
+        }
+        let cluster = self.cluster.unwrap_or(if self.nodes_file.is_some() {
+            ClusterKind::Ssh
+        } else {
+            ClusterKind::Local
+        });
+        Some(ClusterChoice {
+            cluster,
+            nodes: self.nodes,
+            nodes_file: self.nodes_file.clone(),
+        })
+    }
+}
+
+/// `harness suite` and `harness nightly`: every named scenario with its protection on and off,
+/// then sustained chaos runs, once per seed.
 #[derive(Debug, Clone, Args)]
-pub struct NightlyArgs {
-    /// Combined-fault runs: each runs two faults of different kinds at once, from the seed.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=50))]
-    pub runs: u16,
-    /// Seed the runs' seeds are drawn from (default: a random one, printed).
+pub struct SuiteArgs {
+    /// Repeat the matrix with this many seeds (the first is --seed, the next fresh ones).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub seeds: u16,
+    /// The first seed (default: a random one, printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Workload length of each combined-fault run (scenarios keep their own).
-    #[arg(long, default_value = "60s", value_parser = formats::duration::parse)]
-    pub time_limit: Duration,
-    /// Where runs and the summary are written.
+    /// Run only this row: a scenario name or `chaos` (repeat for several).
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Workload length of each chaos run (two faults at once, every kind).
+    #[arg(long, default_value = "2m", value_parser = formats::duration::parse)]
+    pub chaos_time: Duration,
+    /// Chaos runs per seed.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=20))]
+    pub chaos_runs: u16,
+    /// Where runs and the suite page are written.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
-    /// Also run every named scenario with its protection on and off.
-    #[arg(long)]
-    pub scenarios: bool,
-    /// Start no further run after this much wall-clock time; runs not started count unknown.
+    /// The cluster every run uses.
+    #[command(flatten)]
+    pub cluster: ClusterOptions,
+    /// Start no further run after this much wall-clock time; runs not started are unknown.
     #[arg(long, default_value = "3h", value_parser = formats::duration::parse)]
     pub total_limit: Duration,
     /// The pipeline binary (default: `pipeline` next to this harness binary).
     #[arg(long)]
     pub pipeline_bin: Option<PathBuf>,
+    /// The faultproxy binary (default: `faultproxy` next to this harness binary).
+    #[arg(long)]
+    pub faultproxy_bin: Option<PathBuf>,
 }

@@ -44,8 +44,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Named scenarios: each proves one protection, and fails without it.
     Scenario(ScenarioArgs),
-    /// The nightly job: runs with two faults at once, optionally the scenario matrix, a summary.
-    Nightly(NightlyArgs),
+    /// The proof suite: every scenario with its protection on and off, the consistency swap and
+    /// sustained chaos runs; a matrix page, junit.xml and summary.json (exit 0 all held).
+    Suite(SuiteArgs),
+    /// The suite as the nightly job (the same job; schedule it with fresh seeds).
+    Nightly(SuiteArgs),
     /// From stored runs, the table of which seam signal moved first and which alert fired first
     /// per scenario and fault kind (docs/seam-signals.md).
     SeamTable(SeamTableArgs),

@@ -124,8 +124,8 @@ fn config_path(opts: &LocalOptions, node: &str) -> PathBuf {
     opts.run_dir.join("nodes").join(node).join("config.json")
 }
 
-/// Writes every node's config file (contract §1). Each node reaches its own roles where they
-/// listen and other nodes' roles directly, or through the link proxies when `opts.peers` is set.
+/// Writes every node's config file (contract §1). Each node reaches every role where it
+/// listens, or, when `opts.peers` is set, through the link proxies (its own roles too).
 fn write_configs(
     opts: &LocalOptions,
     nodes: &[String],
@@ -142,7 +142,7 @@ fn write_configs(
             .as_ref()
             .and_then(|p| p.get(node))
             .unwrap_or(&direct);
-        let cfg = pipeline::node_config(node, nodes, addrs, settings);
+        let cfg = pipeline::node_config_via(node, nodes, &direct, addrs, settings);
         let path = config_path(opts, node);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -337,10 +337,13 @@ impl Cluster for LocalCluster {
         Ok(format!("http://127.0.0.1:{}", self.role(node, role)?.port))
     }
 
+    /// Resumes and terminates every process at once, then waits for each (SIGKILL after a
+    /// grace). Terminating all together keeps a leader's successor from being elected in the
+    /// moment between two stops.
     async fn stop(&self) -> anyhow::Result<()> {
+        let mut stopping = Vec::new();
         for ((node, role), proc_) in &self.roles {
-            let mut guard = proc_.child.lock().await;
-            let Some(mut child) = guard.take() else {
+            let Some(child) = proc_.child.lock().await.take() else {
                 continue;
             };
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
@@ -348,6 +351,9 @@ impl Cluster for LocalCluster {
                 let _ = kill(pid, NixSignal::SIGCONT);
                 let _ = kill(pid, NixSignal::SIGTERM);
             }
+            stopping.push((node, role, child));
+        }
+        for (node, role, mut child) in stopping {
             match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                 Ok(Ok(_)) => {}
                 _ => {

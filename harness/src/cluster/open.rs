@@ -13,7 +13,7 @@ use super::local::{LocalCluster, LocalOptions};
 use super::netns;
 use super::remote::{RemoteCluster, RemoteNode, RemoteOptions};
 use super::Cluster;
-use crate::nodes_file::NodesFile;
+use crate::nodes_file::{NodesFile, Timing};
 use crate::remote::ssh::SshRemote;
 use crate::BadInput;
 use formats::spec::{ClusterKind, RunConfig};
@@ -26,8 +26,11 @@ pub struct Prepared {
     pub node_names: Vec<String>,
     /// What `spec.json` records about the cluster.
     pub spec: serde_json::Value,
+    /// The nodes file's `[timing]` (defaults for local clusters).
+    pub timing: Timing,
     remotes: Vec<RemoteNode>,
     workdir: String,
+    vms_dir: Option<PathBuf>,
     /// A netns cluster this run brought up and must take down.
     owned_netns: Option<PathBuf>,
 }
@@ -49,8 +52,10 @@ pub async fn prepare(args: &RunConfig) -> anyhow::Result<Prepared> {
                 kind: ClusterKind::Local,
                 node_names: (1..=n).map(|i| format!("n{i}")).collect(),
                 spec: serde_json::json!({"kind": "local", "nodes": n}),
+                timing: Timing::default(),
                 remotes: Vec::new(),
                 workdir: String::new(),
+                vms_dir: None,
                 owned_netns: None,
             })
         }
@@ -148,8 +153,10 @@ async fn connect(
         kind,
         node_names: file.nodes.iter().map(|n| n.name.clone()).collect(),
         spec,
+        timing: file.timing,
         remotes,
         workdir: file.workdir.clone(),
+        vms_dir: file.vms_dir.clone(),
         owned_netns,
     })
 }
@@ -211,7 +218,9 @@ pub async fn start(prepared: &Prepared, opts: &StartOptions) -> anyhow::Result<A
                     pipeline_bin: opts.pipeline_bin.clone(),
                     faultproxy_bin: faultproxy_next_to(&opts.pipeline_bin),
                     role_flags: opts.role_flags.clone(),
-                    settings: opts.settings.clone(),
+                    settings: super::pipeline::with_timing(&opts.settings, &prepared.timing),
+                    health_timeout: crate::nodes_file::health_timeout(&prepared.timing),
+                    vms_dir: prepared.vms_dir.clone(),
                 },
             )
             .await?,

@@ -51,6 +51,18 @@ pub fn settings(config: &RunConfig) -> Value {
     settings
 }
 
+/// `settings` with the pipeline settings a nodes file's `[timing]` sets (lease TTL, store and
+/// call timeouts) put over them.
+pub fn with_timing(settings: &Value, timing: &crate::nodes_file::Timing) -> Value {
+    let mut out = settings.clone();
+    if let Value::Object(map) = &mut out {
+        for (name, ms) in timing.pipeline_settings() {
+            map.insert(name.to_owned(), json!(ms));
+        }
+    }
+    out
+}
+
 /// The config file of `node` (contract §1). `addrs` maps (node, role) to the address *this
 /// node* uses to reach that role; this node's own entries are where its roles listen.
 pub fn node_config(
@@ -59,12 +71,26 @@ pub fn node_config(
     addrs: &BTreeMap<RoleKey, String>,
     settings: &Value,
 ) -> Value {
+    node_config_via(node, nodes, addrs, addrs, settings)
+}
+
+/// As [`node_config`], with this node's roles listening at `listen`'s entries and every role
+/// reached at `peers`' (which differ when calls go through link proxies).
+pub fn node_config_via(
+    node: &str,
+    nodes: &[String],
+    listen_at: &BTreeMap<RoleKey, String>,
+    addrs: &BTreeMap<RoleKey, String>,
+    settings: &Value,
+) -> Value {
     let mut listen = serde_json::Map::new();
-    let mut peers: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
-    for ((n, role), addr) in addrs {
+    for ((n, role), addr) in listen_at {
         if n == node {
             listen.insert(role.as_str().to_owned(), json!(addr));
         }
+    }
+    let mut peers: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
+    for ((n, role), addr) in addrs {
         peers
             .entry(role.as_str().to_owned())
             .or_default()
@@ -101,6 +127,45 @@ pub fn role_args(
     args
 }
 
+/// The extra flags of each role for a run's protection switches and role overrides.
+pub fn role_flags(config: &RunConfig) -> BTreeMap<Role, Vec<String>> {
+    let mut flags: BTreeMap<Role, Vec<String>> = BTreeMap::new();
+    let mut add = |role: Role, words: &[String]| {
+        flags.entry(role).or_default().extend(words.iter().cloned());
+    };
+    let sw = &config.switches;
+    if sw.no_idempotency {
+        for role in [Role::Payment, Role::Inventory, Role::Shipping] {
+            add(role, &["--no-idempotency".to_owned()]);
+        }
+    }
+    if sw.no_fencing {
+        add(Role::Store, &["--no-fencing".to_owned()]);
+    }
+    if sw.no_retry_budget {
+        add(Role::Order, &["--no-retry-budget".to_owned()]);
+    }
+    if sw.no_compensation {
+        add(Role::Order, &["--no-compensation".to_owned()]);
+    }
+    if sw.no_lease_check {
+        add(Role::Order, &["--no-lease-check".to_owned()]);
+    }
+    if let Some(mode) = config.inventory_mode {
+        add(
+            Role::Inventory,
+            &["--inventory-mode".to_owned(), mode.as_str().to_owned()],
+        );
+    }
+    if let Some(rate) = config.shipping_failure_rate {
+        add(
+            Role::Shipping,
+            &["--failure-rate".to_owned(), rate.to_string()],
+        );
+    }
+    flags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +187,35 @@ mod tests {
         assert_eq!(initial["sku-9"], ORDER_SKU_STOCK);
         assert_eq!(initial["stock-0"], 7);
         assert_eq!(initial["stock-1"], 7);
+    }
+
+    /// Proves a nodes file's timing reaches the settings by the pipeline's names and leaves the
+    /// other settings alone, and that no timing changes nothing.
+    #[test]
+    fn timing_sets_the_pipeline_settings() {
+        let base = settings(&RunConfig::default());
+        assert_eq!(
+            with_timing(&base, &crate::nodes_file::Timing::default()),
+            base
+        );
+        let timing = crate::nodes_file::Timing {
+            lease_ttl_ms: Some(10_000),
+            call_timeout_ms: Some(8_000),
+            health_timeout_ms: Some(120_000),
+            ..Default::default()
+        };
+        let s = with_timing(&base, &timing);
+        assert_eq!(s["lease_ttl_ms"], 10_000);
+        assert_eq!(s["call_timeout_ms"], 8_000);
+        assert!(
+            s.get("store_timeout_ms").is_none(),
+            "unset stays the default"
+        );
+        assert!(
+            s.get("health_timeout_ms").is_none(),
+            "the harness's, not the pipeline's"
+        );
+        assert_eq!(s["shipping_failure_rate"], base["shipping_failure_rate"]);
     }
 
     /// Proves a node's config lists its own roles under `listen` and every node's under
@@ -169,43 +263,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// The extra flags of each role for a run's protection switches and role overrides.
-pub fn role_flags(config: &RunConfig) -> BTreeMap<Role, Vec<String>> {
-    let mut flags: BTreeMap<Role, Vec<String>> = BTreeMap::new();
-    let mut add = |role: Role, words: &[String]| {
-        flags.entry(role).or_default().extend(words.iter().cloned());
-    };
-    let sw = &config.switches;
-    if sw.no_idempotency {
-        for role in [Role::Payment, Role::Inventory, Role::Shipping] {
-            add(role, &["--no-idempotency".to_owned()]);
-        }
-    }
-    if sw.no_fencing {
-        add(Role::Store, &["--no-fencing".to_owned()]);
-    }
-    if sw.no_retry_budget {
-        add(Role::Order, &["--no-retry-budget".to_owned()]);
-    }
-    if sw.no_compensation {
-        add(Role::Order, &["--no-compensation".to_owned()]);
-    }
-    if sw.no_lease_check {
-        add(Role::Order, &["--no-lease-check".to_owned()]);
-    }
-    if let Some(mode) = config.inventory_mode {
-        add(
-            Role::Inventory,
-            &["--inventory-mode".to_owned(), mode.as_str().to_owned()],
-        );
-    }
-    if let Some(rate) = config.shipping_failure_rate {
-        add(
-            Role::Shipping,
-            &["--failure-rate".to_owned(), rate.to_string()],
-        );
-    }
-    flags
 }

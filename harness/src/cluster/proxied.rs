@@ -1,5 +1,5 @@
 //! The local cluster's proxy layer: one `faultproxy` per run (or an external Toxiproxy given by
-//! `--toxiproxy`), one proxy per cross-node link (from node, to node, role) named by
+//! `--toxiproxy`), one proxy per link (from node, to node, role; a node to itself too) named by
 //! [`nemesis::links::proxy_name`], and for each node the `peers` map through those proxies
 //! (docs/contracts.md §1), so partitions and toxics work on loopback without root.
 //! [`WithProxy`] hands the nemesis a cluster together with the proxy API.
@@ -99,9 +99,10 @@ impl ProxyLayer {
         self.client.base()
     }
 
-    /// Creates a proxy for every cross-node link to the roles at `addrs` ((node, role) →
-    /// `host:port`) and returns each node's peers: its own roles directly, other nodes'
-    /// through the link proxies.
+    /// Creates a proxy for every link to the roles at `addrs` ((node, role) → `host:port`),
+    /// a node's links to its own roles included, and returns each node's peers: every role,
+    /// its own too, through a link proxy, so that a fault on the links into a role covers every
+    /// call to it.
     pub async fn link(&mut self, addrs: &BTreeMap<RoleKey, String>) -> anyhow::Result<PeersByNode> {
         let nodes: Vec<&String> = addrs
             .keys()
@@ -112,9 +113,6 @@ impl ProxyLayer {
         let mut wanted = Vec::new();
         for from in &nodes {
             for ((to, role), upstream) in addrs {
-                if *from == to {
-                    continue;
-                }
                 let link = Link::new(from, to, role.as_str()).with_context(|| {
                     format!("node or role name unusable in a proxy name: {from} {to} {role}")
                 })?;
@@ -141,16 +139,12 @@ impl ProxyLayer {
         let mut peers = PeersByNode::new();
         for from in nodes {
             let mut map = BTreeMap::new();
-            for ((to, role), addr) in addrs {
-                let via = if from == to {
-                    addr.clone()
-                } else {
-                    let name = nemesis::links::proxy_name(from, to, role.as_str());
-                    listen
-                        .get(&name)
-                        .cloned()
-                        .with_context(|| format!("proxy {name} was not created"))?
-                };
+            for (to, role) in addrs.keys() {
+                let name = nemesis::links::proxy_name(from, to, role.as_str());
+                let via = listen
+                    .get(&name)
+                    .cloned()
+                    .with_context(|| format!("proxy {name} was not created"))?;
                 map.insert((to.clone(), *role), via);
             }
             peers.insert(from.clone(), map);

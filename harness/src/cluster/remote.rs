@@ -22,7 +22,8 @@ use crate::remote::{ExecOutput, Remote};
 
 /// Port of the first role; role `i` of [`ROLES`] listens on `BASE_PORT + i`.
 pub const BASE_PORT: u16 = 7101;
-/// How long roles get to answer `/health` after start.
+/// How long roles get to answer `/health` after start, unless the nodes file's `[timing]`
+/// says otherwise.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of a signal or other small command.
 const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +60,11 @@ pub struct RemoteOptions {
     pub role_flags: BTreeMap<Role, Vec<String>>,
     /// The `settings` of every node's config (contract §1).
     pub settings: serde_json::Value,
+    /// How long roles get to answer `/health` after a start.
+    pub health_timeout: Duration,
+    /// A folder of VM records (console logs, boot times) copied into the run directory's
+    /// `vms/` when the cluster stops.
+    pub vms_dir: Option<PathBuf>,
 }
 
 /// The port `role` listens on.
@@ -86,6 +92,8 @@ pub struct RemoteCluster {
     dirs: BTreeMap<String, NodeDir>,
     args: BTreeMap<(String, Role), Vec<String>>,
     run_dir: PathBuf,
+    health_timeout: Duration,
+    vms_dir: Option<PathBuf>,
     stopped: Mutex<bool>,
 }
 
@@ -145,6 +153,8 @@ impl RemoteCluster {
             dirs,
             args,
             run_dir: opts.run_dir.clone(),
+            health_timeout: opts.health_timeout,
+            vms_dir: opts.vms_dir.clone(),
             stopped: Mutex::new(false),
         };
         if let Err(e) = cluster.install_and_start(opts).await {
@@ -191,7 +201,7 @@ impl RemoteCluster {
             .await
             .into_iter()
             .collect::<anyhow::Result<Vec<Vec<u32>>>>()?;
-        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        let deadline = Instant::now() + self.health_timeout;
         let waits = self.nodes.iter().flat_map(|n| {
             ROLES
                 .iter()
@@ -247,7 +257,7 @@ impl RemoteCluster {
     pub async fn restart_role(&self, node: &str, role: Role) -> anyhow::Result<u32> {
         self.stop_role(node, role).await?;
         let pid = self.start_role(node, role).await?;
-        self.wait_healthy(node, role, Instant::now() + HEALTH_TIMEOUT)
+        self.wait_healthy(node, role, Instant::now() + self.health_timeout)
             .await?;
         Ok(pid)
     }
@@ -291,7 +301,10 @@ impl RemoteCluster {
                     if !alive {
                         bail!("{node}/{role} exited during start; last log lines: {tail}");
                     }
-                    bail!("{node}/{role} did not answer {url} within {HEALTH_TIMEOUT:?}; last log lines: {tail}");
+                    bail!(
+                        "{node}/{role} did not answer {url} within {:?}; last log lines: {tail}",
+                        self.health_timeout
+                    );
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -393,6 +406,9 @@ fn bind_ip(addr: &str) -> String {
         .map_or_else(|_| "0.0.0.0".to_owned(), |ip| ip.to_string())
 }
 
+/// Where a run directory keeps the VM records of its nodes file's `vms_dir`.
+pub const VMS_DIR: &str = "vms";
+
 /// How long one nemesis command (iptables, kill) may take on a node.
 const NEMESIS_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -415,6 +431,13 @@ impl Cluster for RemoteCluster {
         }
         *stopped = true;
         let results = join_all(self.nodes.iter().map(|n| self.teardown_node(n))).await;
+        if let Some(from) = &self.vms_dir {
+            let to = self.run_dir.join(VMS_DIR);
+            match crate::nodes_file::copy_vm_records(from, &to) {
+                Ok(n) => tracing::info!(files = n, to = %to.display(), "VM records copied"),
+                Err(e) => tracing::warn!(error = %e, from = %from.display(), "copying VM records"),
+            }
+        }
         results
             .into_iter()
             .collect::<anyhow::Result<Vec<()>>>()

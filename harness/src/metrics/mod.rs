@@ -70,13 +70,16 @@ impl Scraper {
                 round(cluster.as_ref(), &http, &clock, &mut out, &mut totals).await?;
                 out.flush()?;
             }
+            // A last scrape when stopped (after quiesce, before the cluster stops), so that the
+            // counters' last samples hold everything the logs hold.
+            round(cluster.as_ref(), &http, &clock, &mut out, &mut totals).await?;
             out.flush()?;
             Ok(totals)
         });
         Ok(Scraper { stop, task })
     }
 
-    /// Stops after the current round and returns the totals.
+    /// Stops after the current round and one last round, and returns the totals.
     pub async fn stop(self) -> anyhow::Result<ScrapeTotals> {
         let _ = self.stop.send(true);
         self.task.await.context("metrics scraper task")?

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use formats::expectation::{Expectation, Requirement};
-use formats::spec::{RunConfig, Switches};
+use formats::spec::{ClusterKind, InventoryMode, RunConfig, Switches};
 
 use crate::BadInput;
 
@@ -31,8 +31,8 @@ pub struct Scenario {
     /// The run with the protection on (its folder, seed and expectation are set by
     /// [`Scenario::config`]).
     pub base: fn() -> RunConfig,
-    /// The switches that turn the protection off.
-    pub off: Switches,
+    /// What turns the protection off.
+    pub off: Off,
     /// What must be seen with the protection on, and why.
     pub claim_on: &'static str,
     /// What must be seen with it off, and why.
@@ -41,6 +41,52 @@ pub struct Scenario {
     pub on_requirements: fn() -> Vec<Requirement>,
     /// Requirements with the protection off.
     pub off_requirements: fn() -> Vec<Requirement>,
+}
+
+/// What turns a scenario's protection off: pipeline switches, or a weaker consistency model
+/// for a piece of state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Off {
+    /// Protections switched off.
+    pub switches: Switches,
+    /// Inventory run in this mode instead.
+    pub inventory_mode: Option<InventoryMode>,
+}
+
+impl Off {
+    /// The `harness run` flags it adds: `--no-fencing`, `--inventory-mode eventual`.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags: Vec<String> = self
+            .switches
+            .names()
+            .iter()
+            .map(|n| format!("--{n}"))
+            .collect();
+        if let Some(mode) = self.inventory_mode {
+            flags.push(format!("--inventory-mode {}", mode.as_str()));
+        }
+        flags
+    }
+
+    /// `config` with this protection off.
+    fn apply(&self, config: &mut RunConfig) {
+        config.switches = with_switches(config.switches, self.switches);
+        if let Some(mode) = self.inventory_mode {
+            config.inventory_mode = Some(mode);
+        }
+    }
+}
+
+/// Where a scenario runs, when not on the default local cluster (`--cluster`, `--nodes`,
+/// `--nodes-file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterChoice {
+    /// The kind of cluster.
+    pub cluster: ClusterKind,
+    /// Nodes of a local or netns cluster.
+    pub nodes: Option<u16>,
+    /// The nodes file of an SSH cluster.
+    pub nodes_file: Option<PathBuf>,
 }
 
 /// What a user may change about a scenario run (`harness scenario run`'s options).
@@ -54,6 +100,10 @@ pub struct Overrides {
     pub out: Option<PathBuf>,
     /// The pipeline binary.
     pub pipeline_bin: Option<PathBuf>,
+    /// The faultproxy binary.
+    pub faultproxy_bin: Option<PathBuf>,
+    /// Where it runs (default: the scenario's own, a local cluster).
+    pub cluster: Option<ClusterChoice>,
 }
 
 /// The scenario called `name`, or a bad-input error listing the names.
@@ -113,7 +163,7 @@ impl Scenario {
     pub fn config(&self, protection_on: bool, o: &Overrides) -> Result<RunConfig, BadInput> {
         let mut c = (self.base)();
         if !protection_on {
-            c.switches = with_switches(c.switches, self.off);
+            self.off.apply(&mut c);
         }
         c.scenario = self.folder(protection_on);
         c.seed = o.seed.or(c.seed);
@@ -125,6 +175,14 @@ impl Scenario {
         }
         if let Some(bin) = &o.pipeline_bin {
             c.pipeline_bin = Some(bin.clone());
+        }
+        if let Some(bin) = &o.faultproxy_bin {
+            c.faultproxy_bin = Some(bin.clone());
+        }
+        if let Some(choice) = &o.cluster {
+            c.cluster = choice.cluster;
+            c.nodes = choice.nodes.or(c.nodes);
+            c.nodes_file = choice.nodes_file.clone().or(c.nodes_file);
         }
         c.expectation = Some(self.expectation(protection_on));
         let c = c.canonical();
@@ -151,7 +209,8 @@ mod tests {
                 "stale-leader",
                 "lost-response",
                 "retried-compensation",
-                "retry-storm"
+                "retry-storm",
+                "consistency"
             ]
         );
         for s in all() {
@@ -167,17 +226,18 @@ mod tests {
             assert!(!off_e.protection_on);
             assert_eq!(off_e.problem(), None, "{}", s.name);
             assert!(
-                !s.off.names().is_empty(),
+                !s.off.flags().is_empty(),
                 "{}: off switches something",
                 s.name
             );
             let mut only_switches = off.clone();
             only_switches.switches = on.switches;
+            only_switches.inventory_mode = on.inventory_mode;
             only_switches.scenario = on.scenario.clone();
             only_switches.expectation = on.expectation.clone();
             assert_eq!(
                 only_switches, on,
-                "{}: off differs only in its switches",
+                "{}: off differs only in what it switches off",
                 s.name
             );
             let short = Overrides {

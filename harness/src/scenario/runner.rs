@@ -42,8 +42,7 @@ pub fn list() -> String {
             .map(|c| shell_words(&crate::config::rerun_words(&c)))
             .unwrap_or_else(|e| format!("(does not build: {e})"));
         out.push_str(&format!("  run:  harness run {base}\n"));
-        let off: Vec<String> = s.off.names().iter().map(|n| format!("--{n}")).collect();
-        out.push_str(&format!("  off:  adds {}\n", off.join(" ")));
+        out.push_str(&format!("  off:  adds {}\n", s.off.flags().join(" ")));
         out.push_str(&format!("  on:   expects {}\n", squash(s.claim_on)));
         out.push_str(&format!("  off:  expects {}\n\n", squash(s.claim_off)));
     }
@@ -134,6 +133,8 @@ pub fn overrides(args: &ScenarioRunArgs, seed: u64) -> Overrides {
         time_limit: args.time_limit,
         out: Some(args.out.clone()),
         pipeline_bin: args.pipeline_bin.clone(),
+        faultproxy_bin: args.faultproxy_bin.clone(),
+        cluster: args.cluster.choice(),
     }
 }
 
@@ -207,12 +208,13 @@ mod tests {
         let text = list();
         for s in super::super::all() {
             assert!(text.contains(&format!("{} — proves {}", s.name, s.protection)));
-            for w in s.off.names() {
-                assert!(text.contains(&format!("--{w}")), "{w}");
+            for w in s.off.flags() {
+                assert!(text.contains(&w), "{w}");
             }
         }
         assert!(text.contains("--no-lease-check"));
         assert!(text.contains("kind=storm,role=payment"));
-        assert_eq!(text.matches("expects").count(), 8);
+        assert!(text.contains("--inventory-mode eventual"));
+        assert_eq!(text.matches("expects").count(), 10);
     }
 }

@@ -33,13 +33,17 @@ fn state(pid: u32) -> Option<char> {
 /// answers /health on its node's address; the pid file names the live process, which
 /// `signal` stops and resumes; `exec` runs commands on the node; `restart_role` replaces the
 /// process and waits for its health; `stop` ends every role, fetches the logs (holding both
-/// lives of the restarted role) and removes the node directories, and is idempotent. A binary
-/// that exits at once fails the deploy with its log tail and leaves nothing behind.
+/// lives of the restarted role), copies the nodes file's VM records (files, not folders) into
+/// `vms/` and removes the node directories, and is idempotent. A binary that exits at once
+/// fails the deploy with its log tail and leaves nothing behind.
 #[test]
 fn deploy_signal_restart_and_teardown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path().join("work");
     let run_dir = dir.path().join("run");
+    let vms = dir.path().join("vms");
+    std::fs::create_dir_all(vms.join("not-copied")).expect("mkdir");
+    std::fs::write(vms.join("n1.console.log"), "SAGAJ-READY uptime_s=61.5\n").expect("write");
     let opts = RemoteOptions {
         kind: formats::spec::ClusterKind::Ssh,
         workdir: work.to_str().expect("utf8").to_owned(),
@@ -49,6 +53,8 @@ fn deploy_signal_restart_and_teardown() {
         faultproxy_bin: None,
         role_flags: BTreeMap::new(),
         settings: harness::cluster::pipeline::default_settings(),
+        health_timeout: harness::cluster::remote::HEALTH_TIMEOUT,
+        vms_dir: Some(vms.clone()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -129,6 +135,11 @@ fn deploy_signal_restart_and_teardown() {
         );
         assert!(run_dir.join("nodes/n2/order.log").is_file());
         assert!(!work.join("t1").exists(), "node directories removed");
+        assert_eq!(
+            std::fs::read_to_string(run_dir.join("vms/n1.console.log")).expect("VM record"),
+            "SAGAJ-READY uptime_s=61.5\n"
+        );
+        assert!(!run_dir.join("vms/not-copied").exists(), "files only");
         cluster.stop().await.expect("stop is idempotent");
 
         let broken = RemoteOptions {

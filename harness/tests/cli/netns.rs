@@ -149,7 +149,7 @@ fn netns_cluster_run_and_teardown() {
     let spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("spec.json")).expect("spec")).expect("json");
     assert_eq!(spec["cluster"], "netns");
-    assert_eq!(spec["cluster_spec"]["state_dir"], STATE_DIR);
+    assert_eq!(spec["netns_state_dir"], STATE_DIR);
     assert!(spec["rerun"]
         .as_str()
         .expect("rerun")

@@ -1,5 +1,5 @@
 //! Named scenarios end to end (`harness scenario run NAME --pair`: the protection on, then
-//! off with the same seed) and the nightly job, on local clusters. Each pair proves its
+//! off with the same seed) on local clusters (the suite and the nightly job: `suite.rs`). Each pair proves its
 //! protection from `results.json`: with it on, the check shows the protection working and the
 //! verdict is valid; with it off, the same check is invalid.
 
@@ -12,7 +12,7 @@ use super::{faultproxy_bin, harness, pipeline_bin, text};
 
 /// The pairs run one at a time: two clusters of fifteen processes at once on two cores would
 /// stretch the timings the scenarios are tuned for.
-static ONE_PAIR_AT_A_TIME: Mutex<()> = Mutex::new(());
+pub(super) static ONE_PAIR_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn json(path: &Path) -> Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -281,65 +281,4 @@ fn unknown_scenario_exits_254() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("'no-such-scenario'") && stderr.contains("stale-leader"));
     assert_eq!(std::fs::read_dir(out.path()).expect("dir").count(), 0);
-}
-
-/// Proves `harness nightly --runs 2 --time-limit 8s` runs two combined-fault runs (two faults
-/// at once each), writes its summary with every run's directory and verdict, rewrites the runs
-/// index, and exits with the worst verdict.
-#[test]
-fn nightly_runs_summarises_and_exits_with_the_worst_verdict() {
-    let _one = ONE_PAIR_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (_, _) = (pipeline_bin(), faultproxy_bin());
-    let out = tempfile::tempdir().expect("tempdir");
-    let o = out.path().display().to_string();
-    let result = harness(&[
-        "nightly",
-        "--runs",
-        "2",
-        "--time-limit",
-        "8s",
-        "--seed",
-        "4",
-        "--out",
-        &o,
-    ])
-    .output()
-    .expect("runs");
-    let report = text(&result);
-    let summaries = harness::nightly::summaries(out.path());
-    assert_eq!(summaries.len(), 1, "{report}");
-    let summary = json(&summaries[0]);
-    let rows = summary["rows"].as_array().expect("rows");
-    assert_eq!(rows.len(), 2, "{summary}");
-    let mut worst = checker::Validity::Valid;
-    for row in rows {
-        assert_eq!(row["kind"], "combined");
-        let dir = out.path().join(row["dir"].as_str().expect("dir"));
-        let results = json(&dir.join("results.json"));
-        assert_eq!(results["validity"], row["verdict"], "{row}");
-        let v: checker::Validity = serde_json::from_value(row["counts_as"].clone()).expect("v");
-        worst = worst.and(v);
-        let spec = json(&dir.join("spec.json"));
-        assert_eq!(spec["nemesis_pairs"], true);
-        let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
-        let starts = history
-            .lines()
-            .filter(|l| {
-                l.contains("\"process\":\"nemesis\"")
-                    && l.contains("\"type\":\"invoke\"")
-                    && l.contains("\"f\":\"start\"")
-            })
-            .count();
-        assert!(
-            starts >= 2,
-            "two faults at once: {starts} starts in {}",
-            dir.display()
-        );
-    }
-    assert_eq!(summary["worst"], worst.as_str());
-    assert_eq!(result.status.code(), Some(worst.exit_code()), "{report}");
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(stderr.contains("nightly summary"), "{report}");
-    let index = std::fs::read_to_string(out.path().join("index.html")).expect("runs index");
-    assert!(index.matches("nightly/").count() >= 2, "{index}");
 }

@@ -6,18 +6,35 @@ mod resolve;
 
 use std::collections::BTreeMap;
 
-pub use formats::fault::{FaultPlan, Kind, Links, NetEffect, Planned, Shape, Target};
+pub use formats::fault::{FaultPlan, Kind, Links, NetEffect, Planned, Route, Shape, Target};
 use formats::Role;
 use serde::{Deserialize, Serialize};
 
 use crate::grudge::Grudge;
 use crate::links::Link;
-use crate::toxiproxy::{Stream, Toxic, ToxicKind};
+use crate::toxiproxy::{HttpAction, HttpToxic, Stream, Toxic, ToxicKind};
 
 pub(crate) use resolve::resolve;
 
-/// The toxic that realises a network effect, named `name`.
-pub fn toxic_of(effect: NetEffect, name: &str) -> Toxic {
+/// The toxic that realises a network effect, named `name`: on every byte of the links, or with
+/// a `route`, the fault proxy's `http` toxic on the matching exchanges only.
+pub fn toxic_of(effect: NetEffect, route: Option<&Route>, name: &str) -> Toxic {
+    if let Some(r) = route {
+        let (action, delay_ms) = match effect {
+            NetEffect::Latency { latency_ms, .. } => (HttpAction::Delay, latency_ms),
+            NetEffect::Reset => (HttpAction::Reset, 0),
+            // Bandwidth has no route (the fault spec refuses one); a lost response is the rest.
+            NetEffect::LostResponse | NetEffect::Bandwidth { .. } => (HttpAction::DropResponse, 0),
+        };
+        let http = HttpToxic {
+            method: r.method.clone(),
+            path: r.path.clone(),
+            action,
+            delay_ms,
+            ..HttpToxic::default()
+        };
+        return Toxic::new(ToxicKind::Http(http), Stream::Downstream).named(name);
+    }
     let kind = match effect {
         NetEffect::Latency {
             latency_ms,
@@ -114,11 +131,23 @@ impl ActiveFault {
                 format!("{node}/{role}")
             }
             ActiveFault::Partition { grudge, .. } => crate::grudge::describe(grudge),
-            ActiveFault::Toxics { proxies, .. } => proxies
-                .iter()
-                .map(|p| Link::parse(p).map_or(p.clone(), |l| l.describe()))
-                .collect::<Vec<_>>()
-                .join(" "),
+            ActiveFault::Toxics { proxies, toxic, .. } => {
+                let links = proxies
+                    .iter()
+                    .map(|p| Link::parse(p).map_or(p.clone(), |l| l.describe()))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                match &toxic.kind {
+                    ToxicKind::Http(h) => {
+                        let method = h
+                            .method
+                            .as_deref()
+                            .map_or(String::new(), |m| format!("{m} "));
+                        format!("{links} {method}{} ({})", h.path, h.action.as_str())
+                    }
+                    _ => links,
+                }
+            }
         }
     }
 }

@@ -150,11 +150,9 @@ async fn toxics(
         Links::RandomOne { role } => of_role(*role).choose(rng).cloned().into_iter().collect(),
         Links::Service { role } => of_role(*role),
         Links::Leaders { from_role, role } => {
+            // Both may lead on one node: a node's calls to its own roles cross its own link.
             let from = leader::find(ctl, *from_role).await?;
             let to = leader::find(ctl, *role).await?;
-            if from == to {
-                bail!("{from_role} and {role} both lead on {from}: no link between their leaders");
-            }
             let name = crate::links::proxy_name(&from, &to, role.as_str());
             if !all.iter().any(|(n, _)| *n == name) {
                 bail!("no proxied link {from}->{to}/{role} at {api}");
@@ -192,15 +190,13 @@ pub(crate) async fn resolve(
             })
         }
         FaultPlan::Partition { shape } => partition(ctl, shape, rng).await,
-        FaultPlan::Network { effect, links } => {
-            toxics(
-                ctl,
-                effect.kind(),
-                links,
-                toxic_of(*effect, &toxic_name),
-                rng,
-            )
-            .await
+        FaultPlan::Network {
+            effect,
+            links,
+            route,
+        } => {
+            let toxic = toxic_of(*effect, route.as_ref(), &toxic_name);
+            toxics(ctl, effect.kind(), links, toxic, rng).await
         }
         FaultPlan::Storm { role, latency_ms } => {
             let effect = super::NetEffect::Latency {
@@ -208,7 +204,14 @@ pub(crate) async fn resolve(
                 jitter_ms: latency_ms / 4,
             };
             let links = Links::Service { role: *role };
-            toxics(ctl, Kind::Storm, &links, toxic_of(effect, &toxic_name), rng).await
+            toxics(
+                ctl,
+                Kind::Storm,
+                &links,
+                toxic_of(effect, None, &toxic_name),
+                rng,
+            )
+            .await
         }
     }
 }

@@ -232,6 +232,7 @@ async fn proxy_faults_heal_from_the_ledger() {
             links: Links::Service {
                 role: Role::Payment,
             },
+            route: None,
         };
         nem.start(&ctl, &ops, &plan, &mut rng())
             .await
@@ -274,7 +275,7 @@ async fn proxy_faults_heal_from_the_ledger() {
         kind: nemesis::fault::Kind::Latency,
         api: server.url(),
         proxies: vec!["link.n1.n2.payment".into()],
-        toxic: nemesis::fault::toxic_of(NetEffect::LostResponse, "nemesis-f9"),
+        toxic: nemesis::fault::toxic_of(NetEffect::LostResponse, None, "nemesis-f9"),
     };
     server.shutdown().await;
     pending

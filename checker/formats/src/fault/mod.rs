@@ -266,6 +266,26 @@ impl NetEffect {
     }
 }
 
+/// The HTTP exchanges a network fault acts on: requests of `method` (any method when `None`)
+/// whose path starts with `path`. Without a route a network fault acts on every byte of its
+/// links; with one, on the matching exchanges only (the fault proxy's `http` toxic).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Route {
+    /// `POST`, `GET`, ...; `None` matches any.
+    pub method: Option<String>,
+    /// Path prefix, starting with `/`.
+    pub path: String,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.method {
+            Some(m) => write!(f, "{m} {}", self.path),
+            None => f.write_str(&self.path),
+        }
+    }
+}
+
 /// How the nodes are split by a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "shape", rename_all = "kebab-case")]
@@ -334,6 +354,9 @@ pub enum FaultPlan {
         effect: NetEffect,
         /// Where.
         links: Links,
+        /// Which HTTP exchanges on those links (all bytes when `None`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        route: Option<Route>,
     },
     /// A retry storm: every link into `role` slowed past the callers' timeouts while the
     /// workload's clients retry eagerly.

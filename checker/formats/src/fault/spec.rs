@@ -9,7 +9,8 @@
 //!   random-halves | bridge, `role` (whose leader; default order), `node` (isolate-one);
 //! - latency, lost-response, reset, bandwidth: `role` (the service called), `links` = `all`
 //!   (default) | `random` | `leaders:<calling role>` | `<from>-><to>`; latency: `latency`,
-//!   `jitter`; bandwidth: `kbps`;
+//!   `jitter`; bandwidth: `kbps`; latency, lost-response and reset may name a `path` (a prefix,
+//!   from `/`) and a `method` to act on those HTTP exchanges only;
 //! - storm: `role`, `latency` (default 2500ms, past the callers' 2 s timeout).
 
 use std::collections::BTreeMap;
@@ -17,7 +18,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{FaultPlan, Kind, Links, NetEffect, Planned, Shape, Target};
+use super::{FaultPlan, Kind, Links, NetEffect, Planned, Route, Shape, Target};
 use crate::duration;
 use crate::role::Role;
 
@@ -195,7 +196,12 @@ fn plan(keys: &mut Keys<'_>, kind: Kind, role: Option<&str>) -> Result<FaultPlan
                 Kind::Reset => NetEffect::Reset,
                 _ => NetEffect::LostResponse,
             };
-            FaultPlan::Network { effect, links }
+            let route = route(keys, kind)?;
+            FaultPlan::Network {
+                effect,
+                links,
+                route,
+            }
         }
         Kind::Storm => FaultPlan::Storm {
             role: keys.role(role, kind)?,
@@ -263,6 +269,42 @@ fn links(v: &str, role: Role) -> Result<Links, String> {
     })
 }
 
+/// Longest `path` a route takes.
+pub const MAX_ROUTE_PATH: usize = 256;
+
+fn route(keys: &mut Keys<'_>, kind: Kind) -> Result<Option<Route>, String> {
+    let method = keys.take("method");
+    let path = keys.take("path");
+    let Some(path) = path else {
+        return match method {
+            Some(_) => Err(keys.err("method= needs path=<prefix>")),
+            None => Ok(None),
+        };
+    };
+    if kind == Kind::Bandwidth {
+        return Err(keys.err("bandwidth acts on bytes, not on one route (drop path=)"));
+    }
+    if !path.starts_with('/')
+        || path.len() > MAX_ROUTE_PATH
+        || path
+            .chars()
+            .any(|c| c.is_whitespace() || c == ',' || c.is_control())
+    {
+        return Err(keys.err(format!(
+            "path '{path}': a prefix from '/', without spaces or commas"
+        )));
+    }
+    if let Some(m) = method {
+        if m.is_empty() || m.len() > 16 || !m.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(keys.err(format!("method '{m}': an HTTP method such as POST")));
+        }
+    }
+    Ok(Some(Route {
+        method: method.map(str::to_owned),
+        path: path.to_owned(),
+    }))
+}
+
 fn spell_target(t: &Target) -> String {
     match t {
         Target::Leader => "leader".into(),
@@ -300,9 +342,19 @@ impl fmt::Display for Planned {
                     _ => {}
                 }
             }
-            FaultPlan::Network { effect, links } => {
+            FaultPlan::Network {
+                effect,
+                links,
+                route,
+            } => {
                 parts.push(format!("role={}", links.role()));
                 parts.push(format!("links={}", spell_links(links)));
+                if let Some(r) = route {
+                    if let Some(m) = &r.method {
+                        parts.push(format!("method={m}"));
+                    }
+                    parts.push(format!("path={}", r.path));
+                }
                 match effect {
                     NetEffect::Latency {
                         latency_ms,
@@ -361,7 +413,8 @@ mod tests {
                 links: Links::Leaders {
                     from_role: Role::Order,
                     role: Role::Payment
-                }
+                },
+                route: None,
             }
         );
         let s = parse("kind=storm,role=payment,at=6s,for=8s").expect("storm");
@@ -397,6 +450,23 @@ mod tests {
             ),
             ("kind=pause,role=order,at=1s,for=0s", "for=0"),
             ("kind=bandwidth,role=payment,kbps=0,at=1s,for=1s", "kbps"),
+            (
+                "kind=bandwidth,role=payment,path=/x,at=1s,for=1s",
+                "bandwidth",
+            ),
+            (
+                "kind=reset,role=payment,method=POST,at=1s,for=1s",
+                "needs path",
+            ),
+            (
+                "kind=reset,role=payment,path=refund,at=1s,for=1s",
+                "'refund'",
+            ),
+            (
+                "kind=reset,role=payment,path=/r,method=post,at=1s,for=1s",
+                "'post'",
+            ),
+            ("kind=pause,role=order,path=/r,at=1s,for=1s", "'path'"),
         ] {
             let e = parse(bad).expect_err(bad);
             assert!(e.contains(culprit), "{bad}: {e}");
@@ -424,6 +494,9 @@ mod tests {
             "kind=reset,role=shipping,links=random,at=6s,for=9s",
             "kind=bandwidth,role=payment,links=all,kbps=64,at=6s,for=9s",
             "kind=storm,role=payment,latency=2500ms,at=5s,for=5s",
+            "kind=lost-response,role=payment,links=all,method=POST,path=/refund,at=1s,for=2s",
+            "kind=latency,role=payment,links=n1->n1,path=/charge,latency=300ms,at=1s,for=2s",
+            "kind=reset,role=shipping,links=all,method=POST,path=/ship,at=1s,for=2s",
         ] {
             let p = parse(text).expect(text);
             assert_eq!(p.to_string(), text, "canonical");
