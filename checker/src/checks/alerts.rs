@@ -116,6 +116,10 @@ pub struct Details {
     pub tolerance_s: f64,
     /// Per fault that started.
     pub faults: Vec<FaultAlerts>,
+    /// Where the rules came from: the run directory's `alerts.yml`, or, in a run directory
+    /// without one, the rules the checker was built with.
+    #[serde(default)]
+    pub rules_from: String,
 }
 
 /// The check.
@@ -279,13 +283,19 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
         comparisons: Vec::new(),
         tolerance_s: 0.0,
         faults: Vec::new(),
+        rules_from: files::ALERT_RULES.into(),
     };
     let rules_path = run.dir.join(files::ALERT_RULES);
-    let Ok(text) = std::fs::read_to_string(&rules_path) else {
-        return unknown(
-            format!("{} is missing: no rules to evaluate", files::ALERT_RULES),
-            details,
-        );
+    let text = match std::fs::read_to_string(&rules_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            details.rules_from = format!(
+                "the shipped sut/prometheus/alerts.yml (the run directory has no {})",
+                files::ALERT_RULES
+            );
+            rules::SHIPPED.to_owned()
+        }
+        Err(e) => return unknown(format!("{}: {e}", files::ALERT_RULES), details),
     };
     let rules = match rules::load(&text) {
         Ok(r) => r,

@@ -13,6 +13,10 @@ use super::eval::{eval, EvalError, Value};
 use super::parse::{parse, Expr};
 use super::store::{Labels, Store};
 
+/// The pipeline's alerting rules as shipped (`sut/prometheus/alerts.yml`), for a run directory
+/// written before the harness copied them into it (no `alerts.yml`).
+pub const SHIPPED: &str = include_str!("../../../sut/prometheus/alerts.yml");
+
 /// A rule file as Prometheus reads it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,9 +166,11 @@ pub fn expand(t: &str, labels: &Labels, value: f64) -> Result<String, String> {
             Some(Action::Label(l)) => {
                 out.push_str(labels.get(l).map(String::as_str).unwrap_or("<no value>"))
             }
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "template {t:?}: only {{{{ $labels.<name> }}}} and {{{{ $value }}}} are supported"
-            )),
+            ))
+            }
         }
         rest = &after[close + 2..];
     }
