@@ -9,6 +9,8 @@ mod chromium;
 mod effects;
 #[path = "checks/fencing.rs"]
 mod fencing;
+#[path = "checks/fencing_real.rs"]
+mod fencing_real;
 #[path = "checks/idempotency.rs"]
 mod idempotency;
 /// The linearizability checker's tests (known answers, brute-force cross-checks, bounds, input).

@@ -1,5 +1,5 @@
 //! After the workload: wait for sagas to finish (quiesce), then read the final state through the
-//! services' public, paginated admin APIs.
+//! services' paginated admin APIs (with the cluster secret).
 
 use std::time::{Duration, Instant};
 
@@ -68,8 +68,8 @@ async fn read_any<T: DeserializeOwned>(
 
 /// Reads orders, the payment ledger, shipments, reservations and stock.
 pub async fn final_state(cluster: &dyn Cluster) -> FinalState {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+    let builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    let http = crate::cluster::with_secret(builder, cluster)
         .build()
         .unwrap_or_default();
     let mut errors = Vec::new();

@@ -115,6 +115,7 @@ pub fn rerun_words(c: &RunConfig) -> Vec<String> {
         out,
         pipeline_bin,
         prometheus,
+        cluster_secret_file,
         quiesce_timeout,
         client_timeout,
         fault_at,
@@ -161,6 +162,10 @@ pub fn rerun_words(c: &RunConfig) -> Vec<String> {
     if *prometheus != PrometheusChoice::Auto {
         w.flag("prometheus", prometheus);
     }
+    w.opt(
+        "cluster-secret-file",
+        cluster_secret_file.as_ref().map(|p| p.display()),
+    );
     w.flag("quiesce-timeout", spell(*quiesce_timeout));
     w.flag("client-timeout", spell(*client_timeout));
     let Switches {

@@ -137,6 +137,8 @@ pub async fn heal(run_dir: &Path) -> anyhow::Result<usize> {
     if !run_dir.is_dir() {
         anyhow::bail!("run directory '{}' does not exist", run_dir.display());
     }
+    // A SIGKILLed local run also left its roles' secret directory behind.
+    crate::cluster::secret::sweep_stale();
     let ledger = HealLedger::in_run_dir(run_dir);
     if ledger.pending()?.is_empty() {
         return Ok(0);

@@ -144,6 +144,13 @@ pub trait Control: Send + Sync {
     fn proxy_api(&self) -> Option<String> {
         None
     }
+
+    /// The `Authorization` value (`Bearer <cluster secret>`) that calls to the roles' routes
+    /// other than the public ones carry, such as `GET /admin/leader`; `None` where the cluster
+    /// has no secret. Marked sensitive, so that `Debug` never shows it.
+    fn authorization(&self) -> Option<reqwest::header::HeaderValue> {
+        None
+    }
 }
 
 /// Where nemesis operations are recorded (the run's history).

@@ -1,5 +1,5 @@
-//! Command line: `pipeline <role> --node <name> --config <file> --data-dir <dir>
-//! [--watch-parent <pid>] [protection flags]` (docs/contracts.md §1).
+//! Command line: `pipeline <role> --node <name> --config <file> --secret-file <file>
+//! --data-dir <dir> [--watch-parent <pid>] [protection flags]` (docs/contracts.md §1).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,6 +54,10 @@ pub struct Common {
     /// The node's configuration file (JSON, docs/contracts.md §1).
     #[arg(long)]
     pub config: PathBuf,
+    /// The cluster secret (one to four lines; the first is sent, any is accepted), readable by
+    /// this user only. Kept apart from the config, which may be copied into reports.
+    #[arg(long)]
+    pub secret_file: PathBuf,
     /// Directory for this role's durable state.
     #[arg(long)]
     pub data_dir: PathBuf,

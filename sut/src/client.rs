@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::auth::PeerClient;
 use crate::budget::RetryBudget;
 use crate::http::{DO_NOT_RETRY, IDEMPOTENCY_KEY};
 use crate::rng::SharedRng;
@@ -67,6 +68,14 @@ pub enum Outcome {
     },
 }
 
+/// A 4xx that answers nothing about the effect: 409 (the first request under this key is still
+/// in flight), 408 (this attempt's request did not arrive in time; an earlier attempt under
+/// the key may have made the effect) and 401 (the callee does not take this process's secret,
+/// e.g. half-way through a rotation). Like a 5xx, it leaves the outcome unknown.
+pub fn settles_nothing(status: u16) -> bool {
+    matches!(status, 401 | 408 | 409)
+}
+
 /// A downstream service with its retry policy and budget.
 #[derive(Clone)]
 pub struct Downstream {
@@ -81,13 +90,15 @@ pub struct Downstream {
 }
 
 impl Downstream {
-    /// A client for the service at `targets`; `budget` None retries without a budget.
+    /// A client for the service at `targets`, calling through `peers` (the cluster secret);
+    /// `budget` None retries without a budget.
     pub fn new(
         name: &'static str,
         targets: Vec<String>,
         policy: RetryPolicy,
         budget: Option<RetryBudget>,
         rng: SharedRng,
+        peers: &PeerClient,
     ) -> Downstream {
         // Present at zero from the start, as Prometheus counters with known labels should be.
         for metric in [
@@ -97,11 +108,7 @@ impl Downstream {
         ] {
             metrics::counter!(metric, "downstream" => name).increment(0);
         }
-        let http = reqwest::Client::builder()
-            .timeout(policy.attempt_timeout)
-            .connect_timeout(policy.attempt_timeout)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = peers.client(policy.attempt_timeout);
         Downstream {
             name,
             targets,
@@ -156,9 +163,7 @@ impl Downstream {
                     let status = resp.status().as_u16();
                     let no_retry = resp.headers().contains_key(DO_NOT_RETRY);
                     let body = resp.json().await.unwrap_or(serde_json::Value::Null);
-                    // 409 means the first request under this key is still in flight: its
-                    // outcome is not known yet, so it settles nothing.
-                    if status < 500 && status != 409 {
+                    if status < 500 && !settles_nothing(status) {
                         return Outcome::Done { status, body };
                     }
                     last_error = format!("{url}: HTTP {status}: {body}");
@@ -221,7 +226,16 @@ mod tests {
             max_backoff: Duration::from_millis(2),
             ..RetryPolicy::default()
         };
-        Downstream::new("x", vec![base], policy, budget, SharedRng::from_seed(1))
+        let secret = crate::auth::ClusterSecret::from_text(&"s".repeat(32)).expect("secret");
+        let peers = PeerClient::new(secret, Duration::from_secs(30));
+        Downstream::new(
+            "x",
+            vec![base],
+            policy,
+            budget,
+            SharedRng::from_seed(1),
+            &peers,
+        )
     }
 
     /// Proves a 5xx is retried up to the attempt limit and ends unknown, a 503 with
@@ -250,5 +264,18 @@ mod tests {
             .await;
         assert!(matches!(out, Outcome::Unknown { .. }));
         assert_eq!(hits.load(Ordering::SeqCst), 1, "no budget for a retry");
+    }
+
+    /// Proves a 408, a 401 and a 409 settle nothing: each is retried to the attempt limit and
+    /// the call ends unknown, so that a saga never reads "this attempt was not served" as "the
+    /// effect was refused" (an earlier attempt under the key may have made it).
+    #[tokio::test]
+    async fn timeouts_and_refused_secrets_settle_nothing() {
+        for status in [408, 401, 409] {
+            let (base, hits) = server(status, false).await;
+            let out = client(base, None).post("/x", "k", &1).await;
+            assert!(matches!(out, Outcome::Unknown { .. }), "{status}: {out:?}");
+            assert_eq!(hits.load(Ordering::SeqCst), 3, "{status} retried");
+        }
     }
 }

@@ -114,6 +114,19 @@ pub struct Settings {
     pub saga_concurrency: usize,
     /// Requests a role serves at once; beyond it answers 503 with `x-do-not-retry`.
     pub max_in_flight_requests: usize,
+    /// Connections a role holds open at once (more than `max_in_flight_requests`, so that
+    /// `/health` and `/metrics`, which skip the in-flight limit, find room); beyond it new
+    /// connections are closed at once.
+    pub max_connections: usize,
+    /// A connection must deliver a complete request head this long after it opened or after its
+    /// previous request's head timer started (408 JSON, then closed).
+    pub header_read_timeout_ms: u64,
+    /// A request's body must arrive in full this long after its head (408 JSON, then closed).
+    pub body_read_timeout_ms: u64,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Largest request body of an authenticated request (413 `body_too_large` beyond it).
+    pub max_body_bytes: usize,
     /// Share of requests a caller may retry (over a 10 s window).
     pub retry_budget_ratio: f64,
     /// Retries a caller may make per second regardless of the ratio.
@@ -133,6 +146,11 @@ impl Default for Settings {
             initial_stock: (0..10).map(|i| (format!("sku-{i}"), 1000)).collect(),
             saga_concurrency: 32,
             max_in_flight_requests: 256,
+            max_connections: 1024,
+            header_read_timeout_ms: 5_000,
+            body_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_body_bytes: 1024 * 1024,
             retry_budget_ratio: 0.1,
             retry_budget_floor_per_s: 2,
         }
@@ -153,6 +171,21 @@ impl Settings {
     /// Timeout of one call attempt between services.
     pub fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.call_timeout_ms)
+    }
+
+    /// How long a connection may take to send a request head.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// How long a request may take to send its body after its head.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    /// How long a keep-alive connection may sit without a request.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
     }
 
     /// The quorum of `state` over `replicas` store replicas: configured, or majority quorums
@@ -222,6 +255,7 @@ impl Settings {
                 self.max_in_flight_requests
             ));
         }
+        self.validate_connections()?;
         if !(0.0..=10.0).contains(&self.retry_budget_ratio) || self.retry_budget_floor_per_s > 1000
         {
             return bad(format!(
@@ -236,6 +270,38 @@ impl Settings {
         }
         for state in STATES {
             self.quorum_for(state, replicas)?;
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_connections(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_connections <= self.max_in_flight_requests || self.max_connections > 65_536 {
+            return bad(format!(
+                "max_connections = {} must exceed max_in_flight_requests = {} and be at most 65536",
+                self.max_connections, self.max_in_flight_requests
+            ));
+        }
+        for (name, v, max) in [
+            (
+                "header_read_timeout_ms",
+                self.header_read_timeout_ms,
+                600_000,
+            ),
+            ("body_read_timeout_ms", self.body_read_timeout_ms, 600_000),
+            ("idle_timeout_ms", self.idle_timeout_ms, 3_600_000),
+        ] {
+            if !(100..=max).contains(&v) {
+                return bad(format!("{name} = {v} must be between 100 and {max}"));
+            }
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return bad(format!(
+                "max_body_bytes = {} must be between 1024 and 67108864",
+                self.max_body_bytes
+            ));
         }
         Ok(())
     }
@@ -375,5 +441,12 @@ mod tests {
         assert!(cfg(serde_json::json!({"lease_ttl": 5})).is_err());
         assert!(cfg(serde_json::json!({"shipping_failure_rate": 1.5})).is_err());
         assert!(cfg(serde_json::json!({"initial_stock": {"a": -1}})).is_err());
+        let e = cfg(serde_json::json!({"max_connections": 256})).expect_err("not above in-flight");
+        assert!(e.to_string().contains("max_in_flight_requests"), "{e}");
+        assert!(cfg(serde_json::json!({"header_read_timeout_ms": 5})).is_err());
+        assert!(cfg(serde_json::json!({"idle_timeout_ms": 0})).is_err());
+        assert!(cfg(serde_json::json!({"max_body_bytes": 10})).is_err());
+        cfg(serde_json::json!({"max_connections": 257, "body_read_timeout_ms": 100}))
+            .expect("smallest cap above the in-flight limit");
     }
 }

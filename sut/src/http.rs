@@ -1,18 +1,15 @@
 //! HTTP plumbing shared by every role: JSON errors, a JSON body extractor whose rejections are
-//! JSON errors too, and the `/health` and `/metrics` routes.
-
-use std::sync::Arc;
+//! JSON errors too, and the `/health` and `/metrics` routes. The server around the routes
+//! (connections, timeouts, the secret, load shedding) is [`crate::server`].
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tokio::sync::Semaphore;
 
 /// Header every effectful request must carry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -124,7 +121,8 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-/// Like `axum::Json`, but a malformed body is a JSON 400 (415 for a wrong content type).
+/// Like `axum::Json`, but a malformed body is a JSON 400 (415 for a wrong content type, 413
+/// `body_too_large` past axum's own limit).
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -142,6 +140,7 @@ where
                 let code = match status {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
                     StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+                    StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
                     _ => "malformed_json",
                 };
                 Err(ApiError::new(status, code, rejection.body_text()))
@@ -209,33 +208,4 @@ impl Page {
     pub fn limit(&self) -> usize {
         self.limit.unwrap_or(500).clamp(1, Self::MAX_LIMIT)
     }
-}
-
-/// Sheds load: beyond `max` requests in flight a role answers 503 with `x-do-not-retry: 1`.
-/// `/health` and `/metrics` are never shed.
-pub fn limit_in_flight(router: Router, max: usize) -> Router {
-    let permits = Arc::new(Semaphore::new(max));
-    router.layer(axum::middleware::from_fn(
-        move |req: Request, next: Next| {
-            let permits = permits.clone();
-            async move {
-                let path = req.uri().path();
-                if path == "/health" || path == "/metrics" {
-                    return next.run(req).await;
-                }
-                match permits.try_acquire_owned() {
-                    Ok(permit) => {
-                        let resp = next.run(req).await;
-                        drop(permit);
-                        resp
-                    }
-                    Err(_) => {
-                        metrics::counter!("requests_shed_total").increment(1);
-                        ApiError::overloaded(format!("more than {max} requests in flight"))
-                            .into_response()
-                    }
-                }
-            }
-        },
-    ))
 }

@@ -7,8 +7,9 @@
 //! eventual) and `shipping` (shipments).
 //!
 //! Every role serves `/health` and `/metrics` (Prometheus text format), answers bad input with a
-//! 4xx JSON error that changes nothing, and acknowledges only what a write quorum of store
-//! replicas has fsynced.
+//! 4xx JSON error that changes nothing, requires the cluster secret ([`auth`]) on every route
+//! but the public order API, health and metrics, bounds its connections and their timeouts
+//! ([`server`]), and acknowledges only what a write quorum of store replicas has fsynced.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -26,6 +27,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 pub mod budget;
 pub mod cli;
 pub mod client;
@@ -36,5 +38,6 @@ pub mod lease;
 pub mod quorum;
 pub mod rng;
 pub mod roles;
+pub mod server;
 pub mod store;
 pub mod telemetry;

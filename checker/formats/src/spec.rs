@@ -264,6 +264,10 @@ pub struct RunConfig {
     /// The Prometheus beside the cluster (`auto`, `off` or a binary).
     #[serde(default, with = "crate::spelled")]
     pub prometheus: PrometheusChoice,
+    /// The file holding the cluster secret (`None`: a fresh secret per run). Only the path is
+    /// recorded, never the secret; the secret file is never copied into the run directory.
+    #[serde(default)]
+    pub cluster_secret_file: Option<PathBuf>,
     /// How long to wait after the workload for every saga to finish.
     #[serde(rename = "quiesce_timeout_ms", with = "ms")]
     pub quiesce_timeout: Duration,
@@ -320,6 +324,7 @@ impl Default for RunConfig {
             out: PathBuf::from("reports"),
             pipeline_bin: None,
             prometheus: PrometheusChoice::Auto,
+            cluster_secret_file: None,
             quiesce_timeout: Duration::from_secs(30),
             client_timeout: Duration::from_secs(2),
             fault_at: None,

@@ -194,21 +194,20 @@ seeds {{ s.seeds|join(", ") }}; chaos runs of {{ s.chaos_time_s }} s{% if s.only
 </body></html>
 "#;
 
+/// Escapes text for XML content and attributes: the HTML escapes (valid XML too), and the
+/// control characters XML 1.0 does not allow as spaces.
 fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 allows no other control characters.
-            c if c.is_control() && !matches!(c, '\n' | '\t' | '\r') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+    let allowed: String = s
+        .chars()
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\n' | '\t' | '\r') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    super::timeline::escape(&allowed)
 }
 
 /// The JUnit XML of a suite: one `<testcase>` per run, named `<row> <protection> <mode> seed
@@ -354,5 +353,6 @@ mod tests {
         assert_eq!(x.matches("<error ").count(), 1);
         assert!(x.contains("a &lt;reason&gt; &amp; more"), "{x}");
         assert!(!x.contains("<reason>"));
+        assert_eq!(xml_escape("a\u{1}b'"), "a b&#39;");
     }
 }

@@ -135,6 +135,10 @@ pub struct RunArgs {
     /// binary's path.
     #[arg(long, default_value = "auto")]
     pub prometheus: PrometheusChoice,
+    /// The cluster secret the roles require (one to four lines, the first is sent; mode 0600)
+    /// instead of a fresh one from the OS RNG. Never copied into the run directory.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// How long to wait after the workload for every saga to finish.
     #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub quiesce_timeout: Duration,
@@ -211,6 +215,7 @@ impl RunArgs {
             out,
             pipeline_bin,
             prometheus,
+            cluster_secret_file,
             quiesce_timeout,
             client_timeout,
             fault_at,
@@ -248,6 +253,7 @@ impl RunArgs {
             out,
             pipeline_bin,
             prometheus,
+            cluster_secret_file,
             quiesce_timeout,
             client_timeout,
             fault_at,

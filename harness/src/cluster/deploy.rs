@@ -3,7 +3,8 @@
 //! fetched, and everything removed at the end.
 //!
 //! Layout on a node, below `<workdir>/<run>/<node>/`:
-//! `bin/pipeline`, `bin/faultproxy` (if deployed), `<role>.log`, `<role>.pid`, `data/<role>/`.
+//! `bin/pipeline`, `bin/faultproxy` (if deployed), `config.json`, `secret` (the cluster secret,
+//! mode 0600; never fetched back), `<role>.log`, `<role>.pid`, `data/<role>/`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -57,6 +58,11 @@ impl NodeDir {
     /// The node's pipeline config file (contract §1).
     pub fn config(&self) -> String {
         format!("{}/config.json", self.node)
+    }
+
+    /// The node's cluster secret file (mode 0600; removed with the node directory).
+    pub fn secret(&self) -> String {
+        format!("{}/secret", self.node)
     }
 
     /// A role's data directory.

@@ -3,6 +3,9 @@
 //! Children get their own process group (a Ctrl-C in the terminal reaches only the harness,
 //! which then heals and stops them in order), are killed when their handle is dropped, and watch
 //! the harness's pid so that even a SIGKILLed harness leaves no pipeline running.
+//!
+//! Node configs live in the run directory (`nodes/<node>/config.json`); the cluster secret does
+//! not: it is in a [`SecretFile`] below the system's temporary directory, removed by `stop`.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -21,6 +24,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
 use super::pipeline::{self, RoleKey, ROLES};
+use super::secret::{ClusterSecret, SecretFile};
 use super::Cluster;
 
 /// How long roles get to answer `/health` after start.
@@ -53,6 +57,8 @@ pub struct LocalOptions {
     pub ports: Option<BTreeMap<RoleKey, u16>>,
     /// Each node's peers when links go through the proxy layer (`cluster::proxied`).
     pub peers: Option<super::proxied::PeersByNode>,
+    /// The cluster secret.
+    pub secret: ClusterSecret,
 }
 
 /// Free loopback ports for every role of `nodes` nodes, keyed (node, role).
@@ -68,6 +74,9 @@ pub struct LocalCluster {
     nodes: Vec<String>,
     bin: PathBuf,
     roles: BTreeMap<RoleKey, RoleProcess>,
+    secret: ClusterSecret,
+    /// The roles' secret file, until `stop` removes it (restarts read it too).
+    secret_file: std::sync::Mutex<Option<SecretFile>>,
 }
 
 /// How many ports below the kernel's ephemeral range role ports are drawn from.
@@ -153,7 +162,7 @@ fn write_configs(
     Ok(())
 }
 
-fn role_args(opts: &LocalOptions, node: &str, role: Role) -> Vec<String> {
+fn role_args(opts: &LocalOptions, node: &str, role: Role, secret: &Path) -> Vec<String> {
     let data = opts
         .run_dir
         .join("nodes")
@@ -164,13 +173,12 @@ fn role_args(opts: &LocalOptions, node: &str, role: Role) -> Vec<String> {
     if let Some(flags) = opts.role_flags.get(&role) {
         extra.extend(flags.iter().cloned());
     }
-    pipeline::role_args(
-        node,
-        role,
-        &config_path(opts, node).display().to_string(),
-        &data.display().to_string(),
-        &extra,
-    )
+    let files = pipeline::RoleFiles {
+        config: &config_path(opts, node).display().to_string(),
+        secret: &secret.display().to_string(),
+        data_dir: &data.display().to_string(),
+    };
+    pipeline::role_args(node, role, files, &extra)
 }
 
 fn spawn(bin: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
@@ -214,14 +222,18 @@ impl LocalCluster {
             None => keys.iter().cloned().zip(free_ports(keys.len())?).collect(),
         };
         write_configs(opts, &nodes, &ports)?;
+        let secret_file = SecretFile::write(&opts.secret, &opts.run_dir)?;
+        let secret_path = secret_file.path().to_owned();
         let mut cluster = LocalCluster {
             nodes: nodes.clone(),
             bin: opts.pipeline_bin.clone(),
             roles: BTreeMap::new(),
+            secret: opts.secret.clone(),
+            secret_file: std::sync::Mutex::new(Some(secret_file)),
         };
         for role in ROLES {
             for node in &nodes {
-                let args = role_args(opts, node, role);
+                let args = role_args(opts, node, role, &secret_path);
                 let log = opts
                     .run_dir
                     .join("nodes")
@@ -314,6 +326,10 @@ impl nemesis::Control for LocalCluster {
         nemesis::signal_local(pid, signal).with_context(|| node.to_owned())
     }
 
+    fn authorization(&self) -> Option<reqwest::header::HeaderValue> {
+        Some(self.secret.authorization())
+    }
+
     async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {
         let proc_ = self.role(node, role)?;
         let mut guard = proc_.child.lock().await;
@@ -365,6 +381,14 @@ impl Cluster for LocalCluster {
                     let _ = child.kill().await;
                 }
             }
+        }
+        let file = self
+            .secret_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(f) = file {
+            f.remove()?;
         }
         Ok(())
     }

@@ -8,10 +8,24 @@ pub mod open;
 pub mod pipeline;
 pub mod proxied;
 pub mod remote;
+pub mod secret;
 
 use async_trait::async_trait;
 use formats::spec::ClusterKind;
 use formats::Role;
+
+/// `builder` with the cluster secret of `ctl` as a default header: for clients of the roles'
+/// routes that are not public (admin reads, the inventory's client API).
+pub fn with_secret<C: nemesis::Control + ?Sized>(
+    builder: reqwest::ClientBuilder,
+    ctl: &C,
+) -> reqwest::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(a) = ctl.authorization() {
+        headers.insert(reqwest::header::AUTHORIZATION, a);
+    }
+    builder.default_headers(headers)
+}
 
 /// A running cluster. The nemesis drives it through [`nemesis::Control`].
 #[async_trait]

@@ -12,6 +12,7 @@ use futures::future::join_all;
 use super::local::{LocalCluster, LocalOptions};
 use super::netns;
 use super::remote::{RemoteCluster, RemoteNode, RemoteOptions};
+use super::secret::ClusterSecret;
 use super::Cluster;
 use crate::nodes_file::{NodesFile, Timing};
 use crate::remote::ssh::SshRemote;
@@ -33,6 +34,8 @@ pub struct Prepared {
     vms_dir: Option<PathBuf>,
     /// A netns cluster this run brought up and must take down.
     owned_netns: Option<PathBuf>,
+    /// The run's cluster secret (`--cluster-secret-file`, or fresh from the OS RNG).
+    pub secret: ClusterSecret,
 }
 
 impl Prepared {
@@ -42,9 +45,14 @@ impl Prepared {
     }
 }
 
-/// Checks the cluster arguments and connects to SSH nodes. Input mistakes are [`BadInput`].
-/// A netns cluster that is not up is brought up here (and taken down by [`Prepared::finish`]).
+/// Checks the cluster arguments, reads or makes the cluster secret, and connects to SSH nodes.
+/// Input mistakes are [`BadInput`]. A netns cluster that is not up is brought up here (and
+/// taken down by [`Prepared::finish`]).
 pub async fn prepare(args: &RunConfig) -> anyhow::Result<Prepared> {
+    let secret = match &args.cluster_secret_file {
+        Some(path) => ClusterSecret::load(path).map_err(BadInput)?,
+        None => ClusterSecret::generate(),
+    };
     match args.cluster {
         ClusterKind::Local => {
             let n = args.node_count();
@@ -57,9 +65,10 @@ pub async fn prepare(args: &RunConfig) -> anyhow::Result<Prepared> {
                 workdir: String::new(),
                 vms_dir: None,
                 owned_netns: None,
+                secret,
             })
         }
-        ClusterKind::Netns => prepare_netns(args).await,
+        ClusterKind::Netns => prepare_netns(args, secret).await,
         ClusterKind::Ssh => {
             let path = args
                 .nodes_file
@@ -79,13 +88,14 @@ pub async fn prepare(args: &RunConfig) -> anyhow::Result<Prepared> {
                 args.insecure_ignore_host_keys,
                 spec,
                 None,
+                secret,
             )
             .await
         }
     }
 }
 
-async fn prepare_netns(args: &RunConfig) -> anyhow::Result<Prepared> {
+async fn prepare_netns(args: &RunConfig, secret: ClusterSecret) -> anyhow::Result<Prepared> {
     netns::preflight().map_err(BadInput)?;
     let state = &args.netns_state_dir;
     let n = args.node_count();
@@ -123,7 +133,15 @@ async fn prepare_netns(args: &RunConfig) -> anyhow::Result<Prepared> {
         "brought_up_by_run": owned.is_some(),
         "file": &file,
     });
-    let prepared = connect(ClusterKind::Netns, &file, false, spec, owned.clone()).await;
+    let prepared = connect(
+        ClusterKind::Netns,
+        &file,
+        false,
+        spec,
+        owned.clone(),
+        secret,
+    )
+    .await;
     if prepared.is_err() {
         if let Some(s) = &owned {
             let _ = netns::down(s).await;
@@ -138,6 +156,7 @@ async fn connect(
     insecure: bool,
     spec: serde_json::Value,
     owned_netns: Option<PathBuf>,
+    secret: ClusterSecret,
 ) -> anyhow::Result<Prepared> {
     let targets = file.targets(insecure);
     let sessions = join_all(targets.iter().map(SshRemote::connect)).await;
@@ -158,6 +177,7 @@ async fn connect(
         workdir: file.workdir.clone(),
         vms_dir: file.vms_dir.clone(),
         owned_netns,
+        secret,
     })
 }
 
@@ -204,6 +224,7 @@ pub async fn start(prepared: &Prepared, opts: &StartOptions) -> anyhow::Result<A
                 settings: opts.settings.clone(),
                 ports: opts.local_ports.clone(),
                 peers: opts.local_peers.clone(),
+                secret: prepared.secret.clone(),
             })
             .await?,
         )),
@@ -221,6 +242,7 @@ pub async fn start(prepared: &Prepared, opts: &StartOptions) -> anyhow::Result<A
                     settings: super::pipeline::with_timing(&opts.settings, &prepared.timing),
                     health_timeout: crate::nodes_file::health_timeout(&prepared.timing),
                     vms_dir: prepared.vms_dir.clone(),
+                    secret: prepared.secret.clone(),
                 },
             )
             .await?,

@@ -105,23 +105,31 @@ pub fn node_config_via(
     })
 }
 
-/// The command line (after the binary) of `role` on `node`: `config` is the node's config
-/// file, `data_dir` the role's state, `extra` protection switches and other flags.
-pub fn role_args(
-    node: &str,
-    role: Role,
-    config: &str,
-    data_dir: &str,
-    extra: &[String],
-) -> Vec<String> {
+/// Where a role's files are: the node's config, the cluster secret (a file of its own, never
+/// in the config or the run directory), and the role's state.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleFiles<'a> {
+    /// The node's config file.
+    pub config: &'a str,
+    /// The secret file.
+    pub secret: &'a str,
+    /// The role's data directory.
+    pub data_dir: &'a str,
+}
+
+/// The command line (after the binary) of `role` on `node` with its `files`; `extra` holds
+/// protection switches and other flags.
+pub fn role_args(node: &str, role: Role, files: RoleFiles<'_>, extra: &[String]) -> Vec<String> {
     let mut args = vec![
         role.as_str().to_owned(),
         "--node".into(),
         node.to_owned(),
         "--config".into(),
-        config.to_owned(),
+        files.config.to_owned(),
+        "--secret-file".into(),
+        files.secret.to_owned(),
         "--data-dir".into(),
-        data_dir.to_owned(),
+        files.data_dir.to_owned(),
     ];
     args.extend(extra.iter().cloned());
     args
@@ -242,13 +250,12 @@ mod tests {
             json!({"n1": "127.0.0.1:1", "n2": "127.0.0.1:2"})
         );
         assert_eq!(cfg["node"], "n2");
-        let args = role_args(
-            "n2",
-            Role::Order,
-            "/c.json",
-            "/d",
-            &["--no-compensation".into()],
-        );
+        let files = RoleFiles {
+            config: "/c.json",
+            secret: "/s",
+            data_dir: "/d",
+        };
+        let args = role_args("n2", Role::Order, files, &["--no-compensation".into()]);
         assert_eq!(
             args,
             [
@@ -257,6 +264,8 @@ mod tests {
                 "n2",
                 "--config",
                 "/c.json",
+                "--secret-file",
+                "/s",
                 "--data-dir",
                 "/d",
                 "--no-compensation"

@@ -239,4 +239,8 @@ impl Control for WithProxy {
     fn proxy_api(&self) -> Option<String> {
         self.api.clone().or_else(|| self.inner.proxy_api())
     }
+
+    fn authorization(&self) -> Option<reqwest::header::HeaderValue> {
+        self.inner.authorization()
+    }
 }

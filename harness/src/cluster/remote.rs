@@ -17,6 +17,7 @@ use tokio::sync::Mutex;
 
 use super::deploy::{self, NodeDir};
 use super::pipeline::{self, ROLES};
+use super::secret::{ClusterSecret, SecretFile};
 use super::Cluster;
 use crate::remote::{ExecOutput, Remote};
 
@@ -60,6 +61,8 @@ pub struct RemoteOptions {
     pub role_flags: BTreeMap<Role, Vec<String>>,
     /// The `settings` of every node's config (contract §1).
     pub settings: serde_json::Value,
+    /// The cluster secret, uploaded to each node beside its config.
+    pub secret: ClusterSecret,
     /// How long roles get to answer `/health` after a start.
     pub health_timeout: Duration,
     /// A folder of VM records (console logs, boot times) copied into the run directory's
@@ -92,6 +95,7 @@ pub struct RemoteCluster {
     dirs: BTreeMap<String, NodeDir>,
     args: BTreeMap<(String, Role), Vec<String>>,
     run_dir: PathBuf,
+    secret: ClusterSecret,
     health_timeout: Duration,
     vms_dir: Option<PathBuf>,
     stopped: Mutex<bool>,
@@ -136,13 +140,12 @@ impl RemoteCluster {
                 .with_context(|| format!("writing {}", local_cfg.display()))?;
             for role in ROLES {
                 let extra = opts.role_flags.get(&role).cloned().unwrap_or_default();
-                let line = pipeline::role_args(
-                    &n.name,
-                    role,
-                    &dir.config(),
-                    &dir.data(role.as_str()),
-                    &extra,
-                );
+                let files = pipeline::RoleFiles {
+                    config: &dir.config(),
+                    secret: &dir.secret(),
+                    data_dir: &dir.data(role.as_str()),
+                };
+                let line = pipeline::role_args(&n.name, role, files, &extra);
                 args.insert((n.name.clone(), role), line);
             }
             dirs.insert(n.name.clone(), dir);
@@ -153,6 +156,7 @@ impl RemoteCluster {
             dirs,
             args,
             run_dir: opts.run_dir.clone(),
+            secret: opts.secret.clone(),
             health_timeout: opts.health_timeout,
             vms_dir: opts.vms_dir.clone(),
             stopped: Mutex::new(false),
@@ -190,6 +194,24 @@ impl RemoteCluster {
             .await
             .into_iter()
             .collect::<anyhow::Result<Vec<()>>>()?;
+        // The secret goes up from a private file outside the run directory, removed once
+        // every node has it.
+        let local = SecretFile::write(&self.secret, &self.run_dir)?;
+        let secrets = self.nodes.iter().map(|n| {
+            let path = local.path();
+            async move {
+                n.remote
+                    .upload(path, &self.dirs[&n.name].secret(), 0o600)
+                    .await
+                    .with_context(|| format!("{}: uploading the cluster secret", n.name))
+            }
+        });
+        let uploaded = join_all(secrets)
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<()>>>();
+        local.remove()?;
+        uploaded?;
         let starts = self.nodes.iter().map(|n| async move {
             let launches = ROLES
                 .iter()
@@ -380,6 +402,10 @@ impl nemesis::Control for RemoteCluster {
 
     fn role_url(&self, node: &str, role: Role) -> anyhow::Result<String> {
         RemoteCluster::role_url(self, node, role)
+    }
+
+    fn authorization(&self) -> Option<reqwest::header::HeaderValue> {
+        Some(self.secret.authorization())
     }
 
     async fn restart(&self, node: &str, role: Role) -> anyhow::Result<()> {

@@ -98,9 +98,53 @@ impl Observers {
     }
 }
 
+/// Starts of a local cluster tried when a role finds its port taken (another program bound it
+/// between the harness choosing it and the role binding it).
+const LOCAL_START_ATTEMPTS: usize = 3;
+
+/// Whether `e` is a role that could not bind its port.
+fn port_taken(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("Address already in use")
+}
+
+/// [`deploy_once`], retried with fresh ports on a local cluster whose role found its port
+/// taken. Before a retry the failed attempt's node directories (logs, configs, store data) are
+/// removed, so the run's logs and state hold only the cluster that ran.
+pub(super) async fn deploy(
+    args: &RunConfig,
+    seed: u64,
+    prepared: &open::Prepared,
+    bin: std::path::PathBuf,
+    run: &RunDir,
+    progress: &Progress,
+) -> anyhow::Result<Deployed> {
+    let mut attempt = 1;
+    loop {
+        match deploy_once(args, seed, prepared, bin.clone(), run, progress).await {
+            Err(e)
+                if prepared.kind == ClusterKind::Local
+                    && attempt < LOCAL_START_ATTEMPTS
+                    && port_taken(&e) =>
+            {
+                progress.line(&format!(
+                    "a role's port was taken by another program; starting again on fresh ports \
+                     (attempt {} of {LOCAL_START_ATTEMPTS}): {e:#}",
+                    attempt + 1
+                ));
+                let nodes = run.dir.join("nodes");
+                if nodes.exists() {
+                    std::fs::remove_dir_all(&nodes)?;
+                }
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Starts the link proxies if the run needs them, deploys and starts the pipeline, writes
 /// `cluster.json`, then starts the metrics scraper.
-pub(super) async fn deploy(
+async fn deploy_once(
     args: &RunConfig,
     seed: u64,
     prepared: &open::Prepared,
@@ -253,4 +297,21 @@ pub(super) async fn stop_all(
         l.stop().await?;
     }
     stopped
+}
+
+#[cfg(test)]
+mod tests {
+    /// Proves a role that could not bind its port (the local cluster's start error, with the
+    /// role's last log lines) is told apart from other start failures.
+    #[test]
+    fn a_taken_port_is_recognised() {
+        let taken = anyhow::anyhow!(
+            "n3/order exited with exit status: 1 during start; last log lines: [\"pipeline \
+             order: binding 127.0.0.1:21905: Address already in use (os error 98)\"]"
+        )
+        .context("starting the cluster");
+        assert!(super::port_taken(&taken));
+        let other = anyhow::anyhow!("n3/order did not answer /health within 30s");
+        assert!(!super::port_taken(&other));
+    }
 }

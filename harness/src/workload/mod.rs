@@ -96,8 +96,12 @@ impl Tally {
     }
 }
 
-/// What every client of a workload shares: one HTTP client, one ticker pacing the whole
-/// workload, the deadline, and the role's URL on each node.
+/// How long a workload's pooled connection may sit idle.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What every client of a workload shares: one HTTP client (with the cluster secret when the
+/// workload calls routes that are not public), one ticker pacing the whole workload, the
+/// deadline, and the role's URL on each node.
 pub(crate) struct Setup {
     pub http: reqwest::Client,
     pub ticker: Arc<Mutex<tokio::time::Interval>>,
@@ -110,14 +114,21 @@ impl Setup {
     pub(crate) fn new(
         cluster: &dyn Cluster,
         role: Role,
+        with_secret: bool,
         client_timeout: Duration,
         rate: f64,
         time_limit: Duration,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        // Idle pooled connections are dropped well before the roles' keep-alive idle timeout
+        // (60 s, docs/contracts.md §1) closes them under a request.
+        let mut builder = reqwest::Client::builder()
             .timeout(client_timeout)
             .connect_timeout(client_timeout)
-            .build()?;
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+        if with_secret {
+            builder = crate::cluster::with_secret(builder, cluster);
+        }
+        let http = builder.build()?;
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let nodes = cluster.nodes();
@@ -152,6 +163,7 @@ pub async fn run(
     } = Setup::new(
         cluster.as_ref(),
         Role::Order,
+        false,
         opts.client_timeout,
         opts.rate,
         opts.time_limit,

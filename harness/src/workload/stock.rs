@@ -114,9 +114,8 @@ pub async fn wait_until_ready(
     cluster: &dyn Cluster,
     timeout: Duration,
 ) -> anyhow::Result<Option<String>> {
-    let http = reqwest::Client::builder()
-        .timeout(LEADER_POLL * 10)
-        .build()?;
+    let builder = reqwest::Client::builder().timeout(LEADER_POLL * 10);
+    let http = crate::cluster::with_secret(builder, cluster).build()?;
     let nodes = cluster.nodes();
     let first = nodes.first().ok_or_else(|| anyhow::anyhow!("no nodes"))?;
     let url = format!("{}/admin/leader", cluster.url(first, ROLE)?);
@@ -157,6 +156,7 @@ pub async fn run(
     } = super::Setup::new(
         cluster.as_ref(),
         ROLE,
+        true,
         opts.client_timeout,
         opts.rate,
         opts.time_limit,

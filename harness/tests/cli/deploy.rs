@@ -22,6 +22,9 @@ fn nodes() -> Vec<RemoteNode> {
         .collect()
 }
 
+/// The secret of the deploy test (known, so that it can be looked for).
+const SECRET: &str = "deploy-test-secret-0123456789abcdef0123456789";
+
 fn state(pid: u32) -> Option<char> {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -30,7 +33,9 @@ fn state(pid: u32) -> Option<char> {
 }
 
 /// Proves the deploy path: every role starts as a daemon in the run's node directory and
-/// answers /health on its node's address; the pid file names the live process, which
+/// answers /health on its node's address; the cluster secret is uploaded beside the config
+/// (mode 0600), admin routes need it, and it is neither in the local run directory nor left on
+/// the node after teardown; the pid file names the live process, which
 /// `signal` stops and resumes; `exec` runs commands on the node; `restart_role` replaces the
 /// process and waits for its health; `stop` ends every role, fetches the logs (holding both
 /// lives of the restarted role), copies the nodes file's VM records (files, not folders) into
@@ -53,6 +58,7 @@ fn deploy_signal_restart_and_teardown() {
         faultproxy_bin: None,
         role_flags: BTreeMap::new(),
         settings: harness::cluster::pipeline::default_settings(),
+        secret: harness::cluster::secret::ClusterSecret::from_text(SECRET).expect("secret"),
         health_timeout: harness::cluster::remote::HEALTH_TIMEOUT,
         vms_dir: Some(vms.clone()),
     };
@@ -78,6 +84,26 @@ fn deploy_signal_restart_and_teardown() {
             .expect("health")
             .status()
             .is_success());
+        let on_node = work.join("t1/n2/secret");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&on_node)
+                .expect("secret on the node")
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&on_node).expect("read").trim(),
+            SECRET
+        );
+        let ledger = format!(
+            "{}/admin/ledger",
+            cluster.role_url("n2", formats::Role::Payment).expect("url")
+        );
+        let status = |req: reqwest::RequestBuilder| async move {
+            req.send().await.expect("answer").status().as_u16()
+        };
+        assert_eq!(status(http.get(&ledger)).await, 401);
+        assert_eq!(status(http.get(&ledger).bearer_auth(SECRET)).await, 200);
 
         let pid = cluster
             .pid("n1", formats::Role::Payment)
@@ -135,6 +161,8 @@ fn deploy_signal_restart_and_teardown() {
         );
         assert!(run_dir.join("nodes/n2/order.log").is_file());
         assert!(!work.join("t1").exists(), "node directories removed");
+        let leaked = super::files_containing(&run_dir, SECRET.as_bytes());
+        assert!(leaked.is_empty(), "the secret is in {leaked:?}");
         assert_eq!(
             std::fs::read_to_string(run_dir.join("vms/n1.console.log")).expect("VM record"),
             "SAGAJ-READY uptime_s=61.5\n"

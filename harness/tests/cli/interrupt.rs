@@ -103,7 +103,8 @@ fn ctrl_c_during_deploy_stops_everything() {
 
 /// Proves that after SIGKILL of the harness during a pause no process of the run survives (the
 /// unpaused roles see their parent gone; the paused one is in an orphaned process group, which
-/// the kernel sends SIGHUP and SIGCONT), and that `harness heal` then settles the ledger.
+/// the kernel sends SIGHUP and SIGCONT), and that `harness heal` then settles the ledger and
+/// removes the secret directory the killed run left.
 #[test]
 fn sigkill_then_heal_leaves_nothing() {
     let out = tempfile::tempdir().expect("tempdir");
@@ -134,6 +135,12 @@ fn sigkill_then_heal_leaves_nothing() {
     );
     heal_expecting(&run, 1);
     assert!(ledger.pending().expect("ledger").is_empty());
+    let secret_dir = format!("harness-secret-{}-", child.id());
+    let left = std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir")
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&secret_dir));
+    assert!(!left, "heal left the killed run's secret directory");
     // Healing twice is a no-op.
     heal_expecting(&run, 0);
 }

@@ -65,8 +65,10 @@ fn our_sshds() -> usize {
 
 /// Proves the netns cluster end to end as root: `cluster up` makes exactly five namespaces on
 /// the bridge, each with a live sshd; a 10 s `run --cluster netns` deploys the pipeline over SSH
-/// into them (each role logs that it listens on its node's own address), completes with a valid
-/// verdict and a complete run directory, and removes what it uploaded; `cluster down` then
+/// into them (each role logs that it listens on its node's own address) with the cluster
+/// secret uploaded beside each node's config, completes with a valid verdict and a complete
+/// run directory holding neither that secret nor any private key (the nodes' SSH keys stay in
+/// the state directory), and removes what it uploaded; `cluster down` then
 /// leaves no namespace, link, iptables rule, sshd or state directory, and a second `down`
 /// succeeds doing nothing. In between, a second run is killed with SIGKILL while a partition
 /// and a pause stand, and `harness heal` removes the rules and resumes the process.
@@ -116,6 +118,8 @@ fn netns_cluster_run_and_teardown() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     let out = tempfile::tempdir().expect("tempdir");
+    let secret = format!("netns-secret-{}", "a7".repeat(24));
+    let secret_file = super::secret::secret_file(out.path(), "netns.secret", &secret, 0o600);
     let o = harness(&[
         "run",
         "--cluster",
@@ -129,10 +133,13 @@ fn netns_cluster_run_and_teardown() {
     .arg(out.path())
     .arg("--pipeline-bin")
     .arg(&bin)
+    .arg("--cluster-secret-file")
+    .arg(&secret_file)
     .output()
     .expect("runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let run = latest(out.path());
+    super::secret::assert_no_secret_or_key(&run, &secret, &secret_file);
     let nodes = ["n1", "n2", "n3", "n4", "n5"];
     assert_complete_run(&run, &nodes);
     for (i, node) in nodes.iter().enumerate() {

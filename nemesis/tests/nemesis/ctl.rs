@@ -77,9 +77,14 @@ impl Drop for TestCtl {
     }
 }
 
-/// The scheduler state letter of `pid` once it settles on `want` (within 2 s), else its last.
+/// Longest wait for a process to settle on a scheduler state (a loaded machine may take a
+/// while to run a just-spawned or just-signalled process).
+const STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The scheduler state letter of `pid` once it settles on `want` (within [`STATE_WAIT`]), else
+/// its last.
 pub fn state_becomes(pid: u32, want: char) -> char {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let deadline = std::time::Instant::now() + STATE_WAIT;
     loop {
         let s = state(pid);
         if s == want || std::time::Instant::now() > deadline {

@@ -45,11 +45,19 @@ pub struct Replicas {
 }
 
 impl Replicas {
-    /// Replicas from `(node, base URL)` pairs with a per-request timeout.
+    /// Replicas from `(node, base URL)` pairs with a per-request timeout (and no cluster
+    /// secret: see [`Replicas::with_client`]).
     pub fn new(list: Vec<(String, String)>, timeout: Duration) -> Replicas {
-        let http = reqwest::Client::builder()
+        let client = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout)
+            .connect_timeout(timeout);
+        Replicas::with_client(list, client)
+    }
+
+    /// Replicas reached through `client` (the roles' carries the cluster secret:
+    /// [`crate::auth::PeerClient::builder`]), keeping up to 64 idle connections per replica.
+    pub fn with_client(list: Vec<(String, String)>, client: reqwest::ClientBuilder) -> Replicas {
+        let http = client
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());

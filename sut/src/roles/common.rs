@@ -93,7 +93,8 @@ pub fn store_in(
     domain: &str,
 ) -> anyhow::Result<(Replicas, Quorum)> {
     let s = &boot.cfg.settings;
-    let replicas = Replicas::new(boot.cfg.store_replicas(), s.store_timeout());
+    let client = boot.peers.builder(s.store_timeout());
+    let replicas = Replicas::with_client(boot.cfg.store_replicas(), client);
     let spec = s.quorum_for(state, replicas.len())?;
     let quorum = Quorum::new(&replicas, spec, state, domain, boot.cfg.node_index());
     Ok((replicas, quorum))

@@ -11,6 +11,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::auth::PeerClient;
 use crate::config::NodeConfig;
 use crate::http::{ApiError, DO_NOT_RETRY, IDEMPOTENCY_KEY};
 use crate::lease::{Elector, StepDown};
@@ -40,18 +41,16 @@ pub struct Leader {
 }
 
 impl Leader {
-    /// Wraps `elector` for `role`; forwarded calls time out after `timeout`.
+    /// Wraps `elector` for `role`; forwarded calls go through `peers` and time out after
+    /// `timeout`.
     pub fn new(
         role: &'static str,
         cfg: &NodeConfig,
         elector: Elector,
         timeout: Duration,
+        peers: &PeerClient,
     ) -> Leader {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = peers.client(timeout);
         Leader {
             role,
             node: cfg.node.clone(),

@@ -13,6 +13,7 @@ use anyhow::Context;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::{ClusterSecret, PeerClient};
 use crate::cli::Common;
 use crate::config::NodeConfig;
 use crate::rng::SharedRng;
@@ -28,6 +29,11 @@ pub struct Boot {
     pub listen: SocketAddr,
     /// The process's seeded RNG.
     pub rng: SharedRng,
+    /// The cluster secret this role's routes require (`--secret-file`).
+    pub secret: ClusterSecret,
+    /// How this role calls other roles: with the secret, pooled connections closed before the
+    /// peers' keep-alive timeout would.
+    pub peers: PeerClient,
 }
 
 /// Logging, config, metrics, parent watch and data directory for `role`.
@@ -43,6 +49,8 @@ pub fn boot(role: &'static str, common: &Common) -> anyhow::Result<Boot> {
         );
     }
     let listen = cfg.listen_addr(role)?;
+    let secret = ClusterSecret::load(&common.secret_file)?;
+    let peers = PeerClient::new(secret.clone(), cfg.settings.idle_timeout() / 2);
     let metrics = telemetry::install_metrics()?;
     crate::cli::spawn_parent_watch(common.watch_parent);
     std::fs::create_dir_all(&common.data_dir)
@@ -53,31 +61,14 @@ pub fn boot(role: &'static str, common: &Common) -> anyhow::Result<Boot> {
         metrics,
         listen,
         rng,
+        secret,
+        peers,
     })
 }
 
-/// Serves `app` on `addr` (shedding load beyond `max_in_flight`) until SIGTERM or SIGINT.
-pub async fn serve(addr: SocketAddr, app: Router, max_in_flight: usize) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, "listening");
-    let app = crate::http::limit_in_flight(app, max_in_flight);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down");
+/// Serves `app` on this role's address with the limits of `settings` (docs/contracts.md §1)
+/// and the cluster secret, until SIGTERM or SIGINT.
+pub async fn serve(boot: &Boot, app: Router) -> anyhow::Result<()> {
+    let limits = crate::server::Limits::from_settings(&boot.cfg.settings);
+    crate::server::serve(boot.listen, app, limits, boot.secret.clone()).await
 }

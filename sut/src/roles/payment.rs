@@ -293,6 +293,7 @@ pub async fn run(args: PaymentArgs) -> anyhow::Result<()> {
         &boot.cfg,
         elector.clone(),
         boot.cfg.settings.call_timeout() * 3 / 4,
+        &boot.peers,
     );
     let svc = Payment {
         quorum,
@@ -309,9 +310,9 @@ pub async fn run(args: PaymentArgs) -> anyhow::Result<()> {
         .merge(common_routes(
             "payment",
             boot.cfg.node.clone(),
-            boot.metrics,
+            boot.metrics.clone(),
         ));
-    let served = super::serve(boot.listen, app, boot.cfg.settings.max_in_flight_requests).await;
+    let served = super::serve(&boot, app).await;
     elector.release().await;
     served
 }

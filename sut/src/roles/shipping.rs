@@ -354,9 +354,9 @@ pub async fn run(args: ShippingArgs) -> anyhow::Result<()> {
         .merge(common_routes(
             "shipping",
             boot.cfg.node.clone(),
-            boot.metrics,
+            boot.metrics.clone(),
         ));
-    super::serve(boot.listen, app, boot.cfg.settings.max_in_flight_requests).await
+    super::serve(&boot, app).await
 }
 
 #[cfg(test)]

@@ -266,11 +266,11 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     if args.no_fencing {
         tracing::warn!("fencing is disabled: stale writes will be admitted");
     }
-    let app = router(engine).merge(common_routes("store", boot.cfg.node.clone(), boot.metrics));
-    crate::roles::serve(
-        boot.listen,
-        app,
-        boot.cfg.settings.max_in_flight_requests.max(1024),
-    )
-    .await
+    let app = router(engine).merge(common_routes(
+        "store",
+        boot.cfg.node.clone(),
+        boot.metrics.clone(),
+    ));
+    let limits = crate::server::Limits::for_store(&boot.cfg.settings);
+    crate::server::serve(boot.listen, app, limits, boot.secret.clone()).await
 }

@@ -1,21 +1,47 @@
 //! A cluster of real `pipeline` processes on loopback for the tests: per-node config files as
-//! the harness writes them, stores started first, SIGKILL and restart of any role, and each
-//! role's log (JSON lines on stderr) kept in a file the test can read.
+//! the harness writes them, a cluster secret from the OS RNG in a file of its own, stores
+//! started first, SIGKILL and restart of any role, and each role's log (JSON lines on stderr)
+//! kept in a file the test can read. The test client sends the secret unless told otherwise.
+
+// Several test binaries share this module, each using part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
+use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use pipeline::auth::{ClusterSecret, PeerClient};
+use rand::RngCore;
 use serde_json::{json, Value};
 
 /// How long a role gets to answer `/health`.
 const HEALTH_WAIT: Duration = Duration::from_secs(30);
 /// Per-request timeout of the test client.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `Authorization` a test request carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    /// `Bearer <the cluster secret>`.
+    Cluster,
+    /// None at all.
+    Missing,
+    /// `Bearer <this>`.
+    Bearer(&'a str),
+}
+
+/// A fresh secret: 32 bytes of the OS RNG, hex.
+pub fn fresh_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// What to start.
 pub struct Spec {
@@ -67,6 +93,7 @@ impl Spec {
         }
         drop(holders);
         let cluster = Cluster {
+            secret: Mutex::new(fresh_secret()),
             dir,
             nodes,
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
@@ -79,6 +106,8 @@ impl Spec {
                 .expect("client"),
         };
         cluster.write_configs(&self.settings);
+        let first = cluster.secret();
+        cluster.write_secret_file(&first);
         for role in &roles {
             for n in cluster.nodes.clone() {
                 cluster.spawn(&n, role);
@@ -101,6 +130,8 @@ pub struct Cluster {
     flags: BTreeMap<&'static str, Vec<String>>,
     procs: Mutex<BTreeMap<(String, String), Child>>,
     http: reqwest::blocking::Client,
+    /// The secret the test client sends.
+    secret: Mutex<String>,
 }
 
 impl Drop for Cluster {
@@ -117,6 +148,41 @@ impl Drop for Cluster {
 impl Cluster {
     fn config_path(&self, node: &str) -> PathBuf {
         self.dir.path().join(node).join("config.json")
+    }
+
+    fn secret_path(&self) -> PathBuf {
+        self.dir.path().join("secret")
+    }
+
+    /// Replaces the secret file every role reads at start (mode 0600) with `text`.
+    pub fn write_secret_file(&self, text: &str) {
+        let path = self.secret_path();
+        let tmp = path.with_extension("tmp");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .expect("secret file");
+        f.write_all(text.as_bytes()).expect("secret written");
+        std::fs::rename(&tmp, &path).expect("secret file replaced");
+    }
+
+    /// The secret the test client sends.
+    pub fn secret(&self) -> String {
+        self.secret.lock().expect("secret").clone()
+    }
+
+    /// Makes the test client send `secret` from now on.
+    pub fn use_secret(&self, secret: &str) {
+        *self.secret.lock().expect("secret") = secret.to_owned();
+    }
+
+    /// How the library's clients reach the roles: with the secret the test client sends.
+    pub fn peers(&self) -> PeerClient {
+        let secret = ClusterSecret::from_text(&self.secret()).expect("secret parses");
+        PeerClient::new(secret, Duration::from_secs(20))
     }
 
     fn log_path(&self, node: &str, role: &str) -> PathBuf {
@@ -181,6 +247,8 @@ impl Cluster {
             .args(["--node", node])
             .arg("--config")
             .arg(self.config_path(node))
+            .arg("--secret-file")
+            .arg(self.secret_path())
             .arg("--data-dir")
             .arg(&data)
             .args(self.flags.get(role).cloned().unwrap_or_default())
@@ -277,6 +345,17 @@ impl Cluster {
 
     /// POSTs `body` (raw text) with an optional idempotency key; status and JSON body.
     pub fn post(&self, url: &str, key: Option<&str>, body: &str) -> (u16, Value) {
+        self.post_as(url, key, body, Auth::Cluster)
+    }
+
+    /// [`Cluster::post`] with the given `Authorization`.
+    pub fn post_as(
+        &self,
+        url: &str,
+        key: Option<&str>,
+        body: &str,
+        auth: Auth<'_>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .post(url)
@@ -285,18 +364,26 @@ impl Cluster {
         if let Some(k) = key {
             req = req.header("idempotency-key", k);
         }
-        match req.send() {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                (status, resp.json().unwrap_or(Value::Null))
-            }
-            Err(e) => (0, json!({"transport_error": e.to_string()})),
-        }
+        self.send(req, auth)
     }
 
     /// GETs `url`; status and JSON body.
     pub fn get(&self, url: &str) -> (u16, Value) {
-        match self.http.get(url).send() {
+        self.get_as(url, Auth::Cluster)
+    }
+
+    /// [`Cluster::get`] with the given `Authorization`.
+    pub fn get_as(&self, url: &str, auth: Auth<'_>) -> (u16, Value) {
+        self.send(self.http.get(url), auth)
+    }
+
+    fn send(&self, req: reqwest::blocking::RequestBuilder, auth: Auth<'_>) -> (u16, Value) {
+        let req = match auth {
+            Auth::Cluster => req.bearer_auth(self.secret()),
+            Auth::Missing => req,
+            Auth::Bearer(token) => req.bearer_auth(token),
+        };
+        match req.send() {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 (status, resp.json().unwrap_or(Value::Null))

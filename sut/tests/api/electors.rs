@@ -186,9 +186,10 @@ pub struct Cand {
 }
 
 impl Cand {
-    /// A candidate reaching the replicas `(node, URL)` at `urls`.
-    pub fn new(urls: Vec<(String, String)>, index: usize) -> Cand {
-        let replicas = Replicas::new(urls, STORE_TIMEOUT);
+    /// A candidate of cluster `c` reaching its replicas `(node, URL)` at `urls`, with the
+    /// cluster secret.
+    pub fn new(c: &Cluster, urls: Vec<(String, String)>, index: usize) -> Cand {
+        let replicas = Replicas::with_client(urls, c.peers().builder(STORE_TIMEOUT));
         let spec = QuorumSpec {
             n: 3,
             r: 2,
@@ -226,19 +227,28 @@ pub fn leader_of(electors: &[Elector], round: usize) -> Option<(usize, u64)> {
     leading.first().copied()
 }
 
-/// Every replica's floor in `domain`.
+/// Most reads of one replica's lease state before [`floors`] gives up (a read may time out on
+/// a loaded machine: `STORE_TIMEOUT` is short on purpose).
+const FLOOR_READS: usize = 10;
+
+/// Every replica's floor in `domain`, each read again (up to [`FLOOR_READS`] times) while it
+/// gets no answer; any other answer than the lease state fails at once.
 pub async fn floors(replicas: &Replicas, domain: &str) -> Vec<u64> {
     let mut out = Vec::new();
     for i in 0..replicas.len() {
-        match replicas
-            .get::<Value>(i, &format!("/lease/{domain}"), &[])
-            .await
-        {
-            Reply::Ok(v) => {
-                out.push(v["max_token"].as_u64().expect("max_token"));
+        let mut reads = 0;
+        let v = loop {
+            reads += 1;
+            match replicas
+                .get::<Value>(i, &format!("/lease/{domain}"), &[])
+                .await
+            {
+                Reply::Ok(v) => break v,
+                Reply::Failed(_) if reads < FLOOR_READS => {}
+                other => panic!("lease state of replica {i} (read {reads}): {other:?}"),
             }
-            other => panic!("lease state of replica {i}: {other:?}"),
-        }
+        };
+        out.push(v["max_token"].as_u64().expect("max_token"));
     }
     out
 }

@@ -48,7 +48,7 @@ async fn one_round(
                 .zip(&via[i])
                 .map(|((node, _), p)| (node, p.url.clone()))
                 .collect();
-            Cand::new(urls, i)
+            Cand::new(c, urls, i)
         })
         .collect();
     let electors: Vec<Elector> =
@@ -191,7 +191,7 @@ fn a_leader_below_a_replicas_floor_campaigns_above_it() {
     let logs = Captured::default();
     let _guard = logs.install();
     let rt = logs.runtime();
-    let cand = Cand::new(c.store_replicas(), 0);
+    let cand = Cand::new(&c, c.store_replicas(), 0);
     let a = rt.block_on(async { cand.elector("a", 7) });
     let mut t = 0;
     assert!(c.wait_until(Duration::from_secs(10), || {

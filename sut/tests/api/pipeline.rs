@@ -326,13 +326,15 @@ fn overload_is_shed_with_do_not_retry() {
         .start();
     let url = format!("{}/charge", c.url("n1", "payment"));
     let client = reqwest::blocking::Client::new();
+    let secret = c.secret();
     let answers: Vec<(u16, bool)> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..32)
             .map(|i| {
-                let (client, url) = (&client, &url);
+                let (client, url, secret) = (&client, &url, &secret);
                 s.spawn(move || {
                     let r = client
                         .post(url)
+                        .bearer_auth(secret)
                         .header("idempotency-key", format!("o-{i}:charge"))
                         .json(&json!({"order_id": format!("o-{i}"), "amount": 5}))
                         .send()

@@ -15,9 +15,9 @@ use crate::cluster::{runtime, Cluster, Spec};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-fn quorum(replicas: Vec<(String, String)>, r: usize, w: usize) -> Quorum {
+fn quorum(c: &Cluster, replicas: Vec<(String, String)>, r: usize, w: usize) -> Quorum {
     let n = replicas.len();
-    let all = Replicas::new(replicas, TIMEOUT);
+    let all = Replicas::with_client(replicas, c.peers().builder(TIMEOUT));
     Quorum::new(
         &all,
         QuorumSpec {
@@ -37,7 +37,7 @@ fn over(c: &Cluster, idx: &[usize]) -> Quorum {
     let all = c.store_replicas();
     let picked: Vec<_> = idx.iter().map(|i| all[*i].clone()).collect();
     let n = picked.len();
-    quorum(picked, n, n)
+    quorum(c, picked, n, n)
 }
 
 fn value_of(q: &Quorum, key: &str) -> Option<Value> {
@@ -53,7 +53,7 @@ fn value_of(q: &Quorum, key: &str) -> Option<Value> {
 #[test]
 fn quorum_writes_survive_kill_and_missed_writes() {
     let c = Spec::new(3, &["store"]).start();
-    let q = quorum(c.store_replicas(), 2, 2);
+    let q = quorum(&c, c.store_replicas(), 2, 2);
     let rt = runtime();
     let out = rt.block_on(q.write(1, vec![("k1".into(), json!("v1"))]));
     assert!(matches!(out, WriteOutcome::Ok(_)), "{out:?}");
@@ -104,7 +104,7 @@ fn quorum_writes_survive_kill_and_missed_writes() {
 #[test]
 fn racing_candidates_never_share_a_token() {
     let c = Spec::new(3, &["store"]).start();
-    let replicas = Replicas::new(c.store_replicas(), TIMEOUT);
+    let replicas = Replicas::with_client(c.store_replicas(), c.peers().builder(TIMEOUT));
     let rt = runtime();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20240601);
     let ttl = Duration::from_secs(5);
@@ -176,8 +176,8 @@ fn stale_writer(no_fencing: bool) -> (Cluster, u64, WriteOutcome) {
         spec = spec.flag("store", "--no-fencing");
     }
     let c = spec.start();
-    let replicas = Replicas::new(c.store_replicas(), TIMEOUT);
-    let q = quorum(c.store_replicas(), 2, 2);
+    let replicas = Replicas::with_client(c.store_replicas(), c.peers().builder(TIMEOUT));
+    let q = quorum(&c, c.store_replicas(), 2, 2);
     let rt = runtime();
     let short = Duration::from_millis(300);
     let Campaign::Won { token: t, .. } =
@@ -254,7 +254,7 @@ fn stale_token_is_fenced() {
             "{n}: every fenced domain's count is present: {m}"
         );
     }
-    let q = quorum(c.store_replicas(), 2, 2);
+    let q = quorum(&c, c.store_replicas(), 2, 2);
     assert_eq!(value_of(&q, "k"), Some(json!("from-t+1")));
     assert_eq!(
         value_of(&q, "k-only-a"),
@@ -270,7 +270,7 @@ fn stale_token_is_fenced() {
 fn without_fencing_the_stale_write_gets_through() {
     let (c, t, late) = stale_writer(true);
     assert!(matches!(late, WriteOutcome::Ok(_)), "{late:?}");
-    let q = quorum(c.store_replicas(), 2, 2);
+    let q = quorum(&c, c.store_replicas(), 2, 2);
     assert_eq!(value_of(&q, "k-only-a"), Some(json!("stale")));
     let stale = c.log_lines("store", "stale write accepted (fencing disabled)");
     for n in ["n1", "n2", "n3"] {

@@ -353,6 +353,7 @@ pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
             &boot.cfg,
             e,
             boot.cfg.settings.call_timeout() * 3 / 4,
+            &boot.peers,
         )
     });
     tracing::info!(?mode, quorum = ?quorum.spec(), "inventory mode");
@@ -380,9 +381,9 @@ pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
         .merge(common_routes(
             "inventory",
             boot.cfg.node.clone(),
-            boot.metrics,
+            boot.metrics.clone(),
         ));
-    let served = super::serve(boot.listen, app, boot.cfg.settings.max_in_flight_requests).await;
+    let served = super::serve(&boot, app).await;
     if let Some(e) = elector {
         e.release().await;
     }

@@ -387,6 +387,7 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
         &boot.cfg,
         elector.clone(),
         settings.call_timeout() * 3 / 4,
+        &boot.peers,
     );
     let policy = RetryPolicy {
         attempt_timeout: settings.call_timeout(),
@@ -405,7 +406,7 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
                 settings.retry_budget_floor_per_s,
             )
         });
-        Downstream::new(name, targets, policy, budget, boot.rng.clone())
+        Downstream::new(name, targets, policy, budget, boot.rng.clone(), &boot.peers)
     };
     let svc = Orders {
         quorum,
@@ -427,8 +428,12 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
         .route("/admin/orders", get(list))
         .route("/admin/leader", get(admin_leader))
         .with_state(svc)
-        .merge(common_routes("order", boot.cfg.node.clone(), boot.metrics));
-    let served = super::serve(boot.listen, app, settings.max_in_flight_requests).await;
+        .merge(common_routes(
+            "order",
+            boot.cfg.node.clone(),
+            boot.metrics.clone(),
+        ));
+    let served = super::serve(&boot, app).await;
     elector.release().await;
     served
 }
