@@ -9,6 +9,8 @@ mod chromium;
 mod effects;
 #[path = "checks/effects_kinds.rs"]
 mod effects_kinds;
+#[path = "checks/effects_ledger.rs"]
+mod effects_ledger;
 #[path = "checks/effects_real.rs"]
 mod effects_real;
 #[path = "checks/fencing.rs"]

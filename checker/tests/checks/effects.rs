@@ -148,11 +148,11 @@ fn legal_run_is_valid() {
 fn completed_orders_commit_their_stock() {
     let mut run = crate::support::legal_run();
     assert_eq!(
-        crate::effects_kinds::effects_of(&run).validity,
+        crate::effects_ledger::effects_of(&run).validity,
         Validity::Valid
     );
     run.state.reservations[0].status = formats::final_state::ReservationStatus::Reserved;
-    let v = crate::effects_kinds::effects_of(&run);
+    let v = crate::effects_ledger::effects_of(&run);
     assert_eq!(v.validity, Validity::Invalid);
     assert_eq!(
         v.details
