@@ -172,13 +172,6 @@ fn overrides(a: &SuiteArgs, seed: u64) -> Overrides {
     }
 }
 
-fn relative(out: &Path, dir: &Path) -> String {
-    dir.strip_prefix(out)
-        .unwrap_or(dir)
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// The faults a run injected, as the signals check lists them: `f1 pause n3/order`.
 fn faults_of(results: &checker::Results) -> Vec<String> {
     results
@@ -249,7 +242,7 @@ fn cell_of(a: &SuiteArgs, job: &Job, run: &RunOutcome, took: Duration) -> Cell {
         protection: job.protection().to_owned(),
         mode: job.mode(),
         seed: run.seed,
-        dir: Some(relative(&a.out, &run.dir)),
+        dir: Some(runner::run_id(&a.out, &run.dir)),
         verdict: run
             .results
             .as_ref()

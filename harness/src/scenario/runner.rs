@@ -181,7 +181,7 @@ fn compare(on: &Path, off: &Path) {
 }
 
 /// `<scenario>/<timestamp>` of a run directory under `out`, or the path itself.
-fn run_id(out: &Path, dir: &Path) -> String {
+pub(crate) fn run_id(out: &Path, dir: &Path) -> String {
     dir.strip_prefix(out)
         .unwrap_or(dir)
         .to_string_lossy()
