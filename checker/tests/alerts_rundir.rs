@@ -312,3 +312,86 @@ fn a_paused_process_fires_target_down() {
     let (_, d) = check(dir.path());
     assert!(d.ours.iter().all(|s| s.labels.contains("role=shipping")));
 }
+
+/// A copy in which n3's payment leader was elected again at the change (LeaderChurn fires in
+/// the checker's evaluation), with the run's Prometheus record put back reporting `spans`
+/// (seconds since the run started) for that alert, as a Prometheus scraping at other
+/// instants would.
+fn churn_with_prometheus(spans: &[(f64, f64)]) -> tempfile::TempDir {
+    let dir = copy();
+    let record = std::fs::read(dir.path().join("prometheus/alerts.json")).expect("record");
+    rewrite(dir.path(), |mut r| {
+        if after(&r)
+            && r.node == "n3"
+            && r.role == "payment"
+            && r.metric == "leader_elections_total"
+        {
+            r.value += 1.0;
+        }
+        Some(r)
+    });
+    let mut prom: formats::alerts::PrometheusRun =
+        serde_json::from_slice(&record).expect("alerts.json");
+    let start_ms = RunData::load(dir.path())
+        .expect("loads")
+        .history
+        .header
+        .started_unix_ms as i64;
+    let labels = std::collections::BTreeMap::from([
+        ("alertname".to_owned(), "LeaderChurn".to_owned()),
+        ("domain".to_owned(), "payment".to_owned()),
+        ("severity".to_owned(), "warning".to_owned()),
+    ]);
+    prom.alerts = spans
+        .iter()
+        .map(|&(from_s, to_s)| formats::alerts::PromFiring {
+            labels: labels.clone(),
+            from_unix_ms: start_ms + (from_s * 1000.0) as i64,
+            to_unix_ms: start_ms + (to_s * 1000.0) as i64,
+        })
+        .collect();
+    std::fs::create_dir_all(dir.path().join("prometheus")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("prometheus/alerts.json"),
+        serde_json::to_vec_pretty(&prom).expect("json"),
+    )
+    .expect("write");
+    dir
+}
+
+/// Proves the comparison with the run's Prometheus on the recorded run: the same LeaderChurn
+/// span a second later agrees (valid), and so does one Prometheus split by a one-evaluation
+/// flap;
+/// Prometheus not firing it, firing it 4 s late, or firing a 6 s span the checker did not
+/// make the check unknown, with the longest disagreement shown.
+#[test]
+fn prometheus_disagreeing_beyond_the_tolerance_is_unknown() {
+    let (v, d) = check(churn_with_prometheus(&[]).path());
+    let ours = d
+        .ours
+        .iter()
+        .find(|s| s.alert == "LeaderChurn")
+        .unwrap_or_else(|| panic!("{:?}", d.ours))
+        .clone();
+    assert_eq!(v, Validity::Unknown, "Prometheus fired nothing: {d:?}");
+    let (from, to) = (ours.from_s, ours.to_s);
+    let (v, d) = check(churn_with_prometheus(&[(from + 1.0, to + 1.0)]).path());
+    assert_eq!(v, Validity::Valid, "{:?}", d.comparisons);
+    assert!(
+        to - from >= 2.0,
+        "a span of three evaluations at least: {ours:?}"
+    );
+    let split = [(from, from), (to, to)];
+    let (v, d) = check(churn_with_prometheus(&split).path());
+    assert_eq!(v, Validity::Valid, "{:?}", d.comparisons);
+    let (v, d) = check(churn_with_prometheus(&[(from + 4.0, to + 4.0)]).path());
+    assert_eq!(v, Validity::Unknown, "{:?}", d.comparisons);
+    let c = &d.comparisons[0];
+    assert!(
+        c.longest_disagreement_s > d.tolerance_s && !c.agree,
+        "{c:?}"
+    );
+    let extra = [(from, to), (from + 5.0, from + 11.0)];
+    let (v, d) = check(churn_with_prometheus(&extra).path());
+    assert_eq!(v, Validity::Unknown, "{:?}", d.comparisons);
+}

@@ -2,9 +2,9 @@
 //! directory by the harness) over `metrics.csv` with the checker's own PromQL evaluator
 //! ([`crate::promql`]), every second from the first scrape to the last, and lists every alert
 //! with the spans it fired. Where a Prometheus ran in the run (`prometheus/alerts.json`) it
-//! compares the two: a span one of them has and the other does not, or whose start or end
-//! differs by more than one evaluation interval plus one scrape interval (the harness's scraper
-//! and Prometheus sample at different instants), makes the check unknown, and both are shown.
+//! compares the two ([`compare`]): a stretch longer than one evaluation interval plus one scrape
+//! interval during which one of them fired and the other did not (the harness's scraper and
+//! Prometheus sample at different instants) makes the check unknown, and both are shown.
 //! Per fault it names the first signal that moved and the first alert that fired.
 //! Informational otherwise: firing alerts do not make a run invalid.
 
@@ -13,11 +13,15 @@ use std::collections::BTreeMap;
 use formats::alerts::PrometheusRun;
 use serde::{Deserialize, Serialize};
 
+mod compare;
+
+pub use compare::Comparison;
+
 use super::signals::{attribute, run_signals};
 use super::Params;
 use crate::analysis;
 use crate::check::{Check, Verdict};
-use crate::promql::rules::{self, Firing};
+use crate::promql::rules;
 use crate::promql::store::Store;
 use crate::report::table::{num, opt_num, Table};
 use crate::rundir::{files, RunData};
@@ -60,21 +64,6 @@ pub struct Span {
     pub open: bool,
 }
 
-/// One alert span compared between the checker and Prometheus.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Comparison {
-    /// `alertname`.
-    pub alert: String,
-    /// Labels, `k=v` joined.
-    pub labels: String,
-    /// The checker's span, `[from, to]`.
-    pub ours: Option<(f64, f64)>,
-    /// Prometheus's span.
-    pub prometheus: Option<(f64, f64)>,
-    /// Within the tolerance.
-    pub agree: bool,
-}
-
 /// What the alerts did during one fault, next to the signals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultAlerts {
@@ -110,9 +99,9 @@ pub struct Details {
     pub prometheus_skipped: Option<String>,
     /// Every span Prometheus fired.
     pub prometheus: Vec<Span>,
-    /// The comparison, span by span (empty without Prometheus).
+    /// The comparison, label set by label set (empty without Prometheus).
     pub comparisons: Vec<Comparison>,
-    /// Largest start or end difference that still agrees, seconds.
+    /// The longest stretch where exactly one of them fired that still agrees, seconds.
     pub tolerance_s: f64,
     /// Per fault that started.
     pub faults: Vec<FaultAlerts>,
@@ -184,15 +173,30 @@ impl Check for Alerts {
             ),
             Table::of(
                 "Checker and Prometheus compared",
-                &["alert", "labels", "checker", "Prometheus", "agree"],
+                &[
+                    "alert",
+                    "labels",
+                    "checker",
+                    "Prometheus",
+                    "longest disagreement (s)",
+                    "agree",
+                ],
                 &d.comparisons,
                 0,
                 |c| {
+                    let spans = |v: &[(f64, f64)]| {
+                        if v.is_empty() {
+                            "-".into()
+                        } else {
+                            v.iter().map(span).collect::<Vec<_>>().join(", ")
+                        }
+                    };
                     vec![
                         c.alert.clone(),
                         c.labels.clone(),
-                        c.ours.as_ref().map_or("-".into(), span),
-                        c.prometheus.as_ref().map_or("-".into(), span),
+                        spans(&c.ours),
+                        spans(&c.prometheus),
+                        num(c.longest_disagreement_s),
                         c.agree.to_string(),
                     ]
                 },
@@ -381,12 +385,21 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
         prom.started_unix_ms.unwrap_or(from).max(from),
         prom.ended_unix_ms.unwrap_or(to).min(to),
     );
-    details.comparisons = compare(&ours, &prom, window, tolerance_ms, start_ms);
+    details.comparisons = compare::compare(
+        &ours,
+        &prom,
+        compare::Frame {
+            window,
+            tolerance_ms,
+            step_ms: EVALUATION_INTERVAL_MS,
+            start_ms,
+        },
+    );
     let disagree = details.comparisons.iter().filter(|c| !c.agree).count();
     if disagree > 0 {
         return unknown(
             format!(
-                "{fired}; Prometheus disagrees on {disagree} of {} spans (beyond {} s)",
+                "{fired}; Prometheus disagrees on {disagree} of {} alerts (for longer than {} s)",
                 details.comparisons.len(),
                 num(details.tolerance_s)
             ),
@@ -396,7 +409,7 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
     let n = details.comparisons.len();
     Verdict::new(
         Validity::Valid,
-        format!("{fired}; Prometheus agrees on all {n} spans"),
+        format!("{fired}; Prometheus agrees on all {n} alerts"),
         details,
     )
 }
@@ -416,67 +429,6 @@ fn summary_of(spans: &[Span]) -> String {
         first.join(", "),
         if spans.len() > 6 { ", ..." } else { "" }
     )
-}
-
-/// Pairs each label set's spans in order; a span left over, or a pair whose start (or, when
-/// both ended, end) differs by more than the tolerance, disagrees. Only spans that overlap the
-/// window both evaluated in are compared.
-fn compare(
-    ours: &[Firing],
-    prom: &PrometheusRun,
-    window: (i64, i64),
-    tolerance_ms: i64,
-    start_ms: i64,
-) -> Vec<Comparison> {
-    type Spans = Vec<(i64, i64, bool)>;
-    let inside = |from: i64, to: i64| to >= window.0 && from <= window.1;
-    let mut by_labels: BTreeMap<BTreeMap<String, String>, (Spans, Spans)> = BTreeMap::new();
-    for f in ours.iter().filter(|f| inside(f.from_ms, f.to_ms)) {
-        let e = by_labels.entry(f.labels.clone()).or_default();
-        e.0.push((
-            f.from_ms,
-            f.to_ms,
-            f.open || f.to_ms >= window.1 - tolerance_ms,
-        ));
-    }
-    for f in prom
-        .alerts
-        .iter()
-        .filter(|f| inside(f.from_unix_ms, f.to_unix_ms))
-    {
-        let e = by_labels.entry(f.labels.clone()).or_default();
-        e.1.push((
-            f.from_unix_ms,
-            f.to_unix_ms,
-            f.to_unix_ms >= window.1 - tolerance_ms,
-        ));
-    }
-    let rel = |ms: i64| (ms - start_ms) as f64 / 1000.0;
-    let mut out = Vec::new();
-    for (labels, (mut a, mut b)) in by_labels {
-        a.sort();
-        b.sort();
-        for i in 0..a.len().max(b.len()) {
-            let (x, y) = (a.get(i), b.get(i));
-            let agree = match (x, y) {
-                (Some(x), Some(y)) => {
-                    let starts = (x.0 - y.0).abs() <= tolerance_ms
-                        || (x.0 <= window.0 + tolerance_ms && y.0 <= window.0 + tolerance_ms);
-                    let ends = x.2 || y.2 || (x.1 - y.1).abs() <= tolerance_ms;
-                    starts && ends
-                }
-                _ => false,
-            };
-            out.push(Comparison {
-                alert: labels.get("alertname").cloned().unwrap_or_default(),
-                labels: joined(&labels),
-                ours: x.map(|s| (rel(s.0), rel(s.1))),
-                prometheus: y.map(|s| (rel(s.0), rel(s.1))),
-                agree,
-            });
-        }
-    }
-    out
 }
 
 /// `alert{labels}` without the severity and the target's `instance` and `job`.
