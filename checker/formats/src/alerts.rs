@@ -28,6 +28,11 @@ pub struct PrometheusRun {
     pub scrape_interval_ms: u64,
     /// Its rule evaluation interval.
     pub evaluation_interval_ms: u64,
+    /// Its scrape timeout: a failed scrape's `up == 0` is stamped at the scrape's start but
+    /// seen by the rules only once the timeout ran out (0 in records written before it was
+    /// kept).
+    #[serde(default)]
+    pub scrape_timeout_ms: u64,
     /// When it started answering, Unix milliseconds.
     #[serde(default)]
     pub started_unix_ms: Option<i64>,
@@ -66,6 +71,7 @@ impl PrometheusRun {
             binary: None,
             scrape_interval_ms: 0,
             evaluation_interval_ms: 0,
+            scrape_timeout_ms: 0,
             started_unix_ms: None,
             ended_unix_ms: None,
             alerts: Vec::new(),

@@ -289,6 +289,7 @@ impl Running {
             binary: Some(self.binary.clone()),
             scrape_interval_ms: SCRAPE_INTERVAL.as_millis() as u64,
             evaluation_interval_ms: EVALUATION_INTERVAL.as_millis() as u64,
+            scrape_timeout_ms: SCRAPE_TIMEOUT.as_millis() as u64,
             started_unix_ms: Some(self.started_unix_ms),
             ended_unix_ms: Some(ended),
             alerts,

@@ -41,23 +41,31 @@ fn terminal(o: &Value) -> bool {
     )
 }
 
-/// Proves that while the order leader is stopped (SIGSTOP, past its lease) every order placed
-/// on the other nodes is accepted with 202 at once, their consumer lag grows by the orders
-/// they accepted, a new leader is elected that takes them all in and ends their sagas, and the
-/// lag drains back to 0.
+/// Orders placed while the order leader is stopped, on the other nodes.
+const WHILE_STOPPED: usize = 12;
+
+/// The largest `consumer_lag_records` the nodes `on` export now.
+fn lag_on(c: &Cluster, on: &[String]) -> f64 {
+    on.iter()
+        .filter_map(|n| sample(&metrics(c, n, "order"), "consumer_lag_records"))
+        .fold(0.0, f64::max)
+}
+
+/// Proves that while the order leader is stopped (SIGSTOP) every order placed on the other
+/// nodes is accepted with 202 at once, the lag those nodes export grows to every order they
+/// accepted (nothing consumes them) before any new leader, a new leader is elected that takes
+/// them all in and ends their sagas, and the lag drains back to 0. The lease is 10 s so that
+/// the orders and the lag's once-a-second export fit before the election even on a loaded
+/// machine; the test polls for each state with a bound.
 #[test]
-#[ignore = "open: the non-leaders' consumer_lag_records read 0 in this test's cluster in 3 of 4 \
-            runs (cause not found); harness tests/cli/alerts.rs default_run proves lag grows \
-            under the leader pause end to end"]
 fn orders_are_accepted_while_the_order_leader_is_stopped() {
     let c = Spec::new(3, ROLES)
-        .settings(json!({"lease_ttl_ms": 1500}))
+        .settings(json!({"lease_ttl_ms": 10_000}))
         .start();
     let (old, _) = c.await_leader("order", None);
     let others: Vec<String> = c.nodes.iter().filter(|n| **n != old).cloned().collect();
     c.signal(&old, "order", Signal::SIGSTOP);
-    let mut peak = 0.0f64;
-    for i in 0..30 {
+    for i in 0..WHILE_STOPPED {
         let node = &others[i % others.len()];
         let started = Instant::now();
         let (s, b) = c.post(
@@ -70,37 +78,42 @@ fn orders_are_accepted_while_the_order_leader_is_stopped() {
             started.elapsed() < Duration::from_secs(2),
             "{node} was slow"
         );
-        if i % 10 == 9 {
-            let m = metrics(&c, node, "order");
-            peak = peak.max(sample(&m, "consumer_lag_records").unwrap_or(0.0));
-        }
     }
-    let lag_seen = c.wait_until(Duration::from_secs(10), || {
-        let (new, _) = c.leader("order").unwrap_or_default();
-        if !new.is_empty() && new != old {
-            return true;
-        }
-        let m = metrics(&c, &others[0], "order");
-        peak = peak.max(sample(&m, "consumer_lag_records").unwrap_or(0.0));
-        false
+    // The stopped node is never asked: a request to it waits for the client's timeout.
+    let leader_among_others = || {
+        others
+            .iter()
+            .find(|n| c.get(&format!("{}/admin/leader", c.url(n, "order"))).1["is_leader"] == true)
+            .cloned()
+    };
+    let mut peak = 0.0f64;
+    let mut new_leader = None;
+    c.wait_until(Duration::from_secs(15), || {
+        peak = peak.max(lag_on(&c, &others));
+        new_leader = leader_among_others();
+        peak >= WHILE_STOPPED as f64 || new_leader.is_some()
     });
     assert!(
-        lag_seen,
-        "no new order leader while the old one was stopped"
+        peak >= WHILE_STOPPED as f64,
+        "consumer lag peaked at {peak} of {WHILE_STOPPED} unconsumed orders with a stopped \
+         leader (new leader before it: {new_leader:?})"
     );
-    assert!(
-        peak >= 5.0,
-        "consumer lag peaked at {peak} with a stopped leader"
-    );
-    let (new, _) = c.await_leader("order", Some(&old));
+    let elected = c.wait_until(Duration::from_secs(30), || {
+        new_leader = leader_among_others();
+        new_leader.is_some()
+    });
+    assert!(elected, "no new order leader while {old} was stopped");
+    let new = new_leader.expect("elected");
     let done = c.wait_until(Duration::from_secs(60), || {
         let all = orders(&c, &new);
-        all.len() == 30 && all.iter().all(terminal)
+        all.len() == WHILE_STOPPED && all.iter().all(terminal)
     });
-    assert!(done, "not all 30 orders ended: {:?}", orders(&c, &new));
-    let drained = c.wait_until(Duration::from_secs(10), || {
-        sample(&metrics(&c, &new, "order"), "consumer_lag_records") == Some(0.0)
-    });
+    assert!(
+        done,
+        "not all {WHILE_STOPPED} orders ended: {:?}",
+        orders(&c, &new)
+    );
+    let drained = c.wait_until(Duration::from_secs(10), || lag_on(&c, &others) == 0.0);
     assert!(drained, "{}", metrics(&c, &new, "order"));
     c.signal(&old, "order", Signal::SIGCONT);
 }

@@ -3,8 +3,9 @@
 //! ([`crate::promql`]), every second from the first scrape to the last, and lists every alert
 //! with the spans it fired. Where a Prometheus ran in the run (`prometheus/alerts.json`) it
 //! compares the two ([`compare`]): a stretch longer than one evaluation interval plus one scrape
-//! interval during which one of them fired and the other did not (the harness's scraper and
-//! Prometheus sample at different instants) makes the check unknown, and both are shown.
+//! interval plus Prometheus's scrape timeout during which one of them fired and the other did
+//! not (the harness's scraper and Prometheus sample at different instants, and Prometheus
+//! sees a failed scrape only when it timed out) makes the check unknown, and both are shown.
 //! Per fault it names the first signal that moved and the first alert that fired.
 //! Informational otherwise: firing alerts do not make a run invalid.
 
@@ -376,10 +377,14 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
         .iter()
         .map(|f| to_span(&f.labels, f.from_unix_ms, f.to_unix_ms, false, start_ms))
         .collect();
+    // Prometheus sees a sample up to one evaluation interval after it was taken, the two
+    // scrapers sample up to one scrape interval apart, and a failed scrape counts only once
+    // its timeout ran out.
     let tolerance_ms = prom
         .evaluation_interval_ms
         .max(EVALUATION_INTERVAL_MS as u64) as i64
-        + SCRAPE_INTERVAL_MS;
+        + SCRAPE_INTERVAL_MS
+        + prom.scrape_timeout_ms.min(SCRAPE_INTERVAL_MS as u64) as i64;
     details.tolerance_s = tolerance_ms as f64 / 1000.0;
     let window = (
         prom.started_unix_ms.unwrap_or(from).max(from),

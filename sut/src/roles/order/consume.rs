@@ -6,8 +6,9 @@
 //! order, whichever node accepted it how often.
 //!
 //! `consumer_lag_records`, on every order node: the records accepted into the partitions and
-//! not yet taken in (from the stored ends and taken positions), plus, on the leader, the orders
-//! it took in whose sagas have not ended.
+//! not yet taken in (from the stored ends and taken positions), as a Kafka consumer's lag is
+//! the records past its committed offset. Sagas taken in and not ended are `sagas_open` (the
+//! leader's own count): they grow with load and saga time, the lag only when nobody consumes.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -54,16 +55,19 @@ impl Orders {
             .collect())
     }
 
-    /// Records accepted but not consumed, as this node sees them (see the module docs).
+    /// Records accepted but not taken in, as this node sees them (see the module docs).
     pub(super) async fn lag(&self) -> Result<u64, ApiError> {
         let (ends, taken) = futures::join!(self.ends(), self.stored_taken());
-        let unconsumed: u64 = ends?
+        Ok(ends?
             .into_iter()
             .zip(taken?)
             .map(|(e, t)| intake::unconsumed(e, t))
-            .sum();
-        let open = self.current_term().map_or(0, |t| t.open());
-        Ok(unconsumed.saturating_add(open as u64))
+            .fold(0u64, u64::saturating_add))
+    }
+
+    /// Sagas this node took in as leader and has not ended (0 on a non-leader).
+    pub(super) fn sagas_open(&self) -> usize {
+        self.current_term().map_or(0, |t| t.open())
     }
 
     /// One round of consumption: takes in at most one batch per partition that has records

@@ -277,13 +277,15 @@ impl Orders {
         Ok(())
     }
 
-    /// Exports `consumer_lag_records` every [`LAG_INTERVAL`]; a node that cannot read the
-    /// store keeps its last value (it cannot see more).
+    /// Exports `consumer_lag_records` and `sagas_open` every [`LAG_INTERVAL`]; a node that
+    /// cannot read the store keeps its last lag (it cannot see more).
     async fn report_lag(self) {
         metrics::gauge!("consumer_lag_records").set(0.0);
+        metrics::gauge!("sagas_open").set(0.0);
         let mut tick = tokio::time::interval(LAG_INTERVAL);
         loop {
             tick.tick().await;
+            metrics::gauge!("sagas_open").set(self.sagas_open() as f64);
             match self.lag().await {
                 Ok(lag) => metrics::gauge!("consumer_lag_records").set(lag as f64),
                 Err(e) => tracing::debug!(error = %e, "consumer lag not read"),
