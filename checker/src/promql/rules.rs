@@ -1,7 +1,10 @@
 //! Alerting rules (Prometheus's rule-file format, read with a YAML parser) and their evaluation
-//! over time with `for:`: an alert is pending from the first evaluation that returns its label
-//! set and firing once it has been returned for `for`; it ends at the first evaluation that does
-//! not return it. Labels are the sample's (without `__name__`), then the rule's, then
+//! over time with `for:` and `keep_firing_for:`: an alert is pending from the first evaluation
+//! that returns its label set and firing once it has been returned for `for`; a pending alert
+//! ends at the first evaluation that does not return it, a firing one too unless the rule keeps
+//! it firing: then it goes on firing until `keep_firing_for` has passed since the first
+//! evaluation that did not return it (returned again in between, it goes on as if never gone),
+//! as Prometheus 2.42 does. Labels are the sample's (without `__name__`), then the rule's, then
 //! `alertname`; annotations expand `{{ $labels.<name> }}` and `{{ $value }}`.
 
 use std::collections::BTreeMap;
@@ -53,6 +56,9 @@ pub struct RuleSpec {
     /// How long the expression must hold before the alert fires.
     #[serde(default, rename = "for")]
     pub for_: Option<String>,
+    /// How long a firing alert goes on firing after its expression stopped returning it.
+    #[serde(default)]
+    pub keep_firing_for: Option<String>,
     /// Labels added to the alert.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -72,6 +78,8 @@ pub struct AlertRule {
     pub expr: Expr,
     /// `for`, in milliseconds.
     pub for_ms: i64,
+    /// `keep_firing_for`, in milliseconds (0: none).
+    pub keep_firing_for_ms: i64,
     /// Labels added to the alert.
     pub labels: BTreeMap<String, String>,
     /// Annotation templates.
@@ -113,6 +121,10 @@ pub fn load(yaml: &str) -> Result<Vec<AlertRule>, RuleError> {
                 Some(f) => parse_duration_ms(f).map_err(bad)?,
                 None => 0,
             };
+            let keep_firing_for_ms = match &r.keep_firing_for {
+                Some(f) => parse_duration_ms(f).map_err(bad)?,
+                None => 0,
+            };
             for t in r.annotations.values().chain(r.labels.values()) {
                 check_template(t).map_err(bad)?;
             }
@@ -121,6 +133,7 @@ pub fn load(yaml: &str) -> Result<Vec<AlertRule>, RuleError> {
                 expr_text: r.expr.trim().to_owned(),
                 expr,
                 for_ms,
+                keep_firing_for_ms,
                 labels: r.labels,
                 annotations: r.annotations,
             });
@@ -202,12 +215,26 @@ pub struct ActiveAlert {
     pub value: f64,
 }
 
+/// An active alert between evaluations.
+#[derive(Debug, Clone)]
+struct Held {
+    /// When it became active.
+    since: i64,
+    /// The first evaluation that no longer returned it while it was firing.
+    keep_since: Option<i64>,
+    /// Whether it fired at the evaluation that last returned or kept it.
+    firing: bool,
+    /// What it showed last.
+    annotations: BTreeMap<String, String>,
+    value: f64,
+}
+
 /// Rules with their pending and firing alerts, evaluated one instant after the other.
 #[derive(Debug, Clone)]
 pub struct Evaluator {
     rules: Vec<AlertRule>,
-    /// Per rule: label set → when it became active.
-    active: Vec<BTreeMap<Labels, i64>>,
+    /// Per rule: label set → its state.
+    active: Vec<BTreeMap<Labels, Held>>,
 }
 
 impl Evaluator {
@@ -235,7 +262,7 @@ impl Evaluator {
                     )))
                 }
             };
-            let mut now: BTreeMap<Labels, i64> = BTreeMap::new();
+            let mut now: BTreeMap<Labels, Held> = BTreeMap::new();
             for s in samples {
                 let mut labels = s.labels.clone();
                 labels.remove("__name__");
@@ -244,20 +271,39 @@ impl Evaluator {
                     labels.insert(k.clone(), v);
                 }
                 labels.insert("alertname".into(), rule.name.clone());
-                let since = active.get(&labels).copied().unwrap_or(t);
+                let since = active.get(&labels).map_or(t, |h| h.since);
                 let mut annotations = BTreeMap::new();
                 for (k, v) in &rule.annotations {
                     let v = expand(v, &s.labels, s.value).map_err(EvalError)?;
                     annotations.insert(k.clone(), v);
                 }
+                let held = Held {
+                    since,
+                    keep_since: None,
+                    firing: t - since >= rule.for_ms,
+                    annotations,
+                    value: s.value,
+                };
+                now.insert(labels, held);
+            }
+            // Firing alerts the expression no longer returns, kept firing for a while.
+            for (labels, mut held) in std::mem::take(active) {
+                if now.contains_key(&labels) || !held.firing || rule.keep_firing_for_ms <= 0 {
+                    continue;
+                }
+                let keep_since = *held.keep_since.get_or_insert(t);
+                if t - keep_since < rule.keep_firing_for_ms {
+                    now.insert(labels, held);
+                }
+            }
+            for (labels, h) in &now {
                 out.push(ActiveAlert {
                     labels: labels.clone(),
-                    annotations,
-                    active_at_ms: since,
-                    firing: t - since >= rule.for_ms,
-                    value: s.value,
+                    annotations: h.annotations.clone(),
+                    active_at_ms: h.since,
+                    firing: h.firing,
+                    value: h.value,
                 });
-                now.insert(labels, since);
             }
             *active = now;
         }

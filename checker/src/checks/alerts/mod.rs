@@ -44,6 +44,9 @@ pub struct RuleInfo {
     pub labels: String,
     /// `for`, seconds.
     pub for_s: f64,
+    /// `keep_firing_for`, seconds (0: none).
+    #[serde(default)]
+    pub keep_firing_for_s: f64,
     /// The expression.
     pub expr: String,
 }
@@ -204,7 +207,14 @@ impl Check for Alerts {
             ),
             Table::of(
                 "Rules",
-                &["alert", "severity", "labels", "for (s)", "expression"],
+                &[
+                    "alert",
+                    "severity",
+                    "labels",
+                    "for (s)",
+                    "keep firing for (s)",
+                    "expression",
+                ],
                 &d.rules,
                 0,
                 |r| {
@@ -213,6 +223,7 @@ impl Check for Alerts {
                         r.severity.clone(),
                         r.labels.clone(),
                         num(r.for_s),
+                        num(r.keep_firing_for_s),
                         r.expr.clone(),
                     ]
                 },
@@ -316,6 +327,7 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
                 severity,
                 labels: joined(&labels),
                 for_s: r.for_ms as f64 / 1000.0,
+                keep_firing_for_s: r.keep_firing_for_ms as f64 / 1000.0,
                 expr: r.expr_text.clone(),
             }
         })
