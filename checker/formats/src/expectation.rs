@@ -36,13 +36,11 @@ pub enum CheckId {
     Perf,
     /// Stock operations are linearizable.
     Linearizability,
-    /// Which alerting rules fired, evaluated over `metrics.csv` and compared with Prometheus's.
-    Alerts,
 }
 
 impl CheckId {
     /// Every check, in the order they run and report.
-    pub const ALL: [CheckId; 9] = [
+    pub const ALL: [CheckId; 8] = [
         CheckId::History,
         CheckId::Effects,
         CheckId::Idempotency,
@@ -51,7 +49,6 @@ impl CheckId {
         CheckId::Signals,
         CheckId::Perf,
         CheckId::Linearizability,
-        CheckId::Alerts,
     ];
 
     /// The name in `results.json`.
@@ -65,7 +62,6 @@ impl CheckId {
             CheckId::Signals => "signals",
             CheckId::Perf => "perf",
             CheckId::Linearizability => "linearizability",
-            CheckId::Alerts => "alerts",
         }
     }
 }
