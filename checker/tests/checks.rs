@@ -11,6 +11,8 @@ mod effects;
 mod effects_kinds;
 #[path = "checks/effects_ledger.rs"]
 mod effects_ledger;
+#[path = "checks/effects_quiesce.rs"]
+mod effects_quiesce;
 #[path = "checks/effects_real.rs"]
 mod effects_real;
 #[path = "checks/fencing.rs"]

@@ -128,6 +128,13 @@ pub struct Details {
     pub violations_not_listed: usize,
     /// Final-state reads that failed.
     pub read_errors: Vec<String>,
+    /// Orders not terminal at the end (each also a `stuck-saga` violation).
+    #[serde(default)]
+    pub open_sagas: usize,
+    /// Rules that compare separate reads of the final state and were not judged because
+    /// sagas were still open when it was read (`effects/stock.rs`), each with its evidence.
+    #[serde(default)]
+    pub not_judged: Vec<String>,
 }
 
 /// The check.
@@ -205,6 +212,7 @@ impl Check for Effects {
                 },
             ),
             Table::list("Final-state read errors", &d.read_errors, 0),
+            Table::list("Not judged (read while sagas were open)", &d.not_judged, 0),
         ]
     }
 }
@@ -215,15 +223,22 @@ pub fn check(history: &History, state: &FinalState) -> Verdict<Details> {
     let index = records::Index::of(state);
     orders::check(&index, state, &mut findings);
     records::check(&index, history, state, &mut findings);
-    let stock = stock::check(state, &mut findings);
+    let open = state
+        .orders
+        .iter()
+        .filter(|o| !o.status.is_terminal())
+        .count();
+    let mut not_judged = Vec::new();
+    let stock = stock::check(state, open, &mut findings, &mut not_judged);
     clients::check(history, state, &mut findings);
-    summarize(state, stock, findings)
+    summarize(state, stock, findings, (open, not_judged))
 }
 
 fn summarize(
     state: &FinalState,
     stock: Vec<SkuLedger>,
     findings: Vec<Finding>,
+    (open_sagas, not_judged): (usize, Vec<String>),
 ) -> Verdict<Details> {
     let mut by_status: BTreeMap<OrderStatus, usize> = BTreeMap::new();
     for o in &state.orders {
@@ -235,12 +250,12 @@ fn summarize(
     }
     let validity = if !findings.is_empty() {
         Validity::Invalid
-    } else if !state.read_errors.is_empty() {
+    } else if !state.read_errors.is_empty() || !not_judged.is_empty() {
         Validity::Unknown
     } else {
         Validity::Valid
     };
-    let summary = match validity {
+    let mut summary = match validity {
         Validity::Valid => format!(
             "all {} orders ended in a legal state with exactly their effects; every record and \
              unit of stock is accounted for",
@@ -250,11 +265,21 @@ fn summarize(
             let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
             format!("{} violations: {}", findings.len(), parts.join(", "))
         }
+        Validity::Unknown if state.read_errors.is_empty() => format!(
+            "not quiesced: {open_sagas} sagas open; {} stock rules not judged",
+            not_judged.len()
+        ),
         Validity::Unknown => format!(
             "final state is partial ({} read errors); cannot prove every effect",
             state.read_errors.len()
         ),
     };
+    if validity == Validity::Invalid && !not_judged.is_empty() {
+        summary.push_str(&format!(
+            "; not quiesced: {open_sagas} sagas open, {} stock rules not judged",
+            not_judged.len()
+        ));
+    }
     let violations_not_listed = findings.len().saturating_sub(MAX_LISTED_VIOLATIONS);
     Verdict::new(
         validity,
@@ -271,6 +296,8 @@ fn summarize(
             violations: findings.into_iter().take(MAX_LISTED_VIOLATIONS).collect(),
             violations_not_listed,
             read_errors: state.read_errors.clone(),
+            open_sagas,
+            not_judged,
         },
     )
 }

@@ -1,6 +1,13 @@
 //! Per SKU, from the final-state records: stock is conserved. Available is never negative,
 //! `initial - available` equals the units held by live reservations (reserved or committed,
 //! orders' and stock clients' alike), and no release returns more than its reservation held.
+//!
+//! Stock, reservations and releases are separate reads of the final state. While sagas are
+//! still open they move between those reads (a reserve lands after the reservations were read
+//! and before the stock was: seen in a chaos run read with 65 sagas open, 9 SKUs off by 1 to 5
+//! units, while every SKU record the replicas held was conserved), so a rule that compares
+//! two of them is judged only when every order is terminal; otherwise its mismatch is listed
+//! as not judged, never as a violation.
 
 use std::collections::BTreeMap;
 
@@ -36,7 +43,13 @@ struct Units {
 }
 
 /// Runs the per-SKU rules; returns each SKU's ledger (empty when the inventory was not read).
-pub(super) fn check(state: &FinalState, out: &mut Vec<Finding>) -> Vec<SkuLedger> {
+/// With `open` sagas, the rules comparing separate reads put their mismatches in `unjudged`.
+pub(super) fn check(
+    state: &FinalState,
+    open: usize,
+    out: &mut Vec<Finding>,
+    unjudged: &mut Vec<String>,
+) -> Vec<SkuLedger> {
     if !state.has_service(Role::Inventory) {
         return Vec::new();
     }
@@ -77,7 +90,13 @@ pub(super) fn check(state: &FinalState, out: &mut Vec<Finding>) -> Vec<SkuLedger
                 .amount("held", held),
             );
         }
-        if taken != held {
+        if taken != held && open > 0 {
+            unjudged.push(format!(
+                "{}: initial {} - available {} = {taken} units taken, live reservations hold \
+                 {held}: not judged, {open} sagas were open",
+                s.sku, s.initial, s.available
+            ));
+        } else if taken != held {
             out.push(
                 Finding::new(
                     Violation::StockNotConserved,
@@ -129,7 +148,7 @@ pub(super) fn check(state: &FinalState, out: &mut Vec<Finding>) -> Vec<SkuLedger
             .sku(sku),
         );
     }
-    releases(state, out);
+    releases(state, open, out, unjudged);
     ledgers
 }
 
@@ -144,8 +163,9 @@ fn bad_qty(what: &str, sku: &str, key: &str, qty: i64) -> Finding {
 }
 
 /// No release returns more than its reservation held: each names a reservation of its SKU, of
-/// its quantity, that is released, and releases it at most once.
-fn releases(state: &FinalState, out: &mut Vec<Finding>) {
+/// its quantity, that is released, and releases it at most once. With `open` sagas a release
+/// whose reservation the (earlier) reservations read lacks or shows unreleased is not judged.
+fn releases(state: &FinalState, open: usize, out: &mut Vec<Finding>, unjudged: &mut Vec<String>) {
     let mut reservations: BTreeMap<(&str, &str), Vec<&ReservationRecord>> = BTreeMap::new();
     for r in &state.reservations {
         reservations
@@ -183,6 +203,17 @@ fn releases(state: &FinalState, out: &mut Vec<Finding>) {
                 rels.len(),
                 released
             ))
+        } else {
+            None
+        };
+        if let (Some(why), true) = (&why, open > 0) {
+            unjudged.push(format!(
+                "{sku}: release of {named}: {why}: not judged, {open} sagas were open"
+            ));
+            continue;
+        }
+        let why = if why.is_some() {
+            why
         } else if returned > held {
             Some("the releases returned more units than the reservation held".to_owned())
         } else {
