@@ -231,14 +231,15 @@ pub fn check(history: &History, state: &FinalState) -> Verdict<Details> {
     let mut not_judged = Vec::new();
     let stock = stock::check(state, open, &mut findings, &mut not_judged);
     clients::check(history, state, &mut findings);
-    summarize(state, stock, findings, (open, not_judged))
+    summarize(state, stock, findings, open, not_judged)
 }
 
 fn summarize(
     state: &FinalState,
     stock: Vec<SkuLedger>,
     findings: Vec<Finding>,
-    (open_sagas, not_judged): (usize, Vec<String>),
+    open_sagas: usize,
+    not_judged: Vec<String>,
 ) -> Verdict<Details> {
     let mut by_status: BTreeMap<OrderStatus, usize> = BTreeMap::new();
     for o in &state.orders {

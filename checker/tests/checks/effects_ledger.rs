@@ -180,18 +180,45 @@ pub fn ledger_run() -> Run {
     ];
     stock_ops(&mut run, 5, 2.0, "st-p5-0", "sku-1", 2, None);
     stock_ops(&mut run, 5, 2.5, "st-p5-1", "sku-2", 1, Some("st-p5-2"));
-    let read = json!({"order_id": "o1"});
+    read_as(&mut run, 1, "o1", "completed");
+    reaccount(&mut run);
+    run
+}
+
+/// Client `process` reads `order` at 3 s, ok, answering `status`.
+fn read_as(run: &mut Run, process: u64, order: &str, status: &str) {
     run.op(
-        1,
+        process,
         F::ReadOrder,
         3.0,
         0.01,
         OpType::Ok,
-        read,
-        json!({"order_id": "o1", "status": "completed"}),
+        json!({"order_id": order}),
+        json!({"order_id": order, "status": status}),
     );
-    reaccount(&mut run);
-    run
+}
+
+/// Order o2 placed and stored for `amount` cents.
+fn o2_amount(run: &mut Run, amount: i64) {
+    order(run, "o2").amount = amount;
+    let placed = run
+        .ops
+        .iter_mut()
+        .find(|o| o.f == F::PlaceOrder && o.value["key"] == "key-o2")
+        .expect("o2 placed");
+    placed.value["amount"] = json!(amount);
+}
+
+/// A rejected order o4 with no items, as the order service stores it.
+fn rejected_o4() -> OrderRecord {
+    OrderRecord {
+        order_id: "o4".into(),
+        idempotency_key: "key-o4".into(),
+        status: OrderStatus::Rejected,
+        amount: 5,
+        items: vec![],
+        reason: None,
+    }
 }
 
 /// The effects check of `run`, written to a run directory and read back.
@@ -425,27 +452,11 @@ pub fn cases() -> Vec<(V, Mutate, Mutate)> {
         ),
         (
             V::OrderNotPlaced,
-            |r| {
-                r.state.orders.push(OrderRecord {
-                    order_id: "o4".into(),
-                    idempotency_key: "key-o4".into(),
-                    status: OrderStatus::Rejected,
-                    amount: 5,
-                    items: vec![],
-                    reason: None,
-                })
-            },
+            |r| r.state.orders.push(rejected_o4()),
             |r| {
                 let v = json!({"key": "key-o4", "customer": "c", "items": [], "amount": 5});
                 r.op(3, F::PlaceOrder, 4.0, 1.0, OpType::Info, v.clone(), v);
-                r.state.orders.push(OrderRecord {
-                    order_id: "o4".into(),
-                    idempotency_key: "key-o4".into(),
-                    status: OrderStatus::Rejected,
-                    amount: 5,
-                    items: vec![],
-                    reason: None,
-                });
+                r.state.orders.push(rejected_o4());
             },
         ),
         (
@@ -515,53 +526,13 @@ pub fn cases() -> Vec<(V, Mutate, Mutate)> {
         ),
         (
             V::BadAmount,
-            |r| {
-                order(r, "o2").amount = MAX_AMOUNT_CENTS + 1;
-                if let Some(op) = r
-                    .ops
-                    .iter_mut()
-                    .find(|o| o.f == F::PlaceOrder && o.value["key"] == "key-o2")
-                {
-                    op.value["amount"] = json!(MAX_AMOUNT_CENTS + 1);
-                }
-            },
-            |r| {
-                order(r, "o2").amount = MAX_AMOUNT_CENTS;
-                if let Some(op) = r
-                    .ops
-                    .iter_mut()
-                    .find(|o| o.f == F::PlaceOrder && o.value["key"] == "key-o2")
-                {
-                    op.value["amount"] = json!(MAX_AMOUNT_CENTS);
-                }
-            },
+            |r| o2_amount(r, MAX_AMOUNT_CENTS + 1),
+            |r| o2_amount(r, MAX_AMOUNT_CENTS),
         ),
         (
             V::TerminalStatusChanged,
-            |r| {
-                let read = json!({"order_id": "o2"});
-                r.op(
-                    2,
-                    F::ReadOrder,
-                    3.0,
-                    0.01,
-                    OpType::Ok,
-                    read,
-                    json!({"order_id": "o2", "status": "completed"}),
-                );
-            },
-            |r| {
-                let read = json!({"order_id": "o2"});
-                r.op(
-                    2,
-                    F::ReadOrder,
-                    3.0,
-                    0.01,
-                    OpType::Ok,
-                    read,
-                    json!({"order_id": "o2", "status": "rejected"}),
-                );
-            },
+            |r| read_as(r, 2, "o2", "completed"),
+            |r| read_as(r, 2, "o2", "rejected"),
         ),
     ]
 }

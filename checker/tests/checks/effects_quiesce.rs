@@ -7,41 +7,21 @@
 //! (docs/soak.md has the replay). So the rules comparing separate reads are not judged while
 //! sagas are open, and are judged (and fire) once every order is terminal.
 
-use std::path::{Path, PathBuf};
-
 use formats::effects::EffectViolation as V;
 use formats::final_state::{FinalState, OrderStatus};
 
 use checker::Validity;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use super::effects_real::Copy;
 
-/// The effects check of `fixture` with its final state changed by `change`.
+/// The effects check of the recorded run `name` with its final state changed by `change`.
 fn check_with(
     name: &str,
     change: impl FnOnce(&mut FinalState),
 ) -> checker::Verdict<checker::checks::effects::Details> {
-    let dir = fixture(name);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    for f in ["spec.json", "history.jsonl"] {
-        std::fs::copy(dir.join(f), tmp.path().join(f)).expect("copy");
-    }
-    let mut state: FinalState = serde_json::from_slice(
-        &std::fs::read(dir.join("final-state.json")).expect("final-state.json"),
-    )
-    .expect("final state parses");
-    change(&mut state);
-    std::fs::write(
-        tmp.path().join("final-state.json"),
-        serde_json::to_vec(&state).expect("serializes"),
-    )
-    .expect("writes");
-    let data = checker::RunData::load(tmp.path()).expect("loads");
-    checker::checks::effects::check(&data.history, &data.final_state)
+    let mut copy = Copy::of(name);
+    change(&mut copy.state);
+    copy.check()
 }
 
 /// Proves the recorded run read with 65 sagas open is invalid for its 65 stuck sagas only: the

@@ -16,19 +16,25 @@ use serde_json::{json, Value};
 
 use checker::Validity;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/effects-mixed")
-}
-
-/// A copy of the recorded run: its final state typed, its history as JSON lines.
-struct Copy {
-    state: FinalState,
+/// A copy of a recorded run under `tests/fixtures/`: its final state typed, its history as JSON
+/// lines.
+pub struct Copy {
+    dir: PathBuf,
+    pub state: FinalState,
     history: Vec<Value>,
 }
 
 impl Copy {
+    /// A copy of `effects-mixed`, the recorded run these cases corrupt.
     fn load() -> Copy {
-        let dir = fixture();
+        Copy::of("effects-mixed")
+    }
+
+    /// A copy of the recorded run `tests/fixtures/<name>`.
+    pub fn of(name: &str) -> Copy {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
         let state: FinalState = serde_json::from_slice(
             &std::fs::read(dir.join("final-state.json")).expect("final-state.json"),
         )
@@ -38,13 +44,17 @@ impl Copy {
             .lines()
             .map(|l| serde_json::from_str(l).expect("history line parses"))
             .collect();
-        Copy { state, history }
+        Copy {
+            dir,
+            state,
+            history,
+        }
     }
 
     /// The effects check of this copy, written as a run directory and read back.
-    fn check(&self) -> checker::Verdict<checker::checks::effects::Details> {
+    pub fn check(&self) -> checker::Verdict<checker::checks::effects::Details> {
         let tmp = tempfile::tempdir().expect("tempdir");
-        std::fs::copy(fixture().join("spec.json"), tmp.path().join("spec.json")).expect("spec");
+        std::fs::copy(self.dir.join("spec.json"), tmp.path().join("spec.json")).expect("spec");
         let state = serde_json::to_vec_pretty(&self.state).expect("serializes");
         std::fs::write(tmp.path().join("final-state.json"), state).expect("writes");
         let lines: Vec<String> = self.history.iter().map(Value::to_string).collect();

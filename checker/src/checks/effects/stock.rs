@@ -195,7 +195,8 @@ fn releases(state: &FinalState, open: usize, out: &mut Vec<Finding>, unjudged: &
         let keys = || std::iter::once(named).chain(rels.iter().map(|r| r.key.as_str()));
         let returned: i128 = rels.iter().map(|r| i128::from(r.qty)).sum();
         let held: i128 = found.iter().map(|r| i128::from(r.qty)).sum();
-        let why = if found.is_empty() {
+        // Compares the releases read with the (earlier) reservations read.
+        let across_reads = if found.is_empty() {
             Some("the release names no reservation of its SKU".to_owned())
         } else if rels.len() > released {
             Some(format!(
@@ -206,19 +207,16 @@ fn releases(state: &FinalState, open: usize, out: &mut Vec<Finding>, unjudged: &
         } else {
             None
         };
-        if let (Some(why), true) = (&why, open > 0) {
+        if let Some(why) = across_reads.as_ref().filter(|_| open > 0) {
             unjudged.push(format!(
                 "{sku}: release of {named}: {why}: not judged, {open} sagas were open"
             ));
             continue;
         }
-        let why = if why.is_some() {
-            why
-        } else if returned > held {
-            Some("the releases returned more units than the reservation held".to_owned())
-        } else {
-            None
-        };
+        let why = across_reads.or_else(|| {
+            (returned > held)
+                .then(|| "the releases returned more units than the reservation held".to_owned())
+        });
         if let Some(why) = why {
             out.push(
                 Finding::new(Violation::OverRelease, why)
