@@ -42,15 +42,24 @@ async fn read_all<T: DeserializeOwned>(
     anyhow::bail!("{base}{path}: more than {MAX_PAGES} pages")
 }
 
+/// What the final-state reads failed on.
+#[derive(Default)]
+struct Failed {
+    /// One line per endpoint no node answered.
+    errors: Vec<String>,
+    /// The roles with such an endpoint.
+    roles: Vec<Role>,
+}
+
 /// Reads one paginated admin endpoint of `role` through the first node that answers it (every
-/// node reads the same quorum store). An endpoint no node could answer is listed in
-/// `read_errors` (the checks then say unknown rather than guess).
+/// node reads the same quorum store). An endpoint no node could answer is listed in `failed`
+/// with its role (the checks then say unknown rather than guess).
 async fn read_any<T: DeserializeOwned>(
     cluster: &dyn Cluster,
     http: &reqwest::Client,
     role: Role,
     path: &str,
-    errors: &mut Vec<String>,
+    failed: &mut Failed,
 ) -> Vec<T> {
     let mut tried = Vec::new();
     for node in cluster.nodes() {
@@ -63,7 +72,10 @@ async fn read_any<T: DeserializeOwned>(
             Err(e) => tried.push(format!("{node}: {e:#}")),
         }
     }
-    errors.push(format!("{role} {path}: {}", tried.join("; ")));
+    failed
+        .errors
+        .push(format!("{role} {path}: {}", tried.join("; ")));
+    failed.roles.push(role);
     Vec::new()
 }
 
@@ -76,28 +88,23 @@ pub async fn final_state(cluster: &dyn Cluster) -> FinalState {
     let http = crate::cluster::with_secret(builder, cluster)
         .build()
         .unwrap_or_default();
-    let mut errors = Vec::new();
-    let mut services = Vec::new();
-    let e = &mut errors;
-    let before = e.len();
-    let orders = read_any::<OrderRecord>(cluster, &http, Role::Order, "/admin/orders", e).await;
-    read(&mut services, Role::Order, before, e);
-    let before = e.len();
+    let mut failed = Failed::default();
+    let f = &mut failed;
+    let orders = read_any::<OrderRecord>(cluster, &http, Role::Order, "/admin/orders", f).await;
     let payments =
-        read_any::<PaymentRecord>(cluster, &http, Role::Payment, "/admin/ledger", e).await;
-    read(&mut services, Role::Payment, before, e);
-    let before = e.len();
+        read_any::<PaymentRecord>(cluster, &http, Role::Payment, "/admin/ledger", f).await;
+    let shipments =
+        read_any::<ShipmentRecord>(cluster, &http, Role::Shipping, "/admin/shipments", f).await;
     let reservations =
-        read_any::<ReservationRecord>(cluster, &http, Role::Inventory, "/admin/reservations", e)
+        read_any::<ReservationRecord>(cluster, &http, Role::Inventory, "/admin/reservations", f)
             .await;
     let releases =
-        read_any::<ReleaseRecord>(cluster, &http, Role::Inventory, "/admin/releases", e).await;
-    let stock = read_any::<StockRecord>(cluster, &http, Role::Inventory, "/admin/stock", e).await;
-    read(&mut services, Role::Inventory, before, e);
-    let before = e.len();
-    let shipments =
-        read_any::<ShipmentRecord>(cluster, &http, Role::Shipping, "/admin/shipments", e).await;
-    read(&mut services, Role::Shipping, before, e);
+        read_any::<ReleaseRecord>(cluster, &http, Role::Inventory, "/admin/releases", f).await;
+    let stock = read_any::<StockRecord>(cluster, &http, Role::Inventory, "/admin/stock", f).await;
+    let services = [Role::Order, Role::Payment, Role::Inventory, Role::Shipping]
+        .into_iter()
+        .filter(|r| !failed.roles.contains(r))
+        .collect();
     FinalState {
         services,
         orders,
@@ -106,14 +113,7 @@ pub async fn final_state(cluster: &dyn Cluster) -> FinalState {
         reservations,
         releases,
         stock,
-        read_errors: errors,
-    }
-}
-
-/// Lists `role` as read when no read error was added since `before`.
-fn read(services: &mut Vec<Role>, role: Role, before: usize, errors: &[String]) {
-    if errors.len() == before {
-        services.push(role);
+        read_errors: failed.errors,
     }
 }
 
