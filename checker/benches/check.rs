@@ -225,8 +225,8 @@ fn bench(c: &mut Criterion) {
             let checked = checker::checks::check_all(&run, &Params::default());
             assert_eq!(
                 checked.results.checks.len(),
-                8,
-                "every check, linearizability included"
+                checker::CheckId::ALL.len(),
+                "every check, linearizability and alerts included"
             );
             checked
         })

@@ -20,6 +20,7 @@ pub mod expectation;
 pub mod lincheck;
 pub mod logs;
 pub mod metrics;
+pub mod promql;
 pub mod report;
 pub mod rundir;
 pub mod verdict;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use formats::duration::spell;
 use formats::fault::{last_heal, Target};
-use formats::spec::{ClusterKind, RunConfig, Switches};
+use formats::spec::{ClusterKind, PrometheusChoice, RunConfig, Switches};
 use formats::Role;
 
 use crate::remote::quote_all;
@@ -114,6 +114,7 @@ pub fn rerun_words(c: &RunConfig) -> Vec<String> {
         pause_target,
         out,
         pipeline_bin,
+        prometheus,
         cluster_secret_file,
         quiesce_timeout,
         client_timeout,
@@ -158,6 +159,9 @@ pub fn rerun_words(c: &RunConfig) -> Vec<String> {
     w.flag("pause-target", pause_target);
     w.flag("out", out.display());
     w.opt("pipeline-bin", pipeline_bin.as_ref().map(|p| p.display()));
+    if *prometheus != PrometheusChoice::Auto {
+        w.flag("prometheus", prometheus);
+    }
     w.opt(
         "cluster-secret-file",
         cluster_secret_file.as_ref().map(|p| p.display()),

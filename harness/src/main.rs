@@ -115,6 +115,15 @@ async fn dispatch(command: Command) -> i32 {
         Command::Suite(args) => harness::suite::main(args, "suite").await,
         Command::Nightly(args) => harness::suite::main(args, "nightly").await,
         Command::NodesFromSshConfig(args) => harness::cluster_cmd::nodes_from_ssh_config(&args),
+        Command::SeamTable(args) => {
+            match harness::seam_table::main(&args.dirs, args.write.as_deref()) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("harness: {e:#}");
+                    EXIT_CRASH
+                }
+            }
+        }
     }
 }
 

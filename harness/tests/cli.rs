@@ -3,9 +3,12 @@
 //! arguments. Submodules: `interrupt` (cleanup after Ctrl-C and after SIGKILL + `harness heal`), `serve` (browsing reports over HTTP), `faults` (link proxies and fault schedules), `scenarios` (named
 //! scenarios with their protection on and off), `suite` (the suite and nightly job), `deploy` (deploy over
 //! local remotes), `remote` (local and SSH remotes against a real sshd, SSH cluster input
-//! errors), `netns` (the namespace cluster, root only) and `stock` (the stock workload and the
-//! inventory's linearizability check, both modes).
+//! errors), `netns` (the namespace cluster, root only), `stock` (the stock workload and the
+//! inventory's linearizability check, both modes) and `alerts` (the alerting rules in runs: the
+//! checker's evaluation and the run's own Prometheus).
 
+#[path = "cli/alerts.rs"]
+mod alerts;
 #[path = "cli/deploy.rs"]
 mod deploy;
 #[path = "cli/interrupt.rs"]

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use formats::fault::{FaultPlan, Kind, Kinds, Links, NetEffect, Planned, Route, Shape, Target};
-use formats::spec::{ClusterKind, InventoryMode, RunConfig, Spec, Switches, WorkloadKind};
+use formats::spec::{
+    ClusterKind, InventoryMode, PrometheusChoice, RunConfig, Spec, Switches, WorkloadKind,
+};
 use formats::Role;
 use harness::config::{split_command, validate};
 use proptest::prelude::*;
@@ -164,6 +166,11 @@ prop_compose! {
         ],
         out in path(),
         pipeline_bin in proptest::option::of(path()),
+        prometheus in prop_oneof![
+            Just(PrometheusChoice::Auto),
+            Just(PrometheusChoice::Off),
+            path().prop_map(PrometheusChoice::Binary),
+        ],
         cluster_secret_file in proptest::option::of(path()),
         quiesce_timeout in ms(0..=600_000),
         client_timeout in ms(1..=600_000),
@@ -184,7 +191,8 @@ prop_compose! {
         RunConfig {
             cluster, nodes, nodes_file, insecure_ignore_host_keys, netns_state_dir, time_limit,
             rate, concurrency, seed, scenario, nemesis, faults, nemesis_interval, nemesis_pairs,
-            toxiproxy, faultproxy_bin, pause_role, pause_target, out, pipeline_bin, cluster_secret_file,
+            toxiproxy, faultproxy_bin, pause_role, pause_target, out, pipeline_bin, prometheus,
+            cluster_secret_file,
             quiesce_timeout, client_timeout, fault_at, fault_for, switches, inventory_mode,
             shipping_failure_rate, workload, stock_skus, initial_stock,
             expectation: None,

@@ -34,3 +34,39 @@ pub fn init_logging(role: &str, node: &str) {
         .try_init();
     tracing::info!(role, node, pid = std::process::id(), "starting");
 }
+
+/// How a repeat of an idempotency key ended (`duplicate_effects_total`'s `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Answered from its stored result: idempotency did its job (a retry happened).
+    Deduplicated,
+    /// Applied again: a second effect (only possible with `--no-idempotency`).
+    Applied,
+}
+
+impl Repeat {
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Repeat::Deduplicated => "deduplicated",
+            Repeat::Applied => "applied",
+        }
+    }
+}
+
+/// Counts one repeat of a key of `kind` in `duplicate_effects_total{kind, outcome}`.
+pub fn duplicate_effect(kind: &'static str, outcome: Repeat) {
+    metrics::counter!("duplicate_effects_total", "kind" => kind, "outcome" => outcome.label())
+        .increment(1);
+}
+
+/// Exports `duplicate_effects_total` at 0 for each of `kinds` and each of `outcomes`, so that
+/// the first repeat is an increase and not a series appearing.
+pub fn register_duplicates(kinds: &[&'static str], outcomes: &[Repeat]) {
+    for kind in kinds {
+        for o in outcomes {
+            metrics::counter!("duplicate_effects_total", "kind" => *kind, "outcome" => o.label())
+                .increment(0);
+        }
+    }
+}

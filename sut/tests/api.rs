@@ -3,7 +3,8 @@
 //! (issue 3); `pipeline` covers the saga roles, `effects` single effects under idempotency
 //! keys, and `inventory` its two consistency models (issue 4); `leases` covers elections that
 //! cannot be split or poisoned and bounded tokens (issue 15); `one_effect` one key, one effect
-//! across nodes for every effect, and `bounds` the bounded arithmetic (issue 14).
+//! across nodes for every effect, and `bounds` the bounded arithmetic (issue 14); `intake` order
+//! intake on every node and the counters the alerting rules use (issue 16).
 
 #[path = "api/bounds.rs"]
 mod bounds;
@@ -13,6 +14,8 @@ mod cluster;
 mod effects;
 #[path = "api/electors.rs"]
 mod electors;
+#[path = "api/intake.rs"]
+mod intake;
 #[path = "api/inventory.rs"]
 mod inventory;
 #[path = "api/leases.rs"]

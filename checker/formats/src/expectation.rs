@@ -36,11 +36,13 @@ pub enum CheckId {
     Perf,
     /// Stock operations are linearizable.
     Linearizability,
+    /// Which alerting rules fired, evaluated over `metrics.csv` and compared with Prometheus's.
+    Alerts,
 }
 
 impl CheckId {
     /// Every check, in the order they run and report.
-    pub const ALL: [CheckId; 8] = [
+    pub const ALL: [CheckId; 9] = [
         CheckId::History,
         CheckId::Effects,
         CheckId::Idempotency,
@@ -49,6 +51,7 @@ impl CheckId {
         CheckId::Signals,
         CheckId::Perf,
         CheckId::Linearizability,
+        CheckId::Alerts,
     ];
 
     /// The name in `results.json`.
@@ -62,6 +65,7 @@ impl CheckId {
             CheckId::Signals => "signals",
             CheckId::Perf => "perf",
             CheckId::Linearizability => "linearizability",
+            CheckId::Alerts => "alerts",
         }
     }
 }

@@ -36,3 +36,11 @@ pub const CLUSTER: &str = "cluster.json";
 pub const NODES_DIR: &str = "nodes";
 /// The newest run under an out directory (a symlink).
 pub const LATEST: &str = "latest";
+/// The alerting rules the run was judged by (a copy of `sut/prometheus/alerts.yml`).
+pub const ALERT_RULES: &str = "alerts.yml";
+/// The run's Prometheus: its config, data and what it reported.
+pub const PROMETHEUS_DIR: &str = "prometheus";
+/// What the run's Prometheus reported ([`crate::alerts::PrometheusRun`]).
+pub const PROMETHEUS_ALERTS: &str = "prometheus/alerts.json";
+/// The alert timeline over the fault bands.
+pub const ALERTS_PNG: &str = "alerts.png";

@@ -120,6 +120,7 @@ pub(crate) fn spec_v1(v: serde_json::Value) -> Result<(Spec, Option<String>), Sp
         pause_target,
         out: d.out,
         pipeline_bin: None,
+        prometheus: d.prometheus,
         cluster_secret_file: None,
         quiesce_timeout: secs(old.quiesce_timeout_s).unwrap_or(d.quiesce_timeout),
         client_timeout: secs(old.client_timeout_s).unwrap_or(d.client_timeout),

@@ -3,7 +3,7 @@
 //! The run directory's formats, owned by the checker that reads them and used by every tool
 //! crate that writes them (`harness`, `nemesis`): the history ([`history`]), the final state
 //! ([`final_state`]), `spec.json` ([`spec`]: the run as a typed [`spec::RunConfig`]),
-//! `cluster.json` ([`cluster`]), the heal-ledger entry ([`ledger`]), `metrics.csv`'s row
+//! `cluster.json` ([`cluster`]), what the run's Prometheus reported ([`alerts`]), the heal-ledger entry ([`ledger`]), `metrics.csv`'s row
 //! ([`metrics`]), the run-directory file names ([`files`]), and the vocabulary they share:
 //! roles, the fault vocabulary ([`fault`]), saga steps and effect kinds ([`effects`]),
 //! validity and scenario expectations ([`expectation`]).
@@ -18,6 +18,7 @@
 //! # Ok::<(), String>(())
 //! ```
 
+pub mod alerts;
 pub mod cluster;
 pub mod duration;
 pub mod effects;

@@ -176,6 +176,43 @@ impl Switches {
     }
 }
 
+/// Whether a Prometheus runs beside the cluster (scraping every role, evaluating the alerting
+/// rules), as `--prometheus` spells it: `auto` (the `prometheus` on PATH, if there is one),
+/// `off`, or the binary's path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum PrometheusChoice {
+    /// The `prometheus` on PATH; without one the run says so and goes on.
+    #[default]
+    Auto,
+    /// No Prometheus.
+    Off,
+    /// This binary.
+    Binary(PathBuf),
+}
+
+impl std::fmt::Display for PrometheusChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrometheusChoice::Auto => f.pad("auto"),
+            PrometheusChoice::Off => f.pad("off"),
+            PrometheusChoice::Binary(p) => f.pad(&p.display().to_string()),
+        }
+    }
+}
+
+impl std::str::FromStr for PrometheusChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PrometheusChoice, String> {
+        match s {
+            "" => Err("--prometheus: give auto, off or the binary's path".into()),
+            "auto" => Ok(PrometheusChoice::Auto),
+            "off" => Ok(PrometheusChoice::Off),
+            path => Ok(PrometheusChoice::Binary(PathBuf::from(path))),
+        }
+    }
+}
+
 /// One run, as a value: build it, store it in `spec.json`, derive its command line from it,
 /// change it and run it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +261,9 @@ pub struct RunConfig {
     pub out: PathBuf,
     /// The pipeline binary.
     pub pipeline_bin: Option<PathBuf>,
+    /// The Prometheus beside the cluster (`auto`, `off` or a binary).
+    #[serde(default, with = "crate::spelled")]
+    pub prometheus: PrometheusChoice,
     /// The file holding the cluster secret (`None`: a fresh secret per run). Only the path is
     /// recorded, never the secret; the secret file is never copied into the run directory.
     #[serde(default)]
@@ -283,6 +323,7 @@ impl Default for RunConfig {
             pause_target: Target::Leader,
             out: PathBuf::from("reports"),
             pipeline_bin: None,
+            prometheus: PrometheusChoice::Auto,
             cluster_secret_file: None,
             quiesce_timeout: Duration::from_secs(30),
             client_timeout: Duration::from_secs(2),

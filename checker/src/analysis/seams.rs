@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, Series};
 
 /// Metric names from contract §3.
 pub mod names {
@@ -411,6 +411,7 @@ fn counter_signal(m: &Metrics, name: &str) -> Vec<Option<f64>> {
     }
     let sampled = sampled_seconds(m, name);
     let mut out: Vec<Option<f64>> = sampled.iter().map(|s| s.then_some(0.0)).collect();
+    let first_answer = first_answers(m);
     for series in m.named(name) {
         for (o, v) in out
             .iter_mut()
@@ -420,8 +421,36 @@ fn counter_signal(m: &Metrics, name: &str) -> Vec<Option<f64>> {
                 *o = Some(o.unwrap_or(0.0) + v);
             }
         }
+        if let Some((t, v)) = appeared_at(series, &first_answer) {
+            if let Some(o) = out.get_mut(t.floor() as usize) {
+                *o = Some(o.unwrap_or(0.0) + v);
+            }
+        }
     }
     out
+}
+
+/// The first `t_s` each target (node, role) answered a scrape with any series.
+fn first_answers(m: &Metrics) -> BTreeMap<(&str, &str), f64> {
+    let mut first: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    for s in &m.series {
+        if let Some(&(t, _)) = s.points.first() {
+            let slot = first.entry((&s.node, &s.role)).or_insert(t);
+            *slot = slot.min(t);
+        }
+    }
+    first
+}
+
+/// A counter series that first appears in a later scrape of a target that was already
+/// answering (a pipeline that does not export it at 0 from the start): it started at 0 in
+/// between, so its first value is an increase at its first sample. Prometheus's `increase()`
+/// does not count it; the signal does. A series present in the target's first scrape counts
+/// from there (its first value is the process's history before the scrapes).
+fn appeared_at(series: &Series, first_answer: &BTreeMap<(&str, &str), f64>) -> Option<(f64, f64)> {
+    let &(t, v) = series.points.first()?;
+    let since = *first_answer.get(&(series.node.as_str(), series.role.as_str()))?;
+    (t > since && v > 0.0 && v.is_finite()).then_some((t, v))
 }
 
 /// Elections per second, or per-domain increases of the largest leader token when the
@@ -485,4 +514,61 @@ fn budget_use(m: &Metrics, budget: &BudgetParams) -> Vec<Option<f64>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(node: &str, metric: &str, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            node: node.into(),
+            role: "order".into(),
+            metric: metric.into(),
+            labels: [("domain".to_owned(), "order".to_owned())].into(),
+            points,
+        }
+    }
+
+    /// Proves a counter series that first appears at 1 in a later scrape of a target already
+    /// answering (a new leader's first election, from a pipeline that did not export the
+    /// counter at 0) is counted as an increase in the second it appeared, while a series
+    /// present at 1 from the target's first scrape (a start-up election) is not.
+    #[test]
+    fn an_appearing_counter_series_is_an_increase() {
+        let lag = |node| {
+            series(
+                node,
+                "consumer_lag_records",
+                (0..8).map(|t| (t as f64 + 0.1, 0.0)).collect(),
+            )
+        };
+        let m = Metrics {
+            series: vec![
+                lag("n1"),
+                lag("n2"),
+                series(
+                    "n1",
+                    names::ELECTIONS,
+                    (0..8).map(|t| (t as f64 + 0.1, 1.0)).collect(),
+                ),
+                series(
+                    "n2",
+                    names::ELECTIONS,
+                    (5..8).map(|t| (t as f64 + 0.1, 1.0)).collect(),
+                ),
+            ],
+            rows: 30,
+            end_s: 7.1,
+        };
+        let churn = leader_churn(&m);
+        assert_eq!(churn[5], Some(1.0), "{churn:?}");
+        let elsewhere: f64 = churn
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 5)
+            .filter_map(|(_, v)| *v)
+            .sum();
+        assert_eq!(elsewhere, 0.0, "{churn:?}");
+    }
 }

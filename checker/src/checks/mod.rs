@@ -10,7 +10,9 @@
 //! | `signals` | `metrics.csv`, history | never (informational; unknown without data) |
 //! | `perf` | history | never (informational; unknown without data) |
 //! | `linearizability` | history, final state | the stock operations cannot be linearized |
+//! | `alerts` | `alerts.yml`, `metrics.csv`, `prometheus/alerts.json` | never (informational; unknown without data or when Prometheus disagrees) |
 
+pub mod alerts;
 pub mod effects;
 pub mod fencing;
 pub mod history_shape;
@@ -22,6 +24,7 @@ pub mod signals;
 use serde::Serialize;
 
 pub use crate::lincheck::inventory::Linearizability;
+pub use alerts::Alerts;
 pub use effects::Effects;
 pub use fencing::Fencing;
 pub use history_shape::HistoryShape;
@@ -106,6 +109,7 @@ pub fn check_all(run: &RunData, params: &Params) -> Checked {
             CheckId::Signals => one::<Signals>(run, params, &mut pages),
             CheckId::Perf => one::<Perf>(run, params, &mut pages),
             CheckId::Linearizability => one::<Linearizability>(run, params, &mut pages),
+            CheckId::Alerts => one::<Alerts>(run, params, &mut pages),
         })
         .collect();
     let mut results = Results::new(run.history.header.run_id.clone(), checks);
@@ -143,6 +147,7 @@ pub fn tables(r: &CheckResult) -> Vec<Table> {
         CheckId::Signals => tables_of::<Signals>(r),
         CheckId::Perf => tables_of::<Perf>(r),
         CheckId::Linearizability => tables_of::<Linearizability>(r),
+        CheckId::Alerts => tables_of::<Alerts>(r),
     };
     all.into_iter().filter(|t| !t.is_empty()).collect()
 }

@@ -4,6 +4,7 @@
 
 pub mod export;
 mod index;
+pub mod plot_alerts;
 pub mod plot_metrics;
 pub mod plot_ops;
 pub mod png;
@@ -125,7 +126,25 @@ pub fn write_report(
     }
     let pairs = analysis::pairs(&run.history);
     let faults = analysis::fault_windows(&run.history);
-    let graphs = draw_graphs(run, other, &pairs, &faults, params)?;
+    let mut graphs = draw_graphs(run, other, &pairs, &faults, params)?;
+    let alerts = results
+        .check::<crate::checks::Alerts>()
+        .map(|(_, d)| d)
+        .filter(|d| !d.rules.is_empty());
+    let metrics_end = run.metrics.as_ref().map_or(0.0, |m| m.end_s);
+    let alerts_end = (analysis::end_ns(&run.history) as f64 / 1e9).max(metrics_end);
+    let dims = plot_alerts::draw(
+        &dir.join(files::ALERTS_PNG),
+        alerts.as_ref(),
+        &faults,
+        alerts_end,
+    )?;
+    graphs.push(graph(
+        files::ALERTS_PNG,
+        "Alerts",
+        "One lane per alert of alerts.yml that fired: the thick bar where the checker's evaluation over metrics.csv fired it, the thin bar where the run's Prometheus did. Shaded bands are fault periods.",
+        dims,
+    ));
     let end_ns = analysis::end_ns(&run.history);
     let timeline_pages =
         timeline::write_pages(dir, &pairs, &faults, end_ns, &run.history.header.run_id)

@@ -106,7 +106,7 @@ fn report_from_stored_run() {
             c.name
         );
     }
-    assert_eq!(written.graphs.len(), 5);
+    assert_eq!(written.graphs.len(), 6);
     for g in &written.graphs {
         assert!(
             html.contains(&format!("src=\"{}\"", g.file)),
@@ -144,7 +144,7 @@ fn report_from_stored_run() {
         serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).expect("r"))
             .expect("json");
     assert_eq!(results_json["validity"], "invalid");
-    assert_eq!(results_json["checks"].as_array().map(Vec::len), Some(8));
+    assert_eq!(results_json["checks"].as_array().map(Vec::len), Some(9));
 }
 
 /// Proves the timeline stays usable past 10,000 operations: 24,000 operations are paged 1,000 to

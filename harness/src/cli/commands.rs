@@ -229,6 +229,18 @@ pub struct ScenarioRunArgs {
     pub cluster: ClusterOptions,
 }
 
+/// `harness seam-table`.
+#[derive(Debug, Clone, Args)]
+pub struct SeamTableArgs {
+    /// Run directories, or folders holding them (searched below).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Write the table between the markers of this file (e.g. docs/seam-signals.md) instead of
+    /// printing it.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+}
+
 /// Where a scenario or the suite runs (default: a local cluster of three nodes).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ClusterOptions {

@@ -11,7 +11,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use formats::duration;
 use formats::fault::{Kinds, Planned, Target};
-pub use formats::spec::{ClusterKind, InventoryMode, RunConfig, Switches, WorkloadKind};
+pub use formats::spec::{
+    ClusterKind, InventoryMode, PrometheusChoice, RunConfig, Switches, WorkloadKind,
+};
 use formats::Role;
 
 /// A Jepsen-style fault-injection harness for the order/payment saga pipeline.
@@ -47,6 +49,9 @@ pub enum Command {
     Suite(SuiteArgs),
     /// The suite as the nightly job (the same job; schedule it with fresh seeds).
     Nightly(SuiteArgs),
+    /// From stored runs, the table of which seam signal moved first and which alert fired first
+    /// per scenario and fault kind (docs/seam-signals.md).
+    SeamTable(SeamTableArgs),
     /// Measure costs side by side (use a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -125,6 +130,11 @@ pub struct RunArgs {
     /// The pipeline binary (default: `pipeline` next to this harness binary).
     #[arg(long)]
     pub pipeline_bin: Option<PathBuf>,
+    /// A Prometheus beside the cluster, scraping every role and evaluating the alerting rules:
+    /// auto (the `prometheus` on PATH; without one the run says so and goes on), off, or the
+    /// binary's path.
+    #[arg(long, default_value = "auto")]
+    pub prometheus: PrometheusChoice,
     /// The cluster secret the roles require (one to four lines, the first is sent; mode 0600)
     /// instead of a fresh one from the OS RNG. Never copied into the run directory.
     #[arg(long, value_name = "FILE")]
@@ -204,6 +214,7 @@ impl RunArgs {
             pause_target,
             out,
             pipeline_bin,
+            prometheus,
             cluster_secret_file,
             quiesce_timeout,
             client_timeout,
@@ -241,6 +252,7 @@ impl RunArgs {
             pause_target,
             out,
             pipeline_bin,
+            prometheus,
             cluster_secret_file,
             quiesce_timeout,
             client_timeout,

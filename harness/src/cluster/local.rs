@@ -93,7 +93,7 @@ fn ephemeral_low() -> Option<u16> {
 /// `n` free loopback ports for roles, drawn from just below the ephemeral range: anything that
 /// binds port 0 later (the link proxies, clients, other tests) never takes one of them while
 /// the roles are starting. Falls back to port 0 where the range is unknown or too low.
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+pub(crate) fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     // Hold all listeners until every port is chosen so none repeats.
     let mut listeners: Vec<TcpListener> = Vec::with_capacity(n);
     let low = ephemeral_low().filter(|l| *l > 1024 + ROLE_PORT_SPAN);

@@ -135,12 +135,12 @@ async fn run_prepared(
     let Deployed {
         cluster,
         ctl,
-        scraper,
+        observers,
         mut layer,
     } = deploy(args, seed, prepared, bin, &run, &progress).await?;
     if interrupt.is_set() {
         progress.line("interrupted while deploying; stopping the cluster");
-        stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+        stop_all(observers, cluster.as_ref(), &mut layer).await?;
         history.flush()?;
         progress.finish();
         return Ok(RunOutcome {
@@ -166,7 +166,7 @@ async fn run_prepared(
     let code = match (outcome, healed) {
         (None, healed) => {
             progress.line("interrupted; healed faults and stopping the cluster");
-            stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+            stop_all(observers, cluster.as_ref(), &mut layer).await?;
             history.flush()?;
             progress.finish();
             healed.context("healing faults")?;
@@ -178,13 +178,13 @@ async fn run_prepared(
             });
         }
         (Some(Err(e)), _) => {
-            stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+            stop_all(observers, cluster.as_ref(), &mut layer).await?;
             let _ = history.flush();
             progress.finish();
             return Err(e);
         }
         (Some(Ok(())), Err(e)) => {
-            stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+            stop_all(observers, cluster.as_ref(), &mut layer).await?;
             let _ = history.flush();
             progress.finish();
             return Err(e.context("healing faults"));
@@ -199,7 +199,7 @@ async fn run_prepared(
                 _ = interrupt.wait() => None,
             };
             progress.phase("stop", "stopping the cluster");
-            stop_all(scraper, cluster.as_ref(), &mut layer).await?;
+            stop_all(observers, cluster.as_ref(), &mut layer).await?;
             let Some(collected) = collected else {
                 progress.line("interrupted while quiescing; the run was not checked");
                 history.flush()?;

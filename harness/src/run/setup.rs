@@ -21,6 +21,8 @@ pub(super) struct RunDir {
     pub(super) dir: std::path::PathBuf,
     pub(super) stamp: String,
     pub(super) history: Arc<HistoryWriter>,
+    /// The alerting rules, copied into the run directory.
+    pub(super) rules: std::path::PathBuf,
 }
 
 pub(super) fn open_run_dir(
@@ -41,6 +43,7 @@ pub(super) fn open_run_dir(
     progress.line(&format!("writing {}", dir.display()));
     let spec = crate::spec::spec(args, prepared, bin);
     std::fs::write(dir.join(files::SPEC), serde_json::to_vec_pretty(&spec)?)?;
+    let rules = crate::prometheus::write_rules(&dir)?;
     let history = Arc::new(HistoryWriter::create(
         &dir.join(files::HISTORY),
         &run_id,
@@ -50,16 +53,49 @@ pub(super) fn open_run_dir(
         dir,
         stamp,
         history,
+        rules,
     })
 }
 
-/// What a started run holds: the cluster, the nemesis's view of it, the metrics scraper and
-/// the link proxies (local clusters with network faults).
+/// What a started run holds: the cluster, the nemesis's view of it, what watches it (the
+/// metrics scraper and the run's Prometheus) and the link proxies (local clusters with network
+/// faults).
 pub(super) struct Deployed {
     pub(super) cluster: Arc<dyn Cluster>,
     pub(super) ctl: Arc<dyn Control>,
-    pub(super) scraper: Scraper,
+    pub(super) observers: Observers,
     pub(super) layer: Option<ProxyLayer>,
+}
+
+/// What watches the cluster: `metrics.csv`'s scraper and, when there is one, Prometheus.
+pub(super) struct Observers {
+    scraper: Scraper,
+    prometheus: Option<crate::prometheus::Running>,
+}
+
+impl Observers {
+    /// Reads Prometheus's alerts and stops it, then stops the scraper.
+    async fn stop(self) {
+        if let Some(p) = self.prometheus {
+            match p.finish().await {
+                Ok(run) => tracing::info!(
+                    alerts = run.alerts.len(),
+                    errors = run.errors.len(),
+                    "prometheus"
+                ),
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "prometheus"),
+            }
+        }
+        match self.scraper.stop().await {
+            Ok(t) => tracing::info!(
+                rounds = t.rounds,
+                rows = t.rows,
+                failures = t.failures,
+                "metrics"
+            ),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "metrics scraper"),
+        }
+    }
 }
 
 /// Starts of a local cluster tried when a role finds its port taken (another program bound it
@@ -154,11 +190,29 @@ async fn deploy_once(
     let metrics = run.dir.join(files::METRICS);
     let scraper =
         written.and_then(|()| Scraper::start(cluster.clone(), run.history.clone(), &metrics));
-    match scraper {
-        Ok(scraper) => Ok(Deployed {
+    let observers = match scraper {
+        Ok(scraper) => {
+            let say = |l: &str| progress.line(l);
+            crate::prometheus::start(
+                &args.prometheus,
+                &run.dir,
+                &run.rules,
+                cluster.as_ref(),
+                &say,
+            )
+            .await
+            .map(|prometheus| Observers {
+                scraper,
+                prometheus,
+            })
+        }
+        Err(e) => Err(e),
+    };
+    match observers {
+        Ok(observers) => Ok(Deployed {
             cluster,
             ctl,
-            scraper,
+            observers,
             layer,
         }),
         Err(e) => {
@@ -231,21 +285,13 @@ pub(super) fn write_cluster_json(
     Ok(())
 }
 
-/// Stops the metrics scraper, then the cluster, then the link proxies.
+/// Stops Prometheus and the metrics scraper, then the cluster, then the link proxies.
 pub(super) async fn stop_all(
-    scraper: Scraper,
+    observers: Observers,
     cluster: &dyn Cluster,
     layer: &mut Option<ProxyLayer>,
 ) -> anyhow::Result<()> {
-    match scraper.stop().await {
-        Ok(t) => tracing::info!(
-            rounds = t.rounds,
-            rows = t.rows,
-            failures = t.failures,
-            "metrics"
-        ),
-        Err(e) => tracing::warn!(error = format!("{e:#}"), "metrics scraper"),
-    }
+    observers.stop().await;
     let stopped = cluster.stop().await;
     if let Some(l) = layer.as_mut() {
         l.stop().await?;

@@ -130,6 +130,8 @@ impl Elector {
     /// Starts campaigning.
     pub fn start(c: Candidate) -> Elector {
         assert!(c.ttl > Duration::ZERO, "a lease needs a length");
+        // Present at zero from the start, so that the first election is an increase.
+        metrics::counter!("leader_elections_total", "domain" => c.domain.clone()).increment(0);
         let (changes, _) = watch::channel(LeaderView::default());
         let (stopped, _) = watch::channel(false);
         let e = Elector {

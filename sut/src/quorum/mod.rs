@@ -455,8 +455,19 @@ impl Quorum {
 
     /// Every record under `prefix`, page by page (at most [`MAX_SCAN_PAGES`] pages).
     pub async fn scan_all(&self, prefix: &str, page: usize) -> Result<Vec<Record>, Unavailable> {
+        self.scan_all_after(prefix, None, page).await
+    }
+
+    /// Every record under `prefix` after the key `start` (all of them when `None`), page by
+    /// page (at most [`MAX_SCAN_PAGES`] pages).
+    pub async fn scan_all_after(
+        &self,
+        prefix: &str,
+        start: Option<&str>,
+        page: usize,
+    ) -> Result<Vec<Record>, Unavailable> {
         let mut out = Vec::new();
-        let mut after: Option<String> = None;
+        let mut after: Option<String> = start.map(str::to_owned);
         for _ in 0..MAX_SCAN_PAGES {
             let (items, next) = self.scan(prefix, after.as_deref(), page).await?;
             out.extend(items);

@@ -46,6 +46,7 @@ use crate::ids::fnv1a64;
 use crate::lease::Elector;
 use crate::limits::bump;
 use crate::quorum::{Quorum, WriteOutcome};
+use crate::telemetry::Repeat;
 
 /// Entries one unit holds at most: a bound on the record's size (a full SKU unit stays well
 /// below the 2 MiB a store request body may have; `unit_size_bound` in the tests).
@@ -95,7 +96,10 @@ impl Kind {
     /// Sets this process's counters of `kinds` to 0, so that they are present from the start.
     pub fn register(kinds: &[Kind]) {
         for k in kinds {
-            metrics::counter!("duplicate_effects_total", "kind" => k.label()).increment(0);
+            crate::telemetry::register_duplicates(
+                &[k.label()],
+                &[Repeat::Deduplicated, Repeat::Applied],
+            );
             metrics::counter!("effects_applied_total", "kind" => k.label()).increment(0);
         }
     }
@@ -216,7 +220,7 @@ pub fn check_replay(
 
 /// Counts and logs a dedup hit: the key found its stored result.
 pub fn count_replay(kind: Kind, key: &str) {
-    metrics::counter!("duplicate_effects_total", "kind" => kind.label()).increment(1);
+    crate::telemetry::duplicate_effect(kind.label(), Repeat::Deduplicated);
     tracing::info!(%key, kind = kind.label(), "dedup hit");
 }
 
@@ -324,6 +328,10 @@ impl Ledger {
         let storage_key = if self.idempotency {
             key.to_owned()
         } else {
+            // Idempotency off: a key presented again is applied again, a double effect.
+            if unit.entries().values().any(|e| e.key == key) {
+                crate::telemetry::duplicate_effect(kind.label(), Repeat::Applied);
+            }
             format!("{key}#{}", now_ns())
         };
         let decision = effects.decide(&mut unit, kind, key, &storage_key, req)?;

@@ -27,12 +27,14 @@ pub const DOMAINS: &[&str] = &[
     "inventory",
     "inventory-eventual",
     "shipping",
+    "order-intake",
 ];
 /// Domains written without a leader: every write carries token 0, none is refused as stale,
 /// and no lease can be taken. Versions there order by sequence alone (last writer wins).
-/// `inventory-eventual` holds the inventory in eventual mode (every other domain, shipping
-/// included, is written by its role's elected leader).
-pub const UNFENCED_DOMAINS: &[&str] = &["inventory-eventual"];
+/// `inventory-eventual` holds the inventory in eventual mode, `order-intake` the orders every
+/// order node accepts into its own partition (every other domain, shipping included, is
+/// written by its role's elected leader).
+pub const UNFENCED_DOMAINS: &[&str] = &["inventory-eventual", "order-intake"];
 
 /// Whether `domain` is fenced by lease tokens (a known domain not in [`UNFENCED_DOMAINS`]).
 pub fn is_fenced(domain: &str) -> bool {

@@ -41,7 +41,11 @@ fn refund_twice_is_one_record() {
         "{b}"
     );
     let (leader, _) = c.await_leader("payment", None);
-    assert!(metrics(&c, &leader, "payment").contains("duplicate_effects_total{kind=\"refund\"} 1"));
+    let m = metrics(&c, &leader, "payment");
+    assert!(
+        m.contains("duplicate_effects_total{kind=\"refund\",outcome=\"deduplicated\"} 1"),
+        "{m}"
+    );
 }
 
 /// Proves a charge repeated while the first is still in flight is refused with 409 `in_flight`

@@ -1,23 +1,24 @@
-//! The order role. `POST /orders` (any node; non-leaders forward to the leader) appends the
-//! order to a durable log in the quorum store and answers 202 with the order id; the same key
-//! again returns the same order. The elected order leader drives every saga ([`saga`]).
+//! The order role. `POST /orders` is served by any order node, leader or not: it accepts the
+//! order into this node's partition of the intake log ([`intake`]) with one quorum write and
+//! answers 202 with the order id; the same key again, on any node, names the same order. The
+//! elected order leader consumes every partition ([`consume`]) and drives every saga ([`saga`]).
 //!
-//! Store layout (domain `order`): `orders/<id>` holds the order with its saga state,
-//! `log/<offset>` names the order at each log offset, `meta/log_end` is the next offset; one
-//! append writes all three atomically per replica.
+//! Store layout (domain `order`): `orders/<id>` holds the order with its saga state (written by
+//! the leader only), `meta/taken/<node>` the last position the leader took from each partition.
 //!
-//! A leader's term: it reads the log end, scans the orders and resumes every one that is not
-//! terminal, then drives new appends at once and sweeps for stragglers (an order whose write
-//! only reached a minority may surface later through read repair) every [`SWEEP_INTERVAL`].
-//! `consumer_lag_records` is the log end minus the lowest offset whose saga has not ended.
+//! A leader's term: it reads the taken positions, scans the orders and resumes every one that
+//! is not terminal, then consumes the partitions every [`CONSUME_INTERVAL`] and sweeps for
+//! stragglers (an order whose write only reached a minority may surface later through read
+//! repair) every [`SWEEP_INTERVAL`].
 
+pub mod consume;
+pub mod intake;
 pub mod model;
 pub mod saga;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -25,60 +26,59 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
+use self::intake::{IntakeRecord, Partition, Pos};
 use self::model::{validate, OrderRecord, OrderRequest};
-use super::common::{admin_page, now_ms, Answer};
-use super::effect::{self, Kind};
-use super::leader::{not_leader, serve_routed, store_unavailable, write_error, Leader};
+use super::common::{now_ms, Answer};
+use super::effect::Kind;
+use super::leader::{store_unavailable, Leader};
 use crate::budget::RetryBudget;
 use crate::cli::OrderArgs;
 use crate::client::{Downstream, RetryPolicy};
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
 use crate::ids;
-use crate::quorum::{Quorum, WriteOutcome};
+use crate::quorum::Quorum;
+use crate::telemetry::{self, Repeat};
 
 /// How often the leader looks for sagas nobody drives.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Attempts of an append whose outcome is unknown.
-const APPEND_ATTEMPTS: u32 = 3;
-/// How long an append waits for a new leader's recovery to finish.
-const TERM_READY_WAIT: Duration = Duration::from_secs(2);
+/// How often the leader looks for new records in the intake partitions.
+pub const CONSUME_INTERVAL: Duration = Duration::from_millis(100);
+/// How often every node exports `consumer_lag_records`.
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
 
 const ORDERS: &str = "orders/";
-const LOG_END: &str = "meta/log_end";
 
 fn order_key(id: &str) -> String {
     format!("{ORDERS}{id}")
 }
 
-fn log_key(offset: u64) -> String {
-    format!("log/{offset:020}")
-}
-
 /// One leadership term of this process.
 struct Term {
     token: u64,
-    /// Next log offset; the lock serializes appends.
-    log_end: tokio::sync::Mutex<u64>,
-    log_end_seen: AtomicU64,
-    /// Offsets whose saga has not ended → order id.
-    pending: Mutex<BTreeMap<u64, String>>,
+    /// The last position taken from each partition.
+    taken: Mutex<BTreeMap<String, Pos>>,
+    /// Orders taken in whose saga has not ended (parked ones included).
+    pending: Mutex<HashSet<String>>,
     /// Orders being driven now.
     driving: Mutex<HashSet<String>>,
-    ready: watch::Sender<bool>,
 }
 
 impl Term {
-    fn lag(&self) -> u64 {
-        let end = self.log_end_seen.load(Ordering::Relaxed);
-        let consumed = self
-            .pending
-            .lock()
-            .ok()
-            .and_then(|p| p.keys().next().copied())
-            .unwrap_or(end);
-        end.saturating_sub(consumed.min(end))
+    fn taken(&self, node: &str) -> Option<Pos> {
+        self.taken.lock().ok().and_then(|t| t.get(node).copied())
+    }
+
+    fn set_taken(&self, node: &str, pos: Pos) {
+        if let Ok(mut t) = self.taken.lock() {
+            t.insert(node.to_owned(), pos);
+        }
+    }
+
+    /// Sagas taken in and not ended.
+    fn open(&self) -> usize {
+        self.pending.lock().map(|p| p.len()).unwrap_or(0)
     }
 }
 
@@ -86,6 +86,9 @@ impl Term {
 #[derive(Clone)]
 pub struct Orders {
     quorum: Quorum,
+    intake: Arc<Partition>,
+    /// The order nodes: one intake partition each.
+    partitions: Arc<Vec<String>>,
     leader: Leader,
     inventory: Downstream,
     payment: Downstream,
@@ -100,10 +103,10 @@ impl Orders {
         self.term.lock().ok().and_then(|t| t.clone())
     }
 
-    /// Starts driving `id` (at `offset`) unless it is already being driven.
-    fn enqueue(&self, term: &Arc<Term>, id: String, offset: u64) {
+    /// Starts driving `id` unless it is already being driven.
+    fn enqueue(&self, term: &Arc<Term>, id: String) {
         if let Ok(mut p) = term.pending.lock() {
-            p.insert(offset, id.clone());
+            p.insert(id.clone());
         }
         let fresh = term
             .driving
@@ -125,7 +128,7 @@ impl Orders {
             match result {
                 Ok(()) => {
                     if let Ok(mut p) = term.pending.lock() {
-                        p.remove(&offset);
+                        p.remove(&id);
                     }
                 }
                 Err(saga::Stop::Parked(why)) => {
@@ -136,91 +139,51 @@ impl Orders {
         });
     }
 
-    /// Appends a new order, or returns the one this key already placed.
-    async fn accept(&self, token: u64, key: String, req: OrderRequest) -> Result<Answer, ApiError> {
-        let term = self.ready_term(token).await?;
-        let mut log_end = term.log_end.lock().await;
+    /// Accepts an order into this node's intake partition, or answers with the order this key
+    /// already placed (on any node).
+    async fn accept(&self, key: String, req: OrderRequest) -> Result<Answer, ApiError> {
         let id = ids::order_id(&key);
-        let existing: Option<OrderRecord> = self
-            .quorum
-            .read_value(&order_key(&id))
-            .await
-            .map_err(store_unavailable)?;
-        if let Some(rec) = existing {
-            let asked = (Kind::Order, &model::placed(&key, &req));
-            effect::check_replay(&key, (Kind::Order, &rec.placed_by()), asked)?;
-            effect::count_replay(Kind::Order, &key);
-            if !rec.is_terminal() {
-                // E.g. an earlier append of this key whose outcome was unknown.
-                self.enqueue(&term, rec.order_id.clone(), rec.offset);
-            }
-            return Ok(accepted(&rec));
-        }
-        let offset = *log_end;
-        let rec = OrderRecord {
-            order_id: id.clone(),
-            idempotency_key: key,
-            offset,
-            status: model::Status::Accepted,
-            reason: None,
-            customer: req.customer,
-            items: req.items,
-            amount: req.amount,
-            steps: Vec::new(),
-            progress: model::Progress::default(),
-            accepted_unix_ms: now_ms(),
+        let (order_at, claim_at) = (order_key(&id), intake::claim_key(&id));
+        let (order, claim) = futures::join!(
+            self.quorum.read_value::<OrderRecord>(&order_at),
+            self.intake.quorum().read_value::<IntakeRecord>(&claim_at),
+        );
+        let reused = || {
+            ApiError::unprocessable(
+                "idempotency_key_reused",
+                format!("key {key:?} already placed order {id} with another payload"),
+            )
         };
-        let entries = vec![
-            (
-                order_key(&id),
-                serde_json::to_value(&rec).unwrap_or_default(),
-            ),
-            (log_key(offset), json!(id)),
-            (LOG_END.to_owned(), json!(offset + 1)),
-        ];
-        let mut outcome = WriteOutcome::Unknown {
-            fenced_by: None,
-            reason: "not attempted".into(),
-        };
-        for _ in 0..APPEND_ATTEMPTS {
-            outcome = self.quorum.write(token, entries.clone()).await;
-            if !matches!(
-                outcome,
-                WriteOutcome::Unknown {
-                    fenced_by: None,
-                    ..
-                }
-            ) {
-                break;
+        if let Some(rec) = order.map_err(store_unavailable)? {
+            if rec.idempotency_key != key || !rec.same_payload(&req) {
+                return Err(reused());
             }
+            deduplicated();
+            return Ok(accepted(&rec.order_id, rec.status));
         }
-        // The offset may be taken even if the append failed; never hand it out twice.
-        *log_end = offset + 1;
-        term.log_end_seen.store(offset + 1, Ordering::Relaxed);
-        if !matches!(outcome, WriteOutcome::Ok(_)) {
-            return Err(write_error(&outcome, Some(self.leader.elector())));
+        // Accepted before but not consumed yet: appended again, so that this answer, too,
+        // rests on a record this request saw acknowledged (the consumer makes one order).
+        if let Some(claim) = claim.map_err(store_unavailable)? {
+            if !claim.same_request(&key, &req) {
+                return Err(reused());
+            }
+            deduplicated();
         }
-        drop(log_end);
-        effect::count_applied(Kind::Order, &rec.idempotency_key);
+        let rec = self
+            .intake
+            .append(|node, pos| IntakeRecord {
+                order_id: id.clone(),
+                idempotency_key: key.clone(),
+                node: node.to_owned(),
+                pos,
+                customer: req.customer,
+                items: req.items,
+                amount: req.amount,
+                accepted_unix_ms: now_ms(),
+            })
+            .await?;
         metrics::counter!("orders_accepted_total").increment(1);
-        self.enqueue(&term, id, offset);
-        Ok(accepted(&rec))
-    }
-
-    async fn ready_term(&self, token: u64) -> Result<Arc<Term>, ApiError> {
-        let term = self
-            .current_term()
-            .filter(|t| t.token == token)
-            .ok_or_else(|| not_leader("leadership changed".into()))?;
-        let mut ready = term.ready.subscribe();
-        let waited = tokio::time::timeout(TERM_READY_WAIT, ready.wait_for(|r| *r)).await;
-        if !matches!(waited, Ok(Ok(_))) {
-            return Err(ApiError::unavailable(
-                "leader_starting",
-                "the new order leader is still resuming sagas",
-            ));
-        }
-        Ok(term)
+        Ok(accepted(&rec.order_id, model::Status::Accepted))
     }
 
     /// Follows the elector: a new term on becoming leader, none after stepping down.
@@ -230,14 +193,11 @@ impl Orders {
             let view = rx.borrow_and_update().clone();
             let current = self.current_term().map(|t| t.token);
             if view.is_leader && current != Some(view.token) {
-                let (ready, _) = watch::channel(false);
                 let term = Arc::new(Term {
                     token: view.token,
-                    log_end: tokio::sync::Mutex::new(0),
-                    log_end_seen: AtomicU64::new(0),
-                    pending: Mutex::new(BTreeMap::new()),
+                    taken: Mutex::new(BTreeMap::new()),
+                    pending: Mutex::new(HashSet::new()),
                     driving: Mutex::new(HashSet::new()),
-                    ready,
                 });
                 if let Ok(mut t) = self.term.lock() {
                     *t = Some(term.clone());
@@ -254,44 +214,53 @@ impl Orders {
         }
     }
 
-    /// Recovers the log end and every open saga, then sweeps while the term lasts.
+    /// Recovers the taken positions and every open saga, then consumes the partitions and
+    /// sweeps while the term lasts.
     async fn run_term(self, term: Arc<Term>) {
-        let mut first = true;
-        while self.leader.elector().leadership() == Some(term.token) {
-            match self.sweep(&term, first).await {
-                Ok(()) if first => {
-                    first = false;
-                    term.ready.send_replace(true);
-                    tracing::info!(
-                        token = term.token,
-                        log_end = term.log_end_seen.load(Ordering::Relaxed),
-                        "order leader resumed open sagas"
-                    );
-                }
-                Ok(()) => {}
-                Err(e) => tracing::warn!(error = %e, "sweep failed; retrying"),
+        let leading = || self.leader.elector().leadership() == Some(term.token);
+        while leading() {
+            match self.recover(&term).await {
+                Ok(()) => break,
+                Err(e) => tracing::warn!(error = %e, "recovery failed; retrying"),
             }
-            tokio::time::sleep(if first {
-                Duration::from_millis(200)
-            } else {
-                SWEEP_INTERVAL
-            })
-            .await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
+        while leading() {
+            if Instant::now() >= next_sweep {
+                if let Err(e) = self.sweep(&term).await {
+                    tracing::warn!(error = %e, "sweep failed; retrying");
+                }
+                next_sweep = Instant::now() + SWEEP_INTERVAL;
+            }
+            match self.consume(&term).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "consuming the intake failed; retrying"),
+            }
+            tokio::time::sleep(CONSUME_INTERVAL).await;
         }
     }
 
-    /// Enqueues every order that is not terminal; on the first sweep also sets the log end.
-    async fn sweep(&self, term: &Arc<Term>, first: bool) -> Result<(), ApiError> {
-        let mut log_end = if first {
-            let stored: Option<u64> = self
-                .quorum
-                .read_value(LOG_END)
-                .await
-                .map_err(store_unavailable)?;
-            stored.unwrap_or(0)
-        } else {
-            0
-        };
+    /// A new term's start: the taken positions, then every open saga.
+    async fn recover(&self, term: &Arc<Term>) -> Result<(), ApiError> {
+        let taken = self.stored_taken().await?;
+        for (node, pos) in self.partitions.iter().zip(taken) {
+            if let Some(p) = pos {
+                term.set_taken(node, p);
+            }
+        }
+        self.sweep(term).await?;
+        tracing::info!(
+            token = term.token,
+            open = term.open(),
+            "order leader resumed open sagas"
+        );
+        Ok(())
+    }
+
+    /// Enqueues every order that is not terminal.
+    async fn sweep(&self, term: &Arc<Term>) -> Result<(), ApiError> {
         let records = self
             .quorum
             .scan_all(ORDERS, 500)
@@ -301,33 +270,39 @@ impl Orders {
             let Ok(rec) = serde_json::from_value::<OrderRecord>(r.value) else {
                 continue;
             };
-            log_end = log_end.max(rec.offset + 1);
             if !rec.is_terminal() {
-                self.enqueue(term, rec.order_id, rec.offset);
+                self.enqueue(term, rec.order_id);
             }
-        }
-        if first {
-            *term.log_end.lock().await = log_end;
-            term.log_end_seen.store(log_end, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    /// Exports `consumer_lag_records` every second (0 on non-leaders: they consume nothing).
+    /// Exports `consumer_lag_records` and `sagas_open` every [`LAG_INTERVAL`]; a node that
+    /// cannot read the store keeps its last lag (it cannot see more).
     async fn report_lag(self) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        metrics::gauge!("consumer_lag_records").set(0.0);
+        metrics::gauge!("sagas_open").set(0.0);
+        let mut tick = tokio::time::interval(LAG_INTERVAL);
         loop {
             tick.tick().await;
-            let lag = self.current_term().map_or(0, |t| t.lag());
-            metrics::gauge!("consumer_lag_records").set(lag as f64);
+            metrics::gauge!("sagas_open").set(self.sagas_open() as f64);
+            match self.lag().await {
+                Ok(lag) => metrics::gauge!("consumer_lag_records").set(lag as f64),
+                Err(e) => tracing::debug!(error = %e, "consumer lag not read"),
+            }
         }
     }
 }
 
-fn accepted(rec: &OrderRecord) -> Answer {
+/// A key presented again and answered as the order it placed.
+fn deduplicated() {
+    telemetry::duplicate_effect("order", Repeat::Deduplicated);
+}
+
+fn accepted(order_id: &str, status: model::Status) -> Answer {
     (
         StatusCode::ACCEPTED,
-        Json(json!({"order_id": rec.order_id, "status": rec.status})),
+        Json(json!({"order_id": order_id, "status": status})),
     )
 }
 
@@ -340,12 +315,14 @@ async fn place(
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
-    match svc.leader.route("/orders", &headers, &req).await {
-        Ok(route) => serve_routed(route, |token| svc.accept(token, key, req)).await,
+    match svc.accept(key, req).await {
+        Ok(answer) => answer.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
+/// `GET /orders/{id}`: the saga record, or, before the leader took the order in, the order as
+/// the intake log holds it (status `accepted`).
 async fn read(
     State(svc): State<Orders>,
     Path(id): Path<String>,
@@ -353,19 +330,41 @@ async fn read(
     if id.is_empty() || id.len() > 200 {
         return Err(ApiError::not_found(format!("no order {id:?}")));
     }
-    svc.quorum
+    if let Some(rec) = svc
+        .quorum
         .read_value::<OrderRecord>(&order_key(&id))
         .await
         .map_err(store_unavailable)?
-        .map(Json)
+    {
+        return Ok(Json(rec));
+    }
+    svc.intake
+        .quorum()
+        .read_value::<IntakeRecord>(&intake::claim_key(&id))
+        .await
+        .map_err(store_unavailable)?
+        .map(|c| Json(c.to_order()))
         .ok_or_else(|| ApiError::not_found(format!("no order {id:?}")))
 }
 
+/// `GET /admin/orders`: the saga records; the last page also lists the orders accepted but not
+/// yet taken in by the leader (status `accepted`), so none of them reads as missing.
 async fn list(
     State(svc): State<Orders>,
     Query(page): Query<Page>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    admin_page(&svc.quorum, ORDERS, &page).await
+    let (records, next) = svc
+        .quorum
+        .scan(ORDERS, page.after.as_deref(), page.limit())
+        .await
+        .map_err(store_unavailable)?;
+    let mut items: Vec<serde_json::Value> = records.into_iter().map(|r| r.value).collect();
+    if next.is_none() {
+        for o in svc.unconsumed_orders().await? {
+            items.push(serde_json::to_value(o).unwrap_or_default());
+        }
+    }
+    Ok(Json(json!({"items": items, "next": next})))
 }
 
 async fn admin_leader(State(svc): State<Orders>) -> Json<serde_json::Value> {
@@ -378,6 +377,14 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
     Kind::register(&[Kind::Order]);
     let settings = boot.cfg.settings.clone();
     let (replicas, quorum) = super::common::store_for(&boot, "order")?;
+    let (_, intake_quorum) = super::common::store_in(&boot, "order", intake::DOMAIN)?;
+    let partitions: Vec<String> = boot
+        .cfg
+        .role_urls("order")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    telemetry::register_duplicates(&["order"], &[Repeat::Deduplicated]);
     let elector = super::common::elector_for(&boot, &replicas, &quorum, !args.no_lease_check);
     let leader = Leader::new(
         "order",
@@ -407,6 +414,8 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
     };
     let svc = Orders {
         quorum,
+        intake: Arc::new(Partition::new(boot.cfg.node.clone(), intake_quorum)),
+        partitions: Arc::new(partitions),
         leader,
         inventory: downstream("inventory"),
         payment: downstream("payment"),

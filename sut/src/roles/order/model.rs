@@ -207,8 +207,11 @@ pub struct OrderRecord {
     pub order_id: String,
     /// The client's key.
     pub idempotency_key: String,
-    /// Log offset.
+    /// Offset in the intake partition that accepted it (within that node's incarnation).
     pub offset: u64,
+    /// The node whose intake partition accepted it.
+    #[serde(default)]
+    pub partition: String,
     /// Where the saga is.
     pub status: Status,
     /// Why it failed, if it did.
@@ -248,6 +251,11 @@ impl OrderRecord {
     }
 
     /// The request that placed it, as the effect ledger compares replays: its key and body.
+    /// Whether `req` asks for the order this record holds.
+    pub fn same_payload(&self, req: &OrderRequest) -> bool {
+        self.customer == req.customer && self.items == req.items && self.amount == req.amount
+    }
+
     pub fn placed_by(&self) -> serde_json::Value {
         placed(
             &self.idempotency_key,
