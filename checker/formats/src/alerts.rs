@@ -2,7 +2,10 @@
 //! ran (or why not), how often it scraped and evaluated, and every span an alert was firing,
 //! read from its HTTP API (`ALERTS{alertstate="firing"}` over the run) before it stopped. Its
 //! TSDB snapshot (the scraped series, loadable with `prometheus --storage.tsdb.path=<dir>`) is
-//! `prometheus/snapshot/` when it could be taken.
+//! `prometheus/snapshot/` when it could be taken. Every raw sample it scraped from the
+//! pipeline's targets (`{job="pipeline"}`, with `up` and `scrape_duration_seconds`) is
+//! `prometheus/samples.jsonl`, one [`PromSeries`] per line, so the checker can evaluate the
+//! rules over exactly what Prometheus evaluated them over.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +51,25 @@ pub struct PrometheusRun {
     /// What went wrong reading it (a run with errors has no trustworthy alert list).
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Its rule evaluations' phase: every evaluation instant is this many milliseconds past a
+    /// multiple of `evaluation_interval_ms` (Unix). From the raw `ALERTS` samples when an alert
+    /// was pending or firing, else from the rule group's last evaluation.
+    #[serde(default)]
+    pub evaluation_phase_ms: Option<i64>,
+    /// The file of its raw samples (`prometheus/samples.jsonl`), relative to the run directory,
+    /// when they were exported.
+    #[serde(default)]
+    pub samples: Option<String>,
+}
+
+/// One series Prometheus scraped, with every raw sample it stored (staleness markers are not
+/// exported by Prometheus's API; the checker restores them from `up`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromSeries {
+    /// Its labels, `__name__` included.
+    pub labels: BTreeMap<String, String>,
+    /// `(Unix milliseconds, value)` in time order.
+    pub points: Vec<(i64, f64)>,
 }
 
 /// One span during which Prometheus reported an alert firing.
@@ -77,6 +99,8 @@ impl PrometheusRun {
             alerts: Vec::new(),
             snapshot: None,
             errors: Vec::new(),
+            evaluation_phase_ms: None,
+            samples: None,
         }
     }
 }

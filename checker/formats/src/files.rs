@@ -42,5 +42,8 @@ pub const ALERT_RULES: &str = "alerts.yml";
 pub const PROMETHEUS_DIR: &str = "prometheus";
 /// What the run's Prometheus reported ([`crate::alerts::PrometheusRun`]).
 pub const PROMETHEUS_ALERTS: &str = "prometheus/alerts.json";
+/// Every sample the run's Prometheus scraped from the pipeline, one series per line
+/// ([`crate::alerts::PromSeries`]).
+pub const PROMETHEUS_SAMPLES: &str = "prometheus/samples.jsonl";
 /// The alert timeline over the fault bands.
 pub const ALERTS_PNG: &str = "alerts.png";

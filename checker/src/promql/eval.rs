@@ -62,9 +62,19 @@ fn selected<'a>(store: &'a Store, e: &'a Expr) -> Result<Vec<&'a StoredSeries>, 
         .collect())
 }
 
-/// The newest live sample at or before `t` within the lookback.
+/// How many of `points` an evaluation at `t` reads: those stamped at or before `t`, less the
+/// newest ones not yet stored then ([`Point::seen_ms`]).
+fn readable(points: &[Point], t: i64) -> usize {
+    let mut hi = points.partition_point(|p| p.t_ms <= t);
+    while hi > 0 && points[hi - 1].seen_ms > t {
+        hi -= 1;
+    }
+    hi
+}
+
+/// The newest live sample readable at `t` within the lookback.
 fn instant(points: &[Point], t: i64) -> Option<f64> {
-    let i = points.partition_point(|p| p.t_ms <= t);
+    let i = readable(points, t);
     let p = points.get(i.checked_sub(1)?)?;
     if p.t_ms < t - LOOKBACK_MS {
         return None;
@@ -72,10 +82,10 @@ fn instant(points: &[Point], t: i64) -> Option<f64> {
     p.v
 }
 
-/// The live samples in `[t - range, t]`.
+/// The live samples in `[t - range, t]` readable at `t`.
 fn window(points: &[Point], t: i64, range_ms: i64) -> Vec<(i64, f64)> {
     let lo = points.partition_point(|p| p.t_ms < t - range_ms);
-    let hi = points.partition_point(|p| p.t_ms <= t);
+    let hi = readable(points, t).max(lo);
     points[lo..hi]
         .iter()
         .filter_map(|p| p.v.map(|v| (p.t_ms, v)))

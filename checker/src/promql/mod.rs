@@ -14,4 +14,5 @@ mod lex;
 pub mod parse;
 pub mod promtool;
 pub mod rules;
+pub mod scraped;
 pub mod store;

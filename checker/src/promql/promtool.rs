@@ -166,8 +166,8 @@ impl TestGroup {
                 .filter_map(|(i, item)| {
                     let t_ms = i as i64 * step;
                     match item {
-                        Item::Value(v) => Some(Point { t_ms, v: Some(v) }),
-                        Item::Stale => Some(Point { t_ms, v: None }),
+                        Item::Value(v) => Some(Point::at(t_ms, Some(v))),
+                        Item::Stale => Some(Point::at(t_ms, None)),
                         Item::Missing => None,
                     }
                 })

@@ -25,6 +25,20 @@ pub struct Point {
     pub t_ms: i64,
     /// The value, or `None` for a staleness marker.
     pub v: Option<f64>,
+    /// When an evaluation may first read it: a scraped sample is stamped with its scrape's
+    /// start but stored only once the scrape ended. At least `t_ms`.
+    pub seen_ms: i64,
+}
+
+impl Point {
+    /// A sample readable from its own timestamp on.
+    pub fn at(t_ms: i64, v: Option<f64>) -> Point {
+        Point {
+            t_ms,
+            v,
+            seen_ms: t_ms,
+        }
+    }
 }
 
 /// One series.
@@ -112,14 +126,11 @@ impl Store {
             for &r in rounds.range(first..) {
                 match own.get(&r) {
                     Some(&v) => {
-                        points.push(Point {
-                            t_ms: r,
-                            v: Some(v),
-                        });
+                        points.push(Point::at(r, Some(v)));
                         live = true;
                     }
                     None if live => {
-                        points.push(Point { t_ms: r, v: None });
+                        points.push(Point::at(r, None));
                         live = false;
                     }
                     None => {}
@@ -133,10 +144,7 @@ impl Store {
             let first = seen.iter().next().copied().unwrap_or(i64::MAX);
             let points = rounds
                 .range(first..)
-                .map(|r| Point {
-                    t_ms: *r,
-                    v: Some(if seen.contains(r) { 1.0 } else { 0.0 }),
-                })
+                .map(|r| Point::at(*r, Some(if seen.contains(r) { 1.0 } else { 0.0 })))
                 .collect();
             all.push(StoredSeries { labels, points });
         }

@@ -2,8 +2,10 @@
 //! every node each second and evaluates the pipeline's alerting rules (`sut/prometheus/
 //! alerts.yml`, built into the harness and copied into the run directory as `alerts.yml`) each
 //! second, on 127.0.0.1 with its data under `<run>/prometheus/`. At the end of the run the
-//! harness reads from its HTTP API every span an alert fired and the rules' health, takes a TSDB
-//! snapshot (`prometheus/snapshot/`, loadable with `prometheus --storage.tsdb.path=...`), stops
+//! harness reads from its HTTP API every span an alert fired (from the raw `ALERTS` samples, at
+//! Prometheus's own evaluation instants), every raw sample it scraped from the pipeline
+//! (`prometheus/samples.jsonl`, which the checker evaluates the rules over to compare with
+//! Prometheus) and the rules' health, takes a TSDB snapshot (`prometheus/snapshot/`, loadable with `prometheus --storage.tsdb.path=...`), stops
 //! it and writes `prometheus/alerts.json` ([`formats::alerts::PrometheusRun`]). Without a binary
 //! the run says so once and goes on: the checker evaluates the same rules over `metrics.csv`.
 //!
@@ -251,13 +253,24 @@ impl Running {
         let ended = unix_ms();
         let mut errors = Vec::new();
         let step_ms = EVALUATION_INTERVAL.as_millis() as i64;
-        let alerts = match self.api.firing(self.started_unix_ms, ended, step_ms).await {
+        let (alerts, mut phase) = match self.api.firing(self.started_unix_ms, ended, step_ms).await
+        {
             Ok(a) => a,
             Err(e) => {
                 errors.push(format!("reading ALERTS: {e:#}"));
-                Vec::new()
+                (Vec::new(), None)
             }
         };
+        if phase.is_none() {
+            phase = self
+                .api
+                .evaluation_phase(step_ms)
+                .await
+                .map_err(|e| errors.push(format!("reading the evaluation phase: {e:#}")))
+                .ok()
+                .flatten();
+        }
+        let samples = self.export_samples(ended, &mut errors).await;
         match self.api.rule_errors().await {
             Ok(e) => errors.extend(e),
             Err(e) => errors.push(format!("reading the rules' health: {e:#}")),
@@ -295,9 +308,40 @@ impl Running {
             alerts,
             snapshot,
             errors,
+            evaluation_phase_ms: phase,
+            samples,
         };
         write_run(&self.run_dir, &run)?;
         Ok(run)
+    }
+
+    /// Writes every raw sample of the pipeline's targets to `prometheus/samples.jsonl`; returns
+    /// its path relative to the run directory, or records why it could not.
+    async fn export_samples(&self, ended: i64, errors: &mut Vec<String>) -> Option<String> {
+        let selector = format!("{{job=\"{}\"}}", checker::promql::store::JOB);
+        let series = match self.api.raw(&selector, self.started_unix_ms, ended).await {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(format!("reading the samples: {e:#}"));
+                return None;
+            }
+        };
+        let mut text = Vec::new();
+        for s in &series {
+            if let Err(e) = serde_json::to_writer(&mut text, s) {
+                errors.push(format!("encoding the samples: {e}"));
+                return None;
+            }
+            text.push(b'\n');
+        }
+        let path = self.run_dir.join(files::PROMETHEUS_SAMPLES);
+        match std::fs::write(&path, text) {
+            Ok(()) => Some(files::PROMETHEUS_SAMPLES.to_owned()),
+            Err(e) => {
+                errors.push(format!("writing {}: {e}", path.display()));
+                None
+            }
+        }
     }
 
     /// Closes the pipe (the wrapper then stops Prometheus) and waits; kills the group after

@@ -113,6 +113,9 @@ pub struct Details {
     /// without one, the rules the checker was built with.
     #[serde(default)]
     pub rules_from: String,
+    /// Which samples the checker's side of the comparison evaluated the rules over.
+    #[serde(default)]
+    pub compared_over: String,
 }
 
 /// The check.
@@ -176,7 +179,10 @@ impl Check for Alerts {
                 span_row,
             ),
             Table::of(
-                "Checker and Prometheus compared",
+                &format!(
+                    "Checker and Prometheus compared (the checker over {})",
+                    d.compared_over
+                ),
                 &[
                     "alert",
                     "labels",
@@ -300,6 +306,7 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
         tolerance_s: 0.0,
         faults: Vec::new(),
         rules_from: files::ALERT_RULES.into(),
+        compared_over: String::new(),
     };
     let rules_path = run.dir.join(files::ALERT_RULES);
     let text = match std::fs::read_to_string(&rules_path) {
@@ -343,6 +350,7 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
     let Some((from, to)) = store.span_ms() else {
         return unknown("metrics.csv has no samples".into(), details);
     };
+    let rules_again = rules.clone();
     let ours = match rules::firings(rules, &store, from, to, EVALUATION_INTERVAL_MS) {
         Ok(f) => f,
         Err(e) => return unknown(format!("evaluating the rules: {e}"), details),
@@ -389,21 +397,19 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
         .iter()
         .map(|f| to_span(&f.labels, f.from_unix_ms, f.to_unix_ms, false, start_ms))
         .collect();
-    // Prometheus sees a sample up to one evaluation interval after it was taken, the two
-    // scrapers sample up to one scrape interval apart, and a failed scrape counts only once
-    // its timeout ran out.
-    let tolerance_ms = prom
-        .evaluation_interval_ms
-        .max(EVALUATION_INTERVAL_MS as u64) as i64
-        + SCRAPE_INTERVAL_MS
-        + prom.scrape_timeout_ms.min(SCRAPE_INTERVAL_MS as u64) as i64;
-    details.tolerance_s = tolerance_ms as f64 / 1000.0;
     let window = (
         prom.started_unix_ms.unwrap_or(from).max(from),
         prom.ended_unix_ms.unwrap_or(to).min(to),
     );
+    let (compared, tolerance_ms, over) = match against_prometheus(run, &rules_again, &prom, window)
+    {
+        Ok(c) => c,
+        Err(e) => return unknown(format!("{fired}; {e}"), details),
+    };
+    details.compared_over = over;
+    details.tolerance_s = tolerance_ms as f64 / 1000.0;
     details.comparisons = compare::compare(
-        &ours,
+        &compared,
         &prom,
         compare::Frame {
             window,
@@ -429,6 +435,66 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
         format!("{fired}; Prometheus agrees on all {n} alerts"),
         details,
     )
+}
+
+/// The checker's firings to set against Prometheus's, the tolerance, and what they were
+/// evaluated over. Over Prometheus's own samples (`prometheus/samples.jsonl`) at its own
+/// evaluation instants, the two see the same data at the same moments, so they may differ only
+/// by one evaluation (a scrape stored a moment after an evaluation read). A run directory
+/// without the samples (written before they were exported) falls back to `metrics.csv`: the
+/// two scrapers sample up to one scrape interval apart and a failed scrape counts only once its
+/// timeout ran out, so the tolerance adds both.
+fn against_prometheus(
+    run: &RunData,
+    rules: &[rules::AlertRule],
+    prom: &PrometheusRun,
+    window: (i64, i64),
+) -> Result<(Vec<rules::Firing>, i64, String), String> {
+    let step_ms = (prom.evaluation_interval_ms as i64).max(1);
+    let Some(rel) = prom.samples.as_deref() else {
+        let store = Store::from_metrics(
+            run.metrics.as_ref().ok_or("metrics.csv is missing")?,
+            run.history.header.started_unix_ms as i64,
+        );
+        let ours = rules::firings(
+            rules.to_vec(),
+            &store,
+            window.0,
+            window.1,
+            EVALUATION_INTERVAL_MS,
+        )
+        .map_err(|e| format!("evaluating the rules: {e}"))?;
+        let tolerance_ms = step_ms.max(EVALUATION_INTERVAL_MS)
+            + SCRAPE_INTERVAL_MS
+            + prom.scrape_timeout_ms.min(SCRAPE_INTERVAL_MS as u64) as i64;
+        return Ok((
+            ours,
+            tolerance_ms,
+            "metrics.csv (the run directory has no Prometheus samples)".into(),
+        ));
+    };
+    let path = run.dir.join(rel);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{rel}: {e}"))?;
+    let mut series = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let s: formats::alerts::PromSeries =
+            serde_json::from_str(line).map_err(|e| format!("{rel} line {}: {e}", i + 1))?;
+        series.push(s);
+    }
+    let store = Store::from_prometheus(&series);
+    let phase = prom.evaluation_phase_ms.unwrap_or(0).rem_euclid(step_ms);
+    let first = window.0 + (phase - window.0).rem_euclid(step_ms);
+    let ours = rules::firings(rules.to_vec(), &store, first, window.1, step_ms)
+        .map_err(|e| format!("evaluating the rules over {rel}: {e}"))?;
+    Ok((
+        ours,
+        step_ms,
+        format!("{rel} (Prometheus's own samples, at its evaluation instants)"),
+    ))
 }
 
 fn summary_of(spans: &[Span]) -> String {
