@@ -261,11 +261,21 @@ fn assert_complete_run(run: &Path, nodes: &[&str]) -> Vec<Op> {
         .filter(|o| o.f == F::PlaceOrder && o.op_type == OpType::Ok)
         .filter_map(|o| o.payload::<Placed>()?.order_id)
         .collect();
+    // Every acknowledged order was read by its client; under load the workload may stop
+    // polling before its saga ends, so terminal is asserted on the quiesced final state.
     for id in &acked {
-        let status = last_read
-            .get(id)
-            .unwrap_or_else(|| panic!("order {id} never read"));
-        assert!(status.is_terminal(), "order {id} last read as {status}");
+        assert!(last_read.contains_key(id), "order {id} never read");
+    }
+    let acked_set: std::collections::HashSet<&str> = acked.iter().map(String::as_str).collect();
+    for o in &data.final_state.orders {
+        if acked_set.contains(o.order_id.as_str()) {
+            assert!(
+                o.status.is_terminal(),
+                "order {} is {} in the final state",
+                o.order_id,
+                o.status
+            );
+        }
     }
     assert!(
         data.final_state.read_errors.is_empty(),

@@ -233,3 +233,51 @@ fn rule_counters_are_exported_at_zero_from_the_start() {
         assert_eq!(sample(&m, &series), Some(0.0), "{role}:\n{m}");
     }
 }
+
+/// Proves an order leader that stalls past its lease while no other order node can take over
+/// (every order process stopped, the leader longest) renews the same term when it resumes and
+/// keeps consuming: orders placed on it afterwards end. Before the fix its consumer loop ended
+/// at the first instant the lapsed lease was seen unchecked, the elector renewed the same
+/// token, no new term started, and every later order stayed `accepted` forever.
+#[test]
+fn a_leader_stalled_past_its_lease_keeps_consuming_its_term() {
+    let c = Spec::new(3, ROLES)
+        .settings(json!({"lease_ttl_ms": 1_000}))
+        .start();
+    let (old, token) = c.await_leader("order", None);
+    let others: Vec<String> = c.nodes.iter().filter(|n| **n != old).cloned().collect();
+    for n in &others {
+        c.signal(n, "order", Signal::SIGSTOP);
+    }
+    c.signal(&old, "order", Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2_500));
+    c.signal(&old, "order", Signal::SIGCONT);
+    let url = c.url(&old, "order");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (s, b) = c.post(
+            &format!("{url}/orders"),
+            Some(&format!("stall-{i}")),
+            &body(i),
+        );
+        assert_eq!(s, 202, "{b}");
+        ids.push(b["order_id"].as_str().expect("an order id").to_owned());
+    }
+    let done = c.wait_until(Duration::from_secs(30), || {
+        let all = orders(&c, &old);
+        ids.iter().all(|id| {
+            all.iter()
+                .any(|o| o["order_id"] == id.as_str() && terminal(o))
+        })
+    });
+    let view = c.get(&format!("{url}/admin/leader")).1;
+    for n in &others {
+        c.signal(n, "order", Signal::SIGCONT);
+    }
+    assert!(
+        done,
+        "orders after the stall never ended: {:?}",
+        orders(&c, &old)
+    );
+    assert_eq!(view["token"], token, "the same term, renewed: {view}");
+}

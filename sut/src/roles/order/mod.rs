@@ -215,18 +215,28 @@ impl Orders {
     }
 
     /// Recovers the taken positions and every open saga, then consumes the partitions and
-    /// sweeps while the term lasts.
+    /// sweeps for as long as the term is this node's current one (until `supervise` replaces or
+    /// clears it). A moment without a checked lease (the lease ran out during a stall and the
+    /// elector has not renewed it yet) pauses the work instead of ending it: the elector may
+    /// renew the same term, and a view that never stopped saying leader starts no new one.
     async fn run_term(self, term: Arc<Term>) {
+        let current = || self.current_term().is_some_and(|t| Arc::ptr_eq(&t, &term));
         let leading = || self.leader.elector().leadership() == Some(term.token);
-        while leading() {
-            match self.recover(&term).await {
-                Ok(()) => break,
-                Err(e) => tracing::warn!(error = %e, "recovery failed; retrying"),
+        while current() {
+            if leading() {
+                match self.recover(&term).await {
+                    Ok(()) => break,
+                    Err(e) => tracing::warn!(error = %e, "recovery failed; retrying"),
+                }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
-        while leading() {
+        while current() {
+            if !leading() {
+                tokio::time::sleep(CONSUME_INTERVAL).await;
+                continue;
+            }
             if Instant::now() >= next_sweep {
                 if let Err(e) = self.sweep(&term).await {
                     tracing::warn!(error = %e, "sweep failed; retrying");
@@ -240,6 +250,7 @@ impl Orders {
             }
             tokio::time::sleep(CONSUME_INTERVAL).await;
         }
+        tracing::info!(token = term.token, "order term ended");
     }
 
     /// A new term's start: the taken positions, then every open saga.
