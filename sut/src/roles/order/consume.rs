@@ -100,19 +100,19 @@ impl Orders {
             .await
             .map_err(store_unavailable)?;
         let mut batch: Vec<IntakeRecord> = Vec::new();
-        let mut last = taken;
         for r in records {
             match serde_json::from_value::<IntakeRecord>(r.value) {
-                Ok(rec) => {
-                    last = Some(rec.pos);
-                    batch.push(rec);
-                }
+                Ok(rec) => batch.push(rec),
                 Err(e) => {
                     tracing::warn!(key = %r.key, error = %e, "unreadable intake record skipped")
                 }
             }
         }
-        let Some(last) = last.filter(|l| Some(*l) != taken) else {
+        let positions: Vec<Pos> = batch.iter().map(|r| r.pos).collect();
+        let n = intake::takeable(taken, &positions, |missing| term.hole_is_old(node, missing));
+        let gap = n < batch.len();
+        batch.truncate(n);
+        let Some(last) = batch.last().map(|r| r.pos) else {
             return Ok(false);
         };
         let keys: Vec<String> = batch.iter().map(|r| order_key(&r.order_id)).collect();
@@ -152,11 +152,14 @@ impl Orders {
             return Err(write_error(&outcome, Some(self.leader.elector())));
         }
         term.set_taken(node, last);
+        if gap {
+            metrics::counter!("intake_gaps_waited_total").increment(1);
+        }
         metrics::counter!("orders_consumed_total").increment(batch.len() as u64);
         for id in fresh.into_keys().chain(known) {
             self.enqueue(term, id);
         }
-        Ok(next.is_some())
+        Ok(next.is_some() && !gap)
     }
 
     /// The orders accepted into the partitions and not yet taken in, as orders in status

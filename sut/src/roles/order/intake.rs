@@ -138,6 +138,49 @@ pub fn unconsumed(end: Option<PartitionEnd>, taken: Option<Pos>) -> u64 {
     }
 }
 
+/// The position that follows `prev` in a partition: the next offset of the same incarnation,
+/// or offset 0 of a newer one (a restarted appender starts its own incarnation at 0).
+fn follows(prev: Option<Pos>, pos: Pos) -> bool {
+    match prev {
+        Some(p) if p.incarnation == pos.incarnation => p.offset.checked_add(1) == Some(pos.offset),
+        _ => pos.offset == 0,
+    }
+}
+
+/// How many of `positions` (in key order, after `taken`) the consumer may take in: up to the
+/// first gap, a missing position before one that is there. A scan merges replicas read at
+/// slightly different moments, and a replica may apply an append after the one that followed
+/// it (the slow request of record 62 arrives after record 63's), so a gap is usually a record
+/// acknowledged by a write quorum that this scan's replies just missed; taking the record past
+/// it would move the taken position over an acknowledged order for good. A gap is skipped only
+/// once `hole_is_old(missing)` says it outlived any in-flight write: an append that failed
+/// (its position is never handed out again) and was never acknowledged.
+pub fn takeable(taken: Option<Pos>, positions: &[Pos], hole_is_old: impl Fn(Pos) -> bool) -> usize {
+    let mut prev = taken;
+    for (i, &pos) in positions.iter().enumerate() {
+        if prev.is_some_and(|p| p >= pos) {
+            return i; // not in position order: a record whose key and position disagree
+        }
+        if !follows(prev, pos) {
+            let missing = match prev {
+                Some(p) if p.incarnation == pos.incarnation => Pos {
+                    incarnation: p.incarnation,
+                    offset: p.offset.saturating_add(1),
+                },
+                _ => Pos {
+                    incarnation: pos.incarnation,
+                    offset: 0,
+                },
+            };
+            if !hole_is_old(missing) {
+                return i;
+            }
+        }
+        prev = Some(pos);
+    }
+    positions.len()
+}
+
 /// This node's partition: the only writer of its records.
 pub struct Partition {
     node: String,
@@ -252,6 +295,34 @@ mod tests {
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
         assert!(keys[0].starts_with(&log_prefix("n1")));
         assert!(!log_key("n10", p(1, 0)).starts_with(&log_prefix("n1")));
+    }
+
+    /// Proves the consumer takes records up to the first gap in a partition (a missing offset
+    /// within an incarnation, or a newer incarnation not starting at 0) and past it only once
+    /// the hole is old; a partition read from its start must begin at offset 0.
+    #[test]
+    fn takeable_stops_at_a_fresh_gap() {
+        let p = |incarnation, offset| Pos {
+            incarnation,
+            offset,
+        };
+        let young = |_| false;
+        let old = |_| true;
+        let run = [p(5, 3), p(5, 4), p(5, 6), p(5, 7)];
+        assert_eq!(takeable(Some(p(5, 2)), &run, young), 2);
+        assert_eq!(takeable(Some(p(5, 2)), &run, old), 4);
+        assert_eq!(takeable(Some(p(5, 1)), &run, young), 0, "offset 2 missing");
+        let missing = std::cell::Cell::new(None);
+        takeable(Some(p(5, 2)), &run, |m| {
+            missing.set(Some(m));
+            false
+        });
+        assert_eq!(missing.get(), Some(p(5, 5)));
+        assert_eq!(takeable(Some(p(5, 9)), &[p(6, 0), p(6, 1)], young), 2);
+        assert_eq!(takeable(Some(p(5, 9)), &[p(6, 1)], young), 0);
+        assert_eq!(takeable(None, &[p(5, 0), p(5, 1)], young), 2);
+        assert_eq!(takeable(None, &[p(5, 1)], young), 0);
+        assert_eq!(takeable(None, &[], young), 0);
     }
 
     /// Proves the unconsumed count: within one incarnation the records after the taken

@@ -45,6 +45,10 @@ use crate::telemetry::{self, Repeat};
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the leader looks for new records in the intake partitions.
 pub const CONSUME_INTERVAL: Duration = Duration::from_millis(100);
+/// How long the consumer waits at a missing intake position before it takes it for a failed
+/// append: longer than any write still in flight (three attempts of a 1 s replica timeout
+/// end well before).
+pub const HOLE_GRACE: Duration = Duration::from_secs(5);
 /// How often every node exports `consumer_lag_records`.
 const LAG_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -63,6 +67,8 @@ struct Term {
     pending: Mutex<HashSet<String>>,
     /// Orders being driven now.
     driving: Mutex<HashSet<String>>,
+    /// Per partition, the missing position the consumer waits at and since when.
+    holes: Mutex<BTreeMap<String, (Pos, Instant)>>,
 }
 
 impl Term {
@@ -74,6 +80,31 @@ impl Term {
         if let Ok(mut t) = self.taken.lock() {
             t.insert(node.to_owned(), pos);
         }
+    }
+
+    /// Whether the gap at `missing` in partition `node` has been seen for [`HOLE_GRACE`]: an
+    /// append that failed, not one a write quorum acknowledged and this scan missed. The
+    /// first sighting starts the clock.
+    fn hole_is_old(&self, node: &str, missing: Pos) -> bool {
+        let Ok(mut holes) = self.holes.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let since = match holes.get(node) {
+            Some(&(pos, since)) if pos == missing => since,
+            _ => {
+                holes.insert(node.to_owned(), (missing, now));
+                now
+            }
+        };
+        let old = now.duration_since(since) >= HOLE_GRACE;
+        if old {
+            holes.remove(node);
+            tracing::warn!(%node, incarnation = missing.incarnation, offset = missing.offset,
+                "intake position never written (a failed append); consuming past it");
+            metrics::counter!("intake_holes_skipped_total").increment(1);
+        }
+        old
     }
 
     /// Sagas taken in and not ended.
@@ -198,6 +229,7 @@ impl Orders {
                     taken: Mutex::new(BTreeMap::new()),
                     pending: Mutex::new(HashSet::new()),
                     driving: Mutex::new(HashSet::new()),
+                    holes: Mutex::new(BTreeMap::new()),
                 });
                 if let Ok(mut t) = self.term.lock() {
                     *t = Some(term.clone());
