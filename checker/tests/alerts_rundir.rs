@@ -171,9 +171,9 @@ fn a_key_applied_twice_fires_the_critical_duplicate_alert() {
     );
 }
 
-/// Proves replies lost for 6 s (each retried: 3 charge keys a second answered from their stored
-/// result on n1) fire the warning DuplicateEffects{outcome="deduplicated"} once more than 5
-/// are inside its 15 s window (2 s of them, plus its `for:` and a scrape's offset).
+/// Proves replies lost for 6 s (each retried: 10 charge keys a second answered from their stored
+/// result on n1) fire the warning DuplicateEffects{outcome="deduplicated"} once more than 20
+/// are inside its 15 s window (3 s of them, plus its `for:` and a scrape's offset).
 #[test]
 fn lost_replies_fire_the_deduplicated_warning() {
     let dir = copy();
@@ -184,7 +184,7 @@ fn lost_replies_fire_the_deduplicated_warning() {
             && r.labels.contains("\"charge\"")
             && r.labels.contains("\"deduplicated\"")
         {
-            r.value += 3.0 * (r.t_s - FROM_S).min(6.0).floor();
+            r.value += 10.0 * (r.t_s - FROM_S).min(6.0).floor();
         }
         Some(r)
     });

@@ -6,14 +6,26 @@
 //! from each target's `up` series, which has a sample at every scrape, failed or not: a series
 //! of that target with no sample at a scrape after its first one went stale then (Prometheus
 //! marks every series of a failed scrape, and a series a scrape no longer returns, stale at that
-//! scrape's timestamp). Every sample of a scrape is readable only once the scrape ended: its
-//! timestamp plus that scrape's `scrape_duration_seconds` ([`Point::seen_ms`]).
+//! scrape's timestamp). With [`Readable::AfterScrape`] every sample of a scrape is readable
+//! only once the scrape ended: its timestamp plus that scrape's `scrape_duration_seconds`
+//! ([`Point::seen_ms`]), what an evaluation that runs exactly at its instant reads; with
+//! [`Readable::AtTimestamp`] from its timestamp on, what an evaluation that runs late (a busy
+//! Prometheus) reads.
 
 use std::collections::BTreeMap;
 
 use formats::alerts::PromSeries;
 
 use super::store::{Labels, Point, Store, StoredSeries};
+
+/// When a scraped sample becomes readable to an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readable {
+    /// Once its scrape ended.
+    AfterScrape,
+    /// From its timestamp on.
+    AtTimestamp,
+}
 
 /// A scrape target: its `job` and `instance` labels.
 type Target = (String, String);
@@ -54,8 +66,15 @@ impl Store {
     /// The series of `prometheus/samples.jsonl`, with staleness markers and readability
     /// restored per target from `up` and `scrape_duration_seconds`. A series without a target
     /// (no `job` or `instance`, or no `up` for it) keeps its samples as they are.
-    pub fn from_prometheus(series: &[PromSeries]) -> Store {
-        let rounds = scrapes(series);
+    pub fn from_prometheus(series: &[PromSeries], readable: Readable) -> Store {
+        let mut rounds = scrapes(series);
+        if readable == Readable::AtTimestamp {
+            for r in rounds.values_mut() {
+                for (t, seen) in r.iter_mut() {
+                    *seen = *t;
+                }
+            }
+        }
         let mut all = Vec::with_capacity(series.len());
         for s in series {
             let own: BTreeMap<i64, f64> = s.points.iter().copied().collect();
@@ -127,17 +146,20 @@ mod tests {
     /// `scrape_duration_seconds`), and that another target's series are untouched.
     #[test]
     fn staleness_and_readability_come_from_up_and_the_scrape_duration() {
-        let store = Store::from_prometheus(&[
-            series("up", "a", &[(1000, 1.0), (2000, 0.0), (3000, 1.0)]),
-            series(
-                "scrape_duration_seconds",
-                "a",
-                &[(1000, 0.01), (2000, 0.8), (3000, 0.3)],
-            ),
-            series("lag", "a", &[(1000, 5.0), (3000, 7.0)]),
-            series("up", "b", &[(1500, 1.0), (2500, 1.0)]),
-            series("lag", "b", &[(1500, 1.0), (2500, 2.0)]),
-        ]);
+        let store = Store::from_prometheus(
+            &[
+                series("up", "a", &[(1000, 1.0), (2000, 0.0), (3000, 1.0)]),
+                series(
+                    "scrape_duration_seconds",
+                    "a",
+                    &[(1000, 0.01), (2000, 0.8), (3000, 0.3)],
+                ),
+                series("lag", "a", &[(1000, 5.0), (3000, 7.0)]),
+                series("up", "b", &[(1500, 1.0), (2500, 1.0)]),
+                series("lag", "b", &[(1500, 1.0), (2500, 2.0)]),
+            ],
+            Readable::AfterScrape,
+        );
         // a's scrape at 2000 failed: stale once it timed out (2800), not before.
         assert_eq!(
             at(&store, "lag", 2500),
@@ -159,6 +181,26 @@ mod tests {
         assert_eq!(at(&store, "rate(lag{instance=\"a\"}[5s])", 3300).len(), 1);
     }
 
+    /// Proves that read as stamped, a scrape's sample is readable at its timestamp, and the
+    /// failed scrape's staleness at the failed scrape's.
+    #[test]
+    fn read_as_stamped_a_sample_is_readable_at_its_timestamp() {
+        let store = Store::from_prometheus(
+            &[
+                series("up", "a", &[(1000, 1.0), (2000, 0.0), (3000, 1.0)]),
+                series(
+                    "scrape_duration_seconds",
+                    "a",
+                    &[(1000, 0.01), (2000, 0.8), (3000, 0.3)],
+                ),
+                series("lag", "a", &[(1000, 5.0), (3000, 7.0)]),
+            ],
+            Readable::AtTimestamp,
+        );
+        assert_eq!(at(&store, "lag", 2000), vec![]);
+        assert_eq!(at(&store, "lag", 3000), vec![("a".into(), 7.0)]);
+    }
+
     /// Proves a series with no target of its own keeps its samples as stored.
     #[test]
     fn a_series_without_a_target_is_kept_as_is() {
@@ -166,7 +208,7 @@ mod tests {
             labels: Labels::from([("__name__".to_owned(), "x".to_owned())]),
             points: vec![(1000, 1.0), (5000, 2.0)],
         };
-        let store = Store::from_prometheus(&[s]);
+        let store = Store::from_prometheus(&[s], Readable::AfterScrape);
         assert_eq!(
             store.series[0].points,
             vec![Point::at(1000, Some(1.0)), Point::at(5000, Some(2.0))]

@@ -297,17 +297,23 @@ impl Ledger {
         let unit_key = effects.unit_key(req);
         let _unit = self.locks.lock(&unit_key).await;
         let owner_key = format!("{OWNERS}{key}");
-        if self.idempotency {
-            let owner: Option<String> = self
-                .quorum
-                .read_value(&owner_key)
-                .await
-                .map_err(super::leader::store_unavailable)?;
-            if let Some(other) = owner.filter(|o| *o != unit_key) {
-                return Err(reused(key, &format!("another request, on {other}")));
+        // The key's owner and the unit are read at once: the unit lock does not cover the
+        // owner (another unit's request holds another lock), the in-flight set keeps this key
+        // to one request on this node, and an owner once written never changes.
+        let owner_read = async {
+            if !self.idempotency {
+                return Ok(None);
             }
+            self.quorum
+                .read_value::<String>(&owner_key)
+                .await
+                .map_err(super::leader::store_unavailable)
+        };
+        let (owner, unit) = futures::join!(owner_read, effects.load(req));
+        if let Some(other) = owner?.filter(|o| *o != unit_key) {
+            return Err(reused(key, &format!("another request, on {other}")));
         }
-        let mut unit = effects.load(req).await?;
+        let mut unit = unit?;
         let request = serde_json::to_value(req).map_err(|e| ApiError::internal(e.to_string()))?;
         if self.idempotency {
             if let Some(entry) = unit.entries_mut().get_mut(key) {

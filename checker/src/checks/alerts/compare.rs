@@ -91,6 +91,39 @@ pub fn compare(ours: &[Firing], prom: &PrometheusRun, frame: Frame) -> Vec<Compa
     out
 }
 
+/// Per label set, the comparison with the shortest disagreement among `candidates` (the same
+/// rules evaluated over the same samples under different assumptions). A candidate that does
+/// not list a label set fired nothing for it in the window; when Prometheus did not either,
+/// that candidate agrees fully and the label set is left out.
+pub fn closest(candidates: Vec<Vec<Comparison>>) -> Vec<Comparison> {
+    assert!(!candidates.is_empty(), "at least one evaluation to compare");
+    let keys: std::collections::BTreeSet<(String, String)> = candidates
+        .iter()
+        .flatten()
+        .map(|c| (c.alert.clone(), c.labels.clone()))
+        .collect();
+    keys.into_iter()
+        .filter_map(|(alert, labels)| {
+            let found: Vec<Option<&Comparison>> = candidates
+                .iter()
+                .map(|v| v.iter().find(|c| c.alert == alert && c.labels == labels))
+                .collect();
+            let prom_fired = found.iter().flatten().any(|c| !c.prometheus.is_empty());
+            if found.iter().any(Option::is_none) && !prom_fired {
+                return None;
+            }
+            found
+                .into_iter()
+                .flatten()
+                .min_by(|a, b| {
+                    a.longest_disagreement_s
+                        .total_cmp(&b.longest_disagreement_s)
+                })
+                .cloned()
+        })
+        .collect()
+}
+
 /// The sorted, merged union of `spans`, each clipped to `window`.
 fn clipped_union(spans: &[Interval], window: Interval) -> Vec<Interval> {
     let mut v: Vec<Interval> = spans
@@ -196,6 +229,31 @@ mod tests {
         let gap = [firing(10_000, 14_000), firing(20_000, 30_000)];
         assert!(!one(&gap, &[(10_000, 30_000)]).agree);
         assert!(one(&[firing(50_000, 50_000)], &[]).agree);
+    }
+
+    /// Proves the closest candidate wins per label set: a span only one evaluation fired
+    /// (the other fired nothing, as Prometheus) is left out, and of two that both fired the
+    /// one nearer Prometheus's is kept; when every candidate disagrees the disagreement stays.
+    #[test]
+    fn the_closest_candidate_per_label_set_is_kept() {
+        let strict = compare(
+            &[firing(10_000, 20_000), firing(40_000, 45_000)],
+            &prom(&[(10_000, 20_000)]),
+            FRAME,
+        );
+        let loose = compare(&[firing(10_000, 20_000)], &prom(&[(10_000, 20_000)]), FRAME);
+        let c = closest(vec![strict.clone(), loose]);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].agree && c[0].longest_disagreement_s == 0.0, "{c:?}");
+        assert!(
+            !strict[0].agree,
+            "the extra span alone disagrees: {strict:?}"
+        );
+        let late = compare(&[firing(14_000, 20_000)], &prom(&[(10_000, 20_000)]), FRAME);
+        let later = compare(&[firing(16_000, 20_000)], &prom(&[(10_000, 20_000)]), FRAME);
+        let c = closest(vec![later, late]);
+        assert_eq!(c[0].longest_disagreement_s, 4.0, "{c:?}");
+        assert!(!c[0].agree);
     }
 
     /// Proves only the window both evaluated in counts: a span Prometheus fired before the

@@ -23,6 +23,7 @@ use super::Params;
 use crate::analysis;
 use crate::check::{Check, Verdict};
 use crate::promql::rules;
+use crate::promql::scraped::Readable;
 use crate::promql::store::Store;
 use crate::report::table::{num, opt_num, Table};
 use crate::rundir::{files, RunData};
@@ -408,15 +409,17 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
     };
     details.compared_over = over;
     details.tolerance_s = tolerance_ms as f64 / 1000.0;
-    details.comparisons = compare::compare(
-        &compared,
-        &prom,
-        compare::Frame {
-            window,
-            tolerance_ms,
-            step_ms: EVALUATION_INTERVAL_MS,
-            start_ms,
-        },
+    let frame = compare::Frame {
+        window,
+        tolerance_ms,
+        step_ms: EVALUATION_INTERVAL_MS,
+        start_ms,
+    };
+    details.comparisons = compare::closest(
+        compared
+            .iter()
+            .map(|ours| compare::compare(ours, &prom, frame))
+            .collect(),
     );
     let disagree = details.comparisons.iter().filter(|c| !c.agree).count();
     if disagree > 0 {
@@ -449,7 +452,7 @@ fn against_prometheus(
     rules: &[rules::AlertRule],
     prom: &PrometheusRun,
     window: (i64, i64),
-) -> Result<(Vec<rules::Firing>, i64, String), String> {
+) -> Result<(Vec<Vec<rules::Firing>>, i64, String), String> {
     let step_ms = (prom.evaluation_interval_ms as i64).max(1);
     let Some(rel) = prom.samples.as_deref() else {
         let store = Store::from_metrics(
@@ -468,7 +471,7 @@ fn against_prometheus(
             + SCRAPE_INTERVAL_MS
             + prom.scrape_timeout_ms.min(SCRAPE_INTERVAL_MS as u64) as i64;
         return Ok((
-            ours,
+            vec![ours],
             tolerance_ms,
             "metrics.csv (the run directory has no Prometheus samples)".into(),
         ));
@@ -485,15 +488,24 @@ fn against_prometheus(
             serde_json::from_str(line).map_err(|e| format!("{rel} line {}: {e}", i + 1))?;
         series.push(s);
     }
-    let store = Store::from_prometheus(&series);
     let phase = prom.evaluation_phase_ms.unwrap_or(0).rem_euclid(step_ms);
     let first = window.0 + (phase - window.0).rem_euclid(step_ms);
-    let ours = rules::firings(rules.to_vec(), &store, first, window.1, step_ms)
-        .map_err(|e| format!("evaluating the rules over {rel}: {e}"))?;
+    let mut candidates = Vec::new();
+    for readable in [Readable::AfterScrape, Readable::AtTimestamp] {
+        let store = Store::from_prometheus(&series, readable);
+        candidates.push(
+            rules::firings(rules.to_vec(), &store, first, window.1, step_ms)
+                .map_err(|e| format!("evaluating the rules over {rel}: {e}"))?,
+        );
+    }
     Ok((
-        ours,
+        candidates,
         step_ms,
-        format!("{rel} (Prometheus's own samples, at its evaluation instants)"),
+        format!(
+            "{rel} (Prometheus's own samples at its evaluation instants, each sample read once \
+             its scrape ended or as soon as stamped, since a busy Prometheus evaluates late: \
+             per alert the closer of the two)"
+        ),
     ))
 }
 
