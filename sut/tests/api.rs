@@ -4,8 +4,11 @@
 //! keys, and `inventory` its two consistency models (issue 4); `leases` covers elections that
 //! cannot be split or poisoned and bounded tokens (issue 15); `one_effect` one key, one effect
 //! across nodes for every effect, and `bounds` the bounded arithmetic (issue 14); `intake` order
-//! intake on every node and the counters the alerting rules use (issue 16).
+//! intake on every node and the counters the alerting rules use (issue 16); `archive` settled
+//! reservations leaving the SKU record (issue 18's soak).
 
+#[path = "api/archive.rs"]
+mod archive;
 #[path = "api/bounds.rs"]
 mod bounds;
 #[path = "api/cluster.rs"]

@@ -167,9 +167,10 @@ pub trait Effects: Send + Sync {
 
     /// The store key of the unit `req` changes (also what is locked).
     fn unit_key(&self, req: &Self::Request) -> String;
-    /// Reads that unit (a fresh one if it was never written).
+    /// Reads that unit (a fresh one if it was never written) for a request under `key`.
     fn load(
         &self,
+        key: &str,
         req: &Self::Request,
     ) -> impl Future<Output = Result<Self::Unit, ApiError>> + Send;
     /// Decides a new request under `key` on the unit, changing it; `storage_key` is where its
@@ -192,6 +193,9 @@ pub trait Effects: Send + Sync {
     ) -> Vec<(String, Value)>;
     /// The answer body of an effect: the record it made, as it is now.
     fn view(&self, unit: &Self::Unit, storage_key: &str, entry: &Entry) -> Value;
+    /// The [`Effects::writes`] of `unit` had W acknowledgements (called with the unit still
+    /// locked).
+    fn saved(&self, _unit: &Self::Unit) {}
 }
 
 /// 422 `idempotency_key_reused`: `key` made another request before.
@@ -309,7 +313,7 @@ impl Ledger {
                 .await
                 .map_err(super::leader::store_unavailable)
         };
-        let (owner, unit) = futures::join!(owner_read, effects.load(req));
+        let (owner, unit) = futures::join!(owner_read, effects.load(key, req));
         if let Some(other) = owner?.filter(|o| *o != unit_key) {
             return Err(reused(key, &format!("another request, on {other}")));
         }
@@ -322,6 +326,7 @@ impl Ledger {
                 let entry = entry.clone();
                 self.save(token, kind, key, effects.writes(&unit, key, req))
                     .await?;
+                effects.saved(&unit);
                 count_replay(kind, key);
                 return Ok(answer(effects, &unit, key, &entry, true));
             }
@@ -362,6 +367,7 @@ impl Ledger {
             writes.push((owner_key, json!(unit_key)));
         }
         self.save(token, kind, key, writes).await?;
+        effects.saved(&unit);
         match decision {
             Decision::Applied { .. } => count_applied(kind, key),
             Decision::Refused(e) => {

@@ -139,7 +139,7 @@ impl Effects for Payment {
         unit_key(&req.order_id)
     }
 
-    async fn load(&self, req: &PaymentRequest) -> Result<PaymentUnit, ApiError> {
+    async fn load(&self, _: &str, req: &PaymentRequest) -> Result<PaymentUnit, ApiError> {
         let stored: Option<PaymentUnit> = self
             .ledger
             .quorum()

@@ -190,7 +190,7 @@ impl Effects for Shipping {
         unit_key(req.order_id())
     }
 
-    async fn load(&self, req: &Request) -> Result<ShippingUnit, ApiError> {
+    async fn load(&self, _: &str, req: &Request) -> Result<ShippingUnit, ApiError> {
         let stored: Option<ShippingUnit> = self
             .ledger
             .quorum()

@@ -2,6 +2,9 @@
 //! idempotency keys, through the role's effect ledger ([`super::effect`]); `GET /stock/{sku}`;
 //! and the admin reads of reservations, releases and stock. A release or commit names the
 //! reservation it acts on ([`sku`] has the rules: stock stays between 0 and the initial stock).
+//! In linearizable mode (with idempotency) settled reservations leave the SKU record for archive
+//! records of their own ([`archive`]), so that the record every request reads and writes holds
+//! the live reservations only.
 //!
 //! Two consistency models, chosen by `inventory_mode`:
 //! - `linearizable`: an elected leader (other nodes forward to it) serializes the operations of
@@ -14,6 +17,7 @@
 //!   also kept as records of their own there, so an oversell shows up in the admin reads
 //!   instead of being overwritten. One key, one effect does not hold across nodes there.
 
+pub mod archive;
 pub mod sku;
 
 use std::collections::BTreeMap;
@@ -26,6 +30,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use self::archive::{archive_key, Copied, Settled, ARCHIVE};
 use self::sku::{Request, Reservation, ReserveRequest, SettleRequest, SkuState};
 use super::common::{admin_page, paginate};
 use super::effect::{Decision, Effects, Entry, Kind, Ledger};
@@ -45,6 +50,7 @@ struct Inventory {
     ledger: Ledger,
     leader: Option<Leader>,
     initial: Arc<BTreeMap<String, i64>>,
+    copied: Copied,
 }
 
 fn sku_key(sku: &str) -> String {
@@ -54,6 +60,12 @@ fn sku_key(sku: &str) -> String {
 impl Inventory {
     fn eventual(&self) -> bool {
         self.leader.is_none()
+    }
+
+    /// Whether settled reservations move to archive records ([`archive`]): linearizable mode
+    /// with idempotency on.
+    fn archives(&self) -> bool {
+        !self.eventual() && self.ledger.idempotency()
     }
 
     fn check(&self, sku: &str, qty: i64, order_id: &str) -> Result<(), ApiError> {
@@ -73,12 +85,15 @@ impl Inventory {
         Ok(())
     }
 
-    /// The SKU's state (fresh if never written); in eventual mode merged with the mirrored
-    /// reservation `mirror`, which a concurrent write may have dropped from the SKU record.
-    async fn load_sku(&self, sku: &str, mirror: Option<&str>) -> Result<SkuState, ApiError> {
+    /// The SKU's state (fresh if never written), merged with the records of `about`: in
+    /// eventual mode the mirrored reservations (which a concurrent write may have dropped from
+    /// the SKU record); when archiving, the archive records of those storage keys.
+    async fn load_sku(&self, sku: &str, about: &[&str]) -> Result<SkuState, ApiError> {
         let mut keys = vec![sku_key(sku)];
-        if let (true, Some(m)) = (self.eventual(), mirror) {
-            keys.push(format!("{MIRROR}{m}"));
+        if self.eventual() {
+            keys.extend(about.iter().map(|m| format!("{MIRROR}{m}")));
+        } else if self.archives() {
+            keys.extend(about.iter().map(|k| archive_key(sku, k)));
         }
         let recs = self
             .ledger
@@ -91,8 +106,12 @@ impl Inventory {
                 .map_err(|e| ApiError::internal(format!("sku {sku}: unreadable record: {e}")))?,
             None => SkuState::fresh(sku, self.initial.get(sku).copied().unwrap_or(0)),
         };
-        if let Some(Some(r)) = recs.get(1) {
-            if let Ok(resv) = serde_json::from_value::<Reservation>(r.value.clone()) {
+        for r in recs.into_iter().skip(1).flatten() {
+            if self.archives() {
+                if let Ok(done) = serde_json::from_value::<Settled>(r.value) {
+                    state.merge_archived(done);
+                }
+            } else if let Ok(resv) = serde_json::from_value::<Reservation>(r.value) {
                 let k = r.key.trim_start_matches(MIRROR).to_owned();
                 state.reservations.entry(k).or_insert(resv);
             }
@@ -121,12 +140,22 @@ impl Effects for Inventory {
         sku_key(req.sku())
     }
 
-    async fn load(&self, req: &Request) -> Result<SkuState, ApiError> {
-        let mirror = match req {
+    /// The SKU's state with the records the request is about: in eventual mode the mirror of
+    /// the reservation a release or commit names; when archiving, the archive records of its
+    /// own key and of the reservation it names.
+    async fn load(&self, key: &str, req: &Request) -> Result<SkuState, ApiError> {
+        let named = match req {
             Request::Settle(r) => r.reservation.as_deref(),
             Request::Reserve(_) => None,
         };
-        self.load_sku(req.sku(), mirror).await
+        let about: Vec<&str> = if self.archives() {
+            std::iter::once(key)
+                .chain(named.filter(|n| *n != key))
+                .collect()
+        } else {
+            named.into_iter().collect()
+        };
+        self.load_sku(req.sku(), &about).await
     }
 
     fn decide(
@@ -141,6 +170,9 @@ impl Effects for Inventory {
     }
 
     fn writes(&self, unit: &SkuState, _: &str, _: &Request) -> Vec<(String, Value)> {
+        if self.archives() {
+            return self.copied.plan(unit).writes(unit, sku_key(&unit.sku));
+        }
         let mut entries = vec![(
             sku_key(&unit.sku),
             serde_json::to_value(unit).unwrap_or_default(),
@@ -158,6 +190,12 @@ impl Effects for Inventory {
 
     fn view(&self, unit: &SkuState, storage_key: &str, entry: &Entry) -> Value {
         unit.view(storage_key, entry)
+    }
+
+    fn saved(&self, unit: &SkuState) {
+        if self.archives() {
+            self.copied.saved(unit);
+        }
     }
 }
 
@@ -234,7 +272,7 @@ async fn stock(
     if !svc.initial.contains_key(&sku) {
         return Err(ApiError::not_found(format!("unknown sku {sku:?}")));
     }
-    let s = svc.load_sku(&sku, None).await?;
+    let s = svc.load_sku(&sku, &[]).await?;
     Ok(Json(
         json!({"sku": s.sku, "available": s.available, "initial": s.initial}),
     ))
@@ -261,6 +299,71 @@ async fn all_skus(svc: &Inventory) -> Result<BTreeMap<String, SkuState>, ApiErro
     Ok(out)
 }
 
+/// Cursor of the second phase of a paginated admin read: the archive records, by store key.
+const DONE_CURSOR: &str = "~done:";
+
+/// One page of an admin read of the records `of` builds from SKU states: first every SKU
+/// record's (cursors `<sku>/<key>`), then, when archiving, the archive records' (cursors
+/// `~done:<store key>`, paged through the store). A home the SKU record still holds is listed
+/// from the SKU record only.
+async fn records_page(
+    svc: &Inventory,
+    page: &Page,
+    of: fn(&SkuState) -> Vec<(String, Value)>,
+) -> Result<Json<Value>, ApiError> {
+    let skus = all_skus(svc).await?;
+    let Some(after) = page
+        .after
+        .as_deref()
+        .and_then(|a| a.strip_prefix(DONE_CURSOR))
+    else {
+        let mut out = paginate(skus.values().flat_map(of).collect(), page);
+        if svc.archives() && out.0["next"].is_null() {
+            out.0["next"] = json!(DONE_CURSOR);
+        }
+        return Ok(out);
+    };
+    let after = (!after.is_empty()).then_some(after);
+    let (recs, next) = svc
+        .ledger
+        .quorum()
+        .scan(ARCHIVE, after, page.limit())
+        .await
+        .map_err(store_unavailable)?;
+    let mut items = Vec::new();
+    for r in recs {
+        let Ok(done) = serde_json::from_value::<Settled>(r.value) else {
+            continue;
+        };
+        let initial = skus.get(&done.sku).map_or(0, |s| s.initial);
+        if skus
+            .get(&done.sku)
+            .is_some_and(|s| s.mentions(&done.home()))
+        {
+            continue;
+        }
+        let mut alone = SkuState::fresh(&done.sku, initial);
+        alone.merge_archived(done);
+        items.extend(of(&alone).into_iter().map(|(_, v)| v));
+    }
+    let next = next.map(|n| format!("{DONE_CURSOR}{n}"));
+    Ok(Json(json!({"items": items, "next": next})))
+}
+
+fn reservation_items(s: &SkuState) -> Vec<(String, Value)> {
+    s.reservation_records()
+        .into_iter()
+        .map(|(c, r)| (c, serde_json::to_value(r).unwrap_or_default()))
+        .collect()
+}
+
+fn release_items(s: &SkuState) -> Vec<(String, Value)> {
+    s.release_records()
+        .into_iter()
+        .map(|(c, r)| (c, serde_json::to_value(r).unwrap_or_default()))
+        .collect()
+}
+
 async fn reservations(
     State(svc): State<Inventory>,
     Query(page): Query<Page>,
@@ -268,26 +371,14 @@ async fn reservations(
     if svc.eventual() {
         return admin_page(svc.ledger.quorum(), MIRROR, &page).await;
     }
-    let items = all_skus(&svc)
-        .await?
-        .into_values()
-        .flat_map(|s| s.reservation_records())
-        .map(|(c, r)| (c, serde_json::to_value(r).unwrap_or_default()))
-        .collect();
-    Ok(paginate(items, &page))
+    records_page(&svc, &page, reservation_items).await
 }
 
 async fn releases(
     State(svc): State<Inventory>,
     Query(page): Query<Page>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let items = all_skus(&svc)
-        .await?
-        .into_values()
-        .flat_map(|s| s.release_records())
-        .map(|(c, r)| (c, serde_json::to_value(r).unwrap_or_default()))
-        .collect();
-    Ok(paginate(items, &page))
+    records_page(&svc, &page, release_items).await
 }
 
 async fn stock_all(
@@ -351,6 +442,7 @@ pub async fn run(mut args: InventoryArgs) -> anyhow::Result<()> {
         ledger: Ledger::new(quorum, elector.clone(), !args.no_idempotency),
         leader,
         initial: Arc::new(initial),
+        copied: Copied::default(),
     };
     let app = Router::new()
         .route("/reserve", post(reserve))

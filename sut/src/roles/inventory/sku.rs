@@ -9,7 +9,7 @@
 //! idempotency) act only on a reservation that is still `reserved`, so a release can never
 //! return more than its reservation holds. Every sum is checked; none can wrap.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,10 @@ pub struct SkuState {
     /// The reservation the last decision acted on (its storage key), to mirror it.
     #[serde(skip)]
     pub touched: Option<String>,
+    /// Homes merged from their archive records ([`super::archive`]), which the SKU record does
+    /// not hold.
+    #[serde(skip)]
+    pub archived: BTreeSet<String>,
 }
 
 impl Unit for SkuState {
@@ -173,6 +177,7 @@ impl SkuState {
             reservations: BTreeMap::new(),
             entries: Entries::new(),
             touched: None,
+            archived: BTreeSet::new(),
         }
     }
 

@@ -7,9 +7,10 @@
 //! the leader only), `meta/taken/<node>` the last position the leader took from each partition.
 //!
 //! A leader's term: it reads the taken positions, scans the orders and resumes every one that
-//! is not terminal, then consumes the partitions every [`CONSUME_INTERVAL`] and sweeps for
-//! stragglers (an order whose write only reached a minority may surface later through read
-//! repair) every [`SWEEP_INTERVAL`].
+//! is not terminal, then consumes the partitions every [`CONSUME_INTERVAL`] and sweeps every
+//! [`SWEEP_INTERVAL`]: it drives again every saga it knows to be open (a parked one resumes)
+//! and reads the next [`SWEEP_PAGE`] order records for stragglers (an order whose write only
+//! reached a minority may surface later through read repair).
 
 pub mod consume;
 pub mod intake;
@@ -43,6 +44,12 @@ use crate::telemetry::{self, Repeat};
 
 /// How often the leader looks for sagas nobody drives.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Order records one periodic sweep reads at most: a rolling window over the orders, each sweep
+/// going on after the last record the one before read (a new term's recovery reads them all).
+/// Without it every sweep read every order of the run, a cost growing with the run.
+pub const SWEEP_PAGE: usize = 500;
+/// Pages a full sweep reads at most (5 million orders).
+const MAX_SWEEP_PAGES: usize = 10_000;
 /// How often the leader looks for new records in the intake partitions.
 pub const CONSUME_INTERVAL: Duration = Duration::from_millis(100);
 /// How long the consumer waits at a missing intake position before it takes it for a failed
@@ -264,13 +271,14 @@ impl Orders {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
+        let mut cursor: Option<String> = None;
         while current() {
             if !leading() {
                 tokio::time::sleep(CONSUME_INTERVAL).await;
                 continue;
             }
             if Instant::now() >= next_sweep {
-                if let Err(e) = self.sweep(&term).await {
+                if let Err(e) = self.sweep_some(&term, &mut cursor).await {
                     tracing::warn!(error = %e, "sweep failed; retrying");
                 }
                 next_sweep = Instant::now() + SWEEP_INTERVAL;
@@ -302,11 +310,37 @@ impl Orders {
         Ok(())
     }
 
-    /// Enqueues every order that is not terminal.
-    async fn sweep(&self, term: &Arc<Term>) -> Result<(), ApiError> {
-        let records = self
+    /// A periodic sweep: drives again every saga this term knows to be open (a parked one
+    /// resumes), then enqueues the open orders among the next [`SWEEP_PAGE`] order records
+    /// after `cursor` (a saga whose write surfaced later, by read repair), and moves `cursor`
+    /// on (back to the start after the last record).
+    async fn sweep_some(
+        &self,
+        term: &Arc<Term>,
+        cursor: &mut Option<String>,
+    ) -> Result<(), ApiError> {
+        let known: Vec<String> = term
+            .pending
+            .lock()
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default();
+        for id in known {
+            self.enqueue(term, id);
+        }
+        *cursor = self.sweep_page(term, cursor.as_deref()).await?;
+        Ok(())
+    }
+
+    /// Enqueues the open orders among the [`SWEEP_PAGE`] order records after `after`; returns
+    /// the cursor of the page after (none after the last record).
+    async fn sweep_page(
+        &self,
+        term: &Arc<Term>,
+        after: Option<&str>,
+    ) -> Result<Option<String>, ApiError> {
+        let (records, next) = self
             .quorum
-            .scan_all(ORDERS, 500)
+            .scan(ORDERS, after, SWEEP_PAGE)
             .await
             .map_err(store_unavailable)?;
         for r in records {
@@ -317,7 +351,22 @@ impl Orders {
                 self.enqueue(term, rec.order_id);
             }
         }
-        Ok(())
+        Ok(next)
+    }
+
+    /// Enqueues every order that is not terminal, a page at a time (so that a new term's
+    /// recovery holds one page of records in memory, not every order of the run).
+    async fn sweep(&self, term: &Arc<Term>) -> Result<(), ApiError> {
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_SWEEP_PAGES {
+            cursor = self.sweep_page(term, cursor.as_deref()).await?;
+            if cursor.is_none() {
+                return Ok(());
+            }
+        }
+        Err(ApiError::internal(format!(
+            "more than {MAX_SWEEP_PAGES} pages of orders"
+        )))
     }
 
     /// Exports `consumer_lag_records` and `sagas_open` every [`LAG_INTERVAL`]; a node that
