@@ -1,6 +1,8 @@
-//! Fault-free runs: with nothing injected, leases stay put and fencing stays quiet. Every
-//! check is valid, no replica refuses a single write, and no domain elects again after its
-//! first leader unless a failed renewal (or an outbid leader) was logged before.
+//! Fault-free runs: with nothing injected, fencing stays quiet. Every check is valid, no domain
+//! elects again after its first leader unless a failed renewal (or an outbid leader) was
+//! logged before, and a replica refuses a write only in a domain that had such an explained
+//! election: a machine starved by a CPU hog lets a lease lapse, and the deposed leader's writes
+//! still in flight are then refused, which is fencing doing its job, not noise.
 
 use checker::checks::fencing::Details;
 use checker::checks::Fencing;
@@ -42,11 +44,10 @@ fn check_quiet_run(seed: u64) {
         results.checks
     );
     let (_, d): (_, Details) = results.check::<Fencing>().expect("fencing details");
-    let rejected: u64 = d.rejected_by_domain.values().sum();
-    assert_eq!(rejected, 0, "seed {seed}: no refusal: {:#?}", d.rejections);
     assert!(d.counts.compared, "seed {seed}: the counters were compared");
     let end_s = results.duration_s.expect("a duration");
     let mut seen: std::collections::BTreeSet<&str> = Default::default();
+    let mut re_elected: std::collections::BTreeSet<&str> = Default::default();
     for e in &d.elections {
         if e.t_s.is_some_and(|t| t > end_s) {
             continue; // teardown
@@ -66,12 +67,33 @@ fn check_quiet_run(seed: u64) {
             "seed {seed}: a second {} election with no failed renewal before it: {e:?}",
             e.domain
         );
+        re_elected.insert(e.domain.as_str());
+    }
+    for r in &d.rejections {
+        assert!(
+            re_elected.contains(r.domain.as_str()) && r.rejected_token < r.current_token,
+            "seed {seed}: a refusal without an explained election in {}: {r:?}",
+            r.domain
+        );
+    }
+    let rejected: u64 = d.rejected_by_domain.values().sum();
+    assert_eq!(
+        rejected,
+        (d.rejections.len() + d.rejections_not_listed) as u64,
+        "seed {seed}: the refusals listed and not listed add up: {:#?}",
+        d.rejected_by_domain
+    );
+    for (domain, _) in d.rejected_by_domain.iter().filter(|(_, n)| **n > 0) {
+        assert!(
+            re_elected.contains(domain.as_str()),
+            "seed {seed}: refusals in {domain} without an explained election"
+        );
     }
 }
 
-/// Proves three fault-free 20 s runs keep fencing quiet: every check valid, zero refused
-/// writes (logs and counters agree), and no election after a domain's first unless a failed
-/// renewal was logged.
+/// Proves three fault-free 20 s runs keep fencing quiet: every check valid, no election after
+/// a domain's first unless a failed renewal was logged, and refused writes only in a domain
+/// with such an election, each of a token below the one that refused it.
 #[test]
 fn fault_free_runs_keep_fencing_quiet() {
     for seed in [101, 202, 303] {
