@@ -141,25 +141,29 @@ mod tests {
             .collect()
     }
 
+    /// Target `a`: scraped at 1000 (10 ms), 2000 (failed, timed out at 0.8 s) and 3000 (0.3 s),
+    /// its `lag` sampled by the two scrapes that answered.
+    fn target_a() -> Vec<PromSeries> {
+        vec![
+            series("up", "a", &[(1000, 1.0), (2000, 0.0), (3000, 1.0)]),
+            series(
+                "scrape_duration_seconds",
+                "a",
+                &[(1000, 0.01), (2000, 0.8), (3000, 0.3)],
+            ),
+            series("lag", "a", &[(1000, 5.0), (3000, 7.0)]),
+        ]
+    }
+
     /// Proves a series is stale from a failed scrape of its target (up 0) until it is scraped
     /// again, that a sample is unreadable until its scrape ended (timestamp plus
     /// `scrape_duration_seconds`), and that another target's series are untouched.
     #[test]
     fn staleness_and_readability_come_from_up_and_the_scrape_duration() {
-        let store = Store::from_prometheus(
-            &[
-                series("up", "a", &[(1000, 1.0), (2000, 0.0), (3000, 1.0)]),
-                series(
-                    "scrape_duration_seconds",
-                    "a",
-                    &[(1000, 0.01), (2000, 0.8), (3000, 0.3)],
-                ),
-                series("lag", "a", &[(1000, 5.0), (3000, 7.0)]),
-                series("up", "b", &[(1500, 1.0), (2500, 1.0)]),
-                series("lag", "b", &[(1500, 1.0), (2500, 2.0)]),
-            ],
-            Readable::AfterScrape,
-        );
+        let mut all = target_a();
+        all.push(series("up", "b", &[(1500, 1.0), (2500, 1.0)]));
+        all.push(series("lag", "b", &[(1500, 1.0), (2500, 2.0)]));
+        let store = Store::from_prometheus(&all, Readable::AfterScrape);
         // a's scrape at 2000 failed: stale once it timed out (2800), not before.
         assert_eq!(
             at(&store, "lag", 2500),
@@ -185,18 +189,7 @@ mod tests {
     /// failed scrape's staleness at the failed scrape's.
     #[test]
     fn read_as_stamped_a_sample_is_readable_at_its_timestamp() {
-        let store = Store::from_prometheus(
-            &[
-                series("up", "a", &[(1000, 1.0), (2000, 0.0), (3000, 1.0)]),
-                series(
-                    "scrape_duration_seconds",
-                    "a",
-                    &[(1000, 0.01), (2000, 0.8), (3000, 0.3)],
-                ),
-                series("lag", "a", &[(1000, 5.0), (3000, 7.0)]),
-            ],
-            Readable::AtTimestamp,
-        );
+        let store = Store::from_prometheus(&target_a(), Readable::AtTimestamp);
         assert_eq!(at(&store, "lag", 2000), vec![]);
         assert_eq!(at(&store, "lag", 3000), vec![("a".into(), 7.0)]);
     }

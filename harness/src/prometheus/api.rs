@@ -198,27 +198,28 @@ impl Api {
         Ok((out, phase))
     }
 
-    /// The phase of the rule group's evaluations: the milliseconds of its last evaluation's
-    /// RFC 3339 time past the whole second (the evaluation interval is one second).
-    pub(super) async fn evaluation_phase(&self, step_ms: i64) -> anyhow::Result<Option<i64>> {
+    /// The rules' health in one read: every rule whose last evaluation failed, with the
+    /// error, and the phase of the group's evaluations (the milliseconds of its last
+    /// evaluation's RFC 3339 time past the whole second; the evaluation interval is one second).
+    pub(super) async fn rules_health(
+        &self,
+        step_ms: i64,
+    ) -> anyhow::Result<(Vec<String>, Option<i64>)> {
         anyhow::ensure!(step_ms == 1000, "a phase from a {step_ms} ms interval");
         let req = self.http.get(format!("{}/api/v1/rules", self.base));
         let r: Rules = self.data(req, "rules").await?;
-        Ok(r.groups
+        let phase = r
+            .groups
             .iter()
-            .find_map(|g| g.last_evaluation.as_deref().and_then(millis_of)))
-    }
-
-    /// Rules whose last evaluation failed, with the error.
-    pub(super) async fn rule_errors(&self) -> anyhow::Result<Vec<String>> {
-        let req = self.http.get(format!("{}/api/v1/rules", self.base));
-        let r: Rules = self.data(req, "rules").await?;
-        Ok(r.groups
+            .find_map(|g| g.last_evaluation.as_deref().and_then(millis_of));
+        let failed = r
+            .groups
             .into_iter()
             .flat_map(|g| g.rules)
             .filter(|r| r.health == "err")
             .map(|r| format!("rule {}: {}", r.name, r.last_error.unwrap_or_default()))
-            .collect())
+            .collect();
+        Ok((failed, phase))
     }
 
     /// Takes a TSDB snapshot; returns its folder name under `data/snapshots/`.

@@ -261,18 +261,14 @@ impl Running {
                 (Vec::new(), None)
             }
         };
-        if phase.is_none() {
-            phase = self
-                .api
-                .evaluation_phase(step_ms)
-                .await
-                .map_err(|e| errors.push(format!("reading the evaluation phase: {e:#}")))
-                .ok()
-                .flatten();
-        }
         let samples = self.export_samples(ended, &mut errors).await;
-        match self.api.rule_errors().await {
-            Ok(e) => errors.extend(e),
+        match self.api.rules_health(step_ms).await {
+            Ok((failed, group_phase)) => {
+                errors.extend(failed);
+                // The raw ALERTS samples' phase is exact; the group's last evaluation is the
+                // fallback when no alert was ever pending.
+                phase = phase.or(group_phase);
+            }
             Err(e) => errors.push(format!("reading the rules' health: {e:#}")),
         }
         let dir = self.run_dir.join(files::PROMETHEUS_DIR);

@@ -69,20 +69,6 @@ fn check_quiet_run(seed: u64) {
         );
         re_elected.insert(e.domain.as_str());
     }
-    for r in &d.rejections {
-        assert!(
-            re_elected.contains(r.domain.as_str()) && r.rejected_token < r.current_token,
-            "seed {seed}: a refusal without an explained election in {}: {r:?}",
-            r.domain
-        );
-    }
-    let rejected: u64 = d.rejected_by_domain.values().sum();
-    assert_eq!(
-        rejected,
-        (d.rejections.len() + d.rejections_not_listed) as u64,
-        "seed {seed}: the refusals listed and not listed add up: {:#?}",
-        d.rejected_by_domain
-    );
     for (domain, _) in d.rejected_by_domain.iter().filter(|(_, n)| **n > 0) {
         assert!(
             re_elected.contains(domain.as_str()),
@@ -93,7 +79,7 @@ fn check_quiet_run(seed: u64) {
 
 /// Proves three fault-free 20 s runs keep fencing quiet: every check valid, no election after
 /// a domain's first unless a failed renewal was logged, and refused writes only in a domain
-/// with such an election, each of a token below the one that refused it.
+/// with such an election.
 #[test]
 fn fault_free_runs_keep_fencing_quiet() {
     for seed in [101, 202, 303] {

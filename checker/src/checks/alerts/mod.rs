@@ -402,11 +402,11 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
         prom.started_unix_ms.unwrap_or(from).max(from),
         prom.ended_unix_ms.unwrap_or(to).min(to),
     );
-    let (compared, tolerance_ms, over) = match against_prometheus(run, &rules_again, &prom, window)
-    {
-        Ok(c) => c,
-        Err(e) => return unknown(format!("{fired}; {e}"), details),
-    };
+    let (compared, tolerance_ms, over) =
+        match against_prometheus(run, &rules_again, &ours, &prom, window) {
+            Ok(c) => c,
+            Err(e) => return unknown(format!("{fired}; {e}"), details),
+        };
     details.compared_over = over;
     details.tolerance_s = tolerance_ms as f64 / 1000.0;
     let frame = compare::Frame {
@@ -444,34 +444,24 @@ pub fn check(run: &RunData, p: &Params) -> Verdict<Details> {
 /// evaluated over. Over Prometheus's own samples (`prometheus/samples.jsonl`) at its own
 /// evaluation instants, the two see the same data at the same moments, so they may differ only
 /// by one evaluation (a scrape stored a moment after an evaluation read). A run directory
-/// without the samples (written before they were exported) falls back to `metrics.csv`: the
+/// without the samples (written before they were exported) falls back to `ours`, the
+/// evaluation over `metrics.csv`: the
 /// two scrapers sample up to one scrape interval apart and a failed scrape counts only once its
 /// timeout ran out, so the tolerance adds both.
 fn against_prometheus(
     run: &RunData,
     rules: &[rules::AlertRule],
+    ours: &[rules::Firing],
     prom: &PrometheusRun,
     window: (i64, i64),
 ) -> Result<(Vec<Vec<rules::Firing>>, i64, String), String> {
     let step_ms = (prom.evaluation_interval_ms as i64).max(1);
     let Some(rel) = prom.samples.as_deref() else {
-        let store = Store::from_metrics(
-            run.metrics.as_ref().ok_or("metrics.csv is missing")?,
-            run.history.header.started_unix_ms as i64,
-        );
-        let ours = rules::firings(
-            rules.to_vec(),
-            &store,
-            window.0,
-            window.1,
-            EVALUATION_INTERVAL_MS,
-        )
-        .map_err(|e| format!("evaluating the rules: {e}"))?;
         let tolerance_ms = step_ms.max(EVALUATION_INTERVAL_MS)
             + SCRAPE_INTERVAL_MS
             + prom.scrape_timeout_ms.min(SCRAPE_INTERVAL_MS as u64) as i64;
         return Ok((
-            vec![ours],
+            vec![ours.to_vec()],
             tolerance_ms,
             "metrics.csv (the run directory has no Prometheus samples)".into(),
         ));

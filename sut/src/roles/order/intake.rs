@@ -138,12 +138,20 @@ pub fn unconsumed(end: Option<PartitionEnd>, taken: Option<Pos>) -> u64 {
     }
 }
 
-/// The position that follows `prev` in a partition: the next offset of the same incarnation,
-/// or offset 0 of a newer one (a restarted appender starts its own incarnation at 0).
-fn follows(prev: Option<Pos>, pos: Pos) -> bool {
+/// The position that must follow `prev` in a partition for `pos` to be next: the next offset
+/// of the same incarnation, or offset 0 of a newer one (a restarted appender starts its own
+/// incarnation at 0). `pos` follows `prev` when it is that position; otherwise that is the
+/// position missing before it.
+fn expected(prev: Option<Pos>, pos: Pos) -> Pos {
     match prev {
-        Some(p) if p.incarnation == pos.incarnation => p.offset.checked_add(1) == Some(pos.offset),
-        _ => pos.offset == 0,
+        Some(p) if p.incarnation == pos.incarnation => Pos {
+            incarnation: p.incarnation,
+            offset: p.offset.saturating_add(1),
+        },
+        _ => Pos {
+            incarnation: pos.incarnation,
+            offset: 0,
+        },
     }
 }
 
@@ -161,20 +169,9 @@ pub fn takeable(taken: Option<Pos>, positions: &[Pos], hole_is_old: impl Fn(Pos)
         if prev.is_some_and(|p| p >= pos) {
             return i; // not in position order: a record whose key and position disagree
         }
-        if !follows(prev, pos) {
-            let missing = match prev {
-                Some(p) if p.incarnation == pos.incarnation => Pos {
-                    incarnation: p.incarnation,
-                    offset: p.offset.saturating_add(1),
-                },
-                _ => Pos {
-                    incarnation: pos.incarnation,
-                    offset: 0,
-                },
-            };
-            if !hole_is_old(missing) {
-                return i;
-            }
+        let missing = expected(prev, pos);
+        if missing != pos && !hole_is_old(missing) {
+            return i;
         }
         prev = Some(pos);
     }
