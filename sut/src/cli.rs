@@ -90,9 +90,10 @@ pub struct OrderArgs {
     /// Retry without a budget (to prove the retry-load check can fail).
     #[arg(long)]
     pub no_retry_budget: bool,
-    /// Trust the leadership flag until the renewal loop notices a lost lease, instead of
-    /// checking the lease's end on the monotonic clock before every write: what a process
-    /// pause between "check" and "use" does, so that only fencing stops a deposed leader.
+    /// Trust the leadership flag instead of checking the lease's end on the monotonic clock
+    /// before every write, and take a failed renewal for a passing failure (step down only
+    /// after a whole TTL of them): a leader that never asks whether its lease still holds, so
+    /// that only fencing stops it once deposed.
     #[arg(long)]
     pub no_lease_check: bool,
 }

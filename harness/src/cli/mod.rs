@@ -165,9 +165,9 @@ pub struct RunArgs {
     /// Switch off saga compensations (to prove the effects check catches lost refunds).
     #[arg(long)]
     pub no_compensation: bool,
-    /// The order leader trusts its leadership flag until its renewal loop notices a lost
-    /// lease, instead of checking the lease before every write: a paused leader then writes
-    /// after it was deposed, and only fencing stops it (see docs/pipeline.md).
+    /// The order leader trusts its leadership flag instead of checking the lease before every
+    /// write, and steps down only after a whole TTL of failed renewals: a paused leader then
+    /// writes after it was deposed, and only fencing stops it (see docs/pipeline.md).
     #[arg(long)]
     pub no_lease_check: bool,
     /// Consistency model of inventory: linearizable (leader, fencing, majority quorum) or

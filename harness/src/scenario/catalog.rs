@@ -72,7 +72,8 @@ fn stale_leader() -> Scenario {
         protection: "fencing",
         about: "pauses the order leader (SIGSTOP) past its lease so that another node is \
                 elected, then resumes it; with --no-lease-check the deposed leader acts on \
-                its stale leadership flag, so its late writes reach the store replicas",
+                its stale leadership flag for a TTL after its first failed renewal, so its \
+                late writes reach the store replicas",
         base: || RunConfig {
             time_limit: ms(11_000),
             concurrency: 12,

@@ -18,7 +18,9 @@
 //!
 //! The leader renews every TTL/4 and counts itself leader only until
 //! `round start + TTL - margin` of its last successful round; replicas count from receipt, so
-//! the leader's view always ends first. It steps down when renewal fails.
+//! the leader's view always ends first. It steps down when renewal fails. Without the lease
+//! check (`--no-lease-check`, a deliberately broken leader for the stale-leader scenario) it
+//! trusts its flag and gives up only after a whole TTL of failed renewals.
 
 mod round;
 
@@ -94,11 +96,13 @@ pub struct Candidate {
     /// Election jitter.
     pub rng: SharedRng,
     /// Whether [`Elector::leadership`] also checks the lease's end on the monotonic clock and
-    /// the floor. False makes it trust the leadership flag until the renewal loop notices that
-    /// the lease is lost (a renewal refused, or one undecided past the lease's end) or that a
-    /// replica holds a higher token. That is what a process paused between checking its lease
-    /// and using it does: after the pause it acts on a stale answer, and only fencing tokens
-    /// stop its writes (the `--no-lease-check` switch, docs/pipeline.md).
+    /// the floor. False makes it trust the leadership flag alone, and makes the renewal loop
+    /// take a failed renewal (refused, undecided, or answered with a higher token) for a
+    /// passing failure: the leader keeps its flag, renews again every TTL/4, and steps down
+    /// only once its renewals have failed for a whole TTL ([`Elector::unchecked_renewal`]).
+    /// That is a leader that never asks whether its lease still holds: resumed after a pause
+    /// past its lease, it acts on its stale leadership for a TTL, and only fencing tokens stop
+    /// its writes (the `--no-lease-check` switch, docs/pipeline.md).
     pub lease_check: bool,
 }
 
@@ -107,6 +111,9 @@ struct State {
     until: Option<Instant>,
     /// The last token this elector led under (0 before its first term).
     last_led: u64,
+    /// Without the lease check: when the renewals of the current term began to fail (none
+    /// while they succeed).
+    failing_since: Option<Instant>,
 }
 
 struct Inner {
@@ -143,6 +150,7 @@ impl Elector {
                     view: LeaderView::default(),
                     until: None,
                     last_led: 0,
+                    failing_since: None,
                 }),
                 changes,
             }),
@@ -161,7 +169,8 @@ impl Elector {
 
     /// This process's token if it leads now: its lease has not run out and no replica has
     /// reported a higher token. Without the lease check, the leadership flag alone: until the
-    /// renewal loop has noticed that the lease is lost or that a replica holds a higher token.
+    /// renewal loop gives up after a whole TTL of failed renewals, or a fenced write steps the
+    /// leader down ([`Elector::step_down_below`]).
     pub fn leadership(&self) -> Option<u64> {
         let st = self.inner.state.lock().ok()?;
         let c = &self.inner.c;
@@ -283,8 +292,9 @@ impl Elector {
     }
 
     /// One renewal, TTL/4 after the last. With the lease check, a higher floor reported
-    /// meanwhile (by any of the role's store calls) ends the wait and the term at once; without
-    /// it, only the renewal notices (what `--no-lease-check` stands for).
+    /// meanwhile (by any of the role's store calls) ends the wait and the term at once, and a
+    /// failed renewal ends the term; without it, failures end the term only after a whole TTL
+    /// of them ([`Elector::unchecked_renewal`], what `--no-lease-check` stands for).
     async fn lead_round(&self, token: u64, until: Option<Instant>) {
         let c = &self.inner.c;
         let mut floor = c.floor.subscribe();
@@ -303,6 +313,10 @@ impl Elector {
             return;
         }
         let result = renew(&c.replicas, &c.domain, &c.node, token, c.ttl, &c.floor).await;
+        if !c.lease_check {
+            self.unchecked_renewal(token, result);
+            return;
+        }
         if self.step_down_if_outbid(token) {
             return;
         }
@@ -333,6 +347,52 @@ impl Elector {
         }
     }
 
+    /// A renewal's result without the lease check: a success extends the lease; a failure
+    /// (refused, undecided, or a replica reported a higher token) keeps the leadership flag
+    /// until the renewals of this term have failed for a whole TTL, counted on the monotonic
+    /// clock from the first failure, and then steps down.
+    fn unchecked_renewal(&self, token: u64, result: Result<Option<Instant>, ()>) {
+        let c = &self.inner.c;
+        assert!(
+            !c.lease_check,
+            "only a leader without the lease check ignores a failure"
+        );
+        let outbid = c.floor.token() > token;
+        let Ok(mut st) = self.inner.state.lock() else {
+            return;
+        };
+        if !(st.view.is_leader && st.view.token == token) {
+            return;
+        }
+        if let (Ok(Some(new_until)), false) = (result, outbid) {
+            st.until = Some(new_until);
+            st.failing_since = None;
+            return;
+        }
+        let now = Instant::now();
+        let since = *st.failing_since.get_or_insert(now);
+        if now.saturating_duration_since(since) < c.ttl {
+            tracing::debug!(domain = %c.domain, token, outbid, "renewal failed; still acting as leader (no lease check)");
+            return;
+        }
+        drop(st);
+        let (cause, reason) = match (outbid, result) {
+            (true, _) => (
+                StepDown::Outbid,
+                "a replica holds a higher token, and renewals failed for a whole TTL",
+            ),
+            (false, Err(())) => (
+                StepDown::RenewalRefused,
+                "a majority refused to renew the lease for a whole TTL",
+            ),
+            (false, Ok(_)) => (
+                StepDown::LeaseExpired,
+                "no majority renewed the lease for a whole TTL",
+            ),
+        };
+        self.step_down_if(|t| t == token, cause, reason);
+    }
+
     fn become_leader(&self, token: u64, until: Instant) {
         let c = &self.inner.c;
         let Ok(mut st) = self.inner.state.lock() else {
@@ -350,6 +410,7 @@ impl Elector {
             is_leader: true,
         };
         st.until = Some(until);
+        st.failing_since = None;
         metrics::counter!("leader_elections_total", "domain" => c.domain.clone()).increment(1);
         tracing::info!(domain = %c.domain, holder = %c.node, token, "became leader");
         self.publish(&st);

@@ -103,7 +103,7 @@ pub fn store_in(
 /// Starts this node's elector for `quorum`'s domain. It shares the quorum client's token
 /// floor, so a replica that answers one of the role's writes or reads with a higher token
 /// ends this node's leadership. `lease_check` false makes it trust its leadership flag until
-/// the renewal loop notices ([`Candidate::lease_check`]).
+/// a whole TTL of failed renewals, or a fenced write ([`Candidate::lease_check`]).
 pub fn elector_for(
     boot: &Boot,
     replicas: &Replicas,

@@ -201,6 +201,11 @@ impl Cand {
     }
 
     pub fn elector(&self, name: &str, seed: u64) -> Elector {
+        self.elector_with(name, seed, true)
+    }
+
+    /// An elector with or without the lease check (`--no-lease-check`).
+    pub fn elector_with(&self, name: &str, seed: u64, lease_check: bool) -> Elector {
         Elector::start(Candidate {
             domain: "order".into(),
             node: name.into(),
@@ -208,7 +213,7 @@ impl Cand {
             floor: self.quorum.floor().clone(),
             ttl: TTL,
             rng: SharedRng::from_seed(seed),
-            lease_check: true,
+            lease_check,
         })
     }
 }

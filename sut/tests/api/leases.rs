@@ -255,6 +255,69 @@ fn a_leader_below_a_replicas_floor_campaigns_above_it() {
     rt.block_on(a.release());
 }
 
+/// Proves what `--no-lease-check` stands for (the stale-leader scenario's broken leader): a
+/// leader `a` without the lease check, deposed on every replica (its lease released, `b`
+/// granted a higher token for longer than the test), keeps acting on its leadership flag for a
+/// whole TTL from its first failed renewal, while the replicas refuse its writes; then it steps
+/// down (cause `outbid`, once) and does not lead again while `b` holds the lease.
+#[test]
+fn a_leader_without_the_lease_check_acts_on_its_flag_for_a_ttl_once_deposed() {
+    let c = Spec::new(3, &["store"]).start();
+    let logs = Captured::default();
+    let _guard = logs.install();
+    let rt = logs.runtime();
+    let cand = Cand::new(&c, c.store_replicas(), 0);
+    let a = rt.block_on(async { cand.elector_with("a", 11, false) });
+    let mut t = 0;
+    assert!(c.wait_until(Duration::from_secs(10), || {
+        t = a.leadership().unwrap_or(0);
+        t > 0
+    }));
+    for (_, url) in c.store_replicas() {
+        let lease = |action: &str, holder: &str, token: u64| {
+            let body = json!({"holder": holder, "token": token, "ttl_ms": 60_000});
+            c.post(
+                &format!("{url}/lease/order/{action}"),
+                None,
+                &body.to_string(),
+            )
+        };
+        // a's renewal may land between the release and the acquire: then release again.
+        let granted = (0..10).any(|_| {
+            lease("release", "a", t);
+            lease("acquire", "b", t + 1).1["granted"] == true
+        });
+        assert!(granted, "{url} grants b token {}", t + 1);
+    }
+    let deposed = Instant::now();
+    let refused = (0..10).any(|_| {
+        let w = rt.block_on(cand.quorum.write(t, vec![("probe".into(), json!(1))]));
+        w.fenced_by() == Some(t + 1)
+    });
+    assert!(refused, "the replicas refuse writes under a's token {t}");
+    let stepped_down = c.wait_until(10 * TTL, || a.leadership().is_none());
+    let held = deposed.elapsed();
+    assert!(stepped_down, "a still leads {held:?} after it was deposed");
+    assert!(
+        held >= TTL,
+        "a stepped down after {held:?}, before a whole TTL"
+    );
+    let down: Vec<Value> = logs
+        .lines("stepped down")
+        .into_iter()
+        .filter(|l| l["token"] == t)
+        .collect();
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert_eq!(down[0]["cause"], "outbid", "{down:?}");
+    std::thread::sleep(TTL);
+    assert_eq!(
+        a.leadership(),
+        None,
+        "a does not lead while b holds the lease"
+    );
+    rt.block_on(a.release());
+}
+
 /// Proves tokens are bounded: on every store replica, a write, a lease request and a repair
 /// under token 2^64-1 or MAX_TOKEN+1 are refused with 400 `bad_token` and change nothing (no
 /// floor moves, the record is intact), a forged repair within the bound but above the
