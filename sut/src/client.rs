@@ -417,14 +417,25 @@ mod tests {
     async fn a_key_sent_before_spends_the_budget() {
         let (base, hits) = server(500, false).await;
         let c = client(base.clone(), Some(RetryBudget::new(0.0, 0)));
-        assert!(matches!(c.post("/x", "k1", &1).await, Outcome::Unknown { .. }));
-        assert_eq!(hits.load(Ordering::SeqCst), 1, "the first attempt needs no budget");
+        assert!(matches!(
+            c.post("/x", "k1", &1).await,
+            Outcome::Unknown { .. }
+        ));
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the first attempt needs no budget"
+        );
         let out = c.post("/x", "k1", &1).await;
         assert!(
             matches!(&out, Outcome::Unknown { error } if error.contains("budget")),
             "{out:?}"
         );
-        assert_eq!(hits.load(Ordering::SeqCst), 1, "the same key again is a retry");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the same key again is a retry"
+        );
         assert!(c.resend("/x", "k1", &1).await.is_none(), "refused");
         assert_eq!(hits.load(Ordering::SeqCst), 1, "a re-drive is a retry");
         c.post("/x", "k2", &1).await;
@@ -447,7 +458,10 @@ mod tests {
             assert!(!s.note(&format!("k{i}")));
         }
         assert_eq!(s.order.len(), MAX_REMEMBERED_KEYS);
-        assert!(s.note(&format!("k{MAX_REMEMBERED_KEYS}")), "newest remembered");
+        assert!(
+            s.note(&format!("k{MAX_REMEMBERED_KEYS}")),
+            "newest remembered"
+        );
         assert!(!s.note("k0"), "oldest forgotten");
     }
 }

@@ -190,9 +190,8 @@ fn goodput_graph(
         return Ok(None);
     }
     let mine = storm::goodput(run, faults, &params.recovery);
-    let theirs = other.and_then(|o| {
-        storm::goodput(o, &analysis::fault_windows(&o.history), &params.recovery)
-    });
+    let theirs = other
+        .and_then(|o| storm::goodput(o, &analysis::fault_windows(&o.history), &params.recovery));
     let mut runs = vec![plot_goodput::GoodputRun {
         label: retry_label(run),
         goodput: mine.as_ref(),
@@ -206,7 +205,13 @@ fn goodput_graph(
     let metrics_end = run.metrics.as_ref().map_or(0.0, |m| m.end_s);
     let end_s = (analysis::end_ns(&run.history) as f64 / 1e9).max(metrics_end);
     let path = run.dir.join(files::GOODPUT_PNG);
-    plot_goodput::draw(&path, &runs, params.recovery.recovered_fraction, faults, end_s)?;
+    plot_goodput::draw(
+        &path,
+        &runs,
+        params.recovery.recovered_fraction,
+        faults,
+        end_s,
+    )?;
     Ok(Some(graph(
         files::GOODPUT_PNG,
         "Payment goodput and recovery",

@@ -127,7 +127,11 @@ pub fn draw(
                 }
             }
         }
-        let mark = if r == 0 { Mark::Line(c) } else { Mark::Dashed(c) };
+        let mark = if r == 0 {
+            Mark::Line(c)
+        } else {
+            Mark::Dashed(c)
+        };
         entries.push(Entry::new(mark, text));
     }
     entries.push(Entry::new(

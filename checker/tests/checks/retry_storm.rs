@@ -30,11 +30,23 @@ fn storm_run(per_key: usize, back_s: Option<usize>) -> Run {
         for i in 0..per_key {
             let t = 5.1 + 0.19 * i as f64 + 0.01 * k as f64;
             let node = ["n1", "n2", "n3"][(k + i) % 3];
-            run.log_at(node, "payment", t, ARRIVED, json!({"kind": "charge", "key": format!("o{k}:charge")}));
+            run.log_at(
+                node,
+                "payment",
+                t,
+                ARRIVED,
+                json!({"kind": "charge", "key": format!("o{k}:charge")}),
+            );
         }
     }
     for (t, key) in [(2.0, "early:charge"), (9.6, "late:charge")] {
-        run.log_at("n1", "payment", t, ARRIVED, json!({"kind": "charge", "key": key}));
+        run.log_at(
+            "n1",
+            "payment",
+            t,
+            ARRIVED,
+            json!({"kind": "charge", "key": key}),
+        );
     }
     let mut ok = 0.0;
     for s in 0..20 {
@@ -62,7 +74,11 @@ fn amplification_within_the_bound_is_valid() {
     assert_eq!(a.requests, 240.0);
     assert!((a.allowed_retries - 57.0).abs() < 1e-9, "{a:?}");
     assert!((a.bound.expect("bound") - 3.85).abs() < 1e-9, "{a:?}");
-    assert!(r.summary.contains("amplification at payment 3.00x"), "{}", r.summary);
+    assert!(
+        r.summary.contains("amplification at payment 3.00x"),
+        "{}",
+        r.summary
+    );
     let g = r.details.goodput.as_ref().expect("goodput");
     assert_eq!(g.baseline_per_s, Some(10.0));
     assert_eq!(g.recovery[0].recovery_s, Some(2.0), "{g:?}");
@@ -75,9 +91,17 @@ fn amplification_within_the_bound_is_valid() {
 #[test]
 fn amplification_over_the_bound_is_invalid_and_a_stuck_goodput_is_metastable() {
     let r = retry_load(&storm_run(5, None));
-    assert_eq!(r.details.over_budget_total, 0, "{:?}", r.details.over_budget);
+    assert_eq!(
+        r.details.over_budget_total, 0,
+        "{:?}",
+        r.details.over_budget
+    );
     assert_eq!(r.validity, Validity::Invalid, "{}", r.summary);
-    assert!(r.summary.contains("over the budget's bound"), "{}", r.summary);
+    assert!(
+        r.summary.contains("over the budget's bound"),
+        "{}",
+        r.summary
+    );
     let a = &r.details.amplification[0];
     assert_eq!((a.arrivals, a.keys), (100, 20));
     assert!(a.over_bound());

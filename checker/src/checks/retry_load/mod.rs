@@ -573,8 +573,11 @@ pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> Verdi
     details.over_budget = over.iter().take(MAX_LISTED).map(|w| (*w).clone()).collect();
     details.over_budget_total = over.len();
     let storm_note = storm_summary(&details);
-    let over_bound: Vec<&storm::Amplification> =
-        details.amplification.iter().filter(|a| a.over_bound()).collect();
+    let over_bound: Vec<&storm::Amplification> = details
+        .amplification
+        .iter()
+        .filter(|a| a.over_bound())
+        .collect();
     let (validity, summary) = if let Some(w) = over.first() {
         (
             Validity::Invalid,

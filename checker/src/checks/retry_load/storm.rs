@@ -144,7 +144,11 @@ pub fn amplification(
         return (Vec::new(), Vec::new());
     }
     let (arrived, errors) = arrivals(run);
-    let callers = run.metrics.as_ref().map(payment_callers).unwrap_or_default();
+    let callers = run
+        .metrics
+        .as_ref()
+        .map(payment_callers)
+        .unwrap_or_default();
     let window_s = budget.window_s.max(1);
     let out = storms
         .into_iter()
@@ -162,7 +166,10 @@ pub fn amplification(
             let mut requests = 0.0;
             let mut active = 0;
             for (req, ret) in callers.values() {
-                let sum = |v: &Vec<f64>| v.get(start..end.min(v.len())).map_or(0.0, |x| x.iter().sum::<f64>());
+                let sum = |v: &Vec<f64>| {
+                    v.get(start..end.min(v.len()))
+                        .map_or(0.0, |x| x.iter().sum::<f64>())
+                };
                 let (r, t) = (sum(req), sum(ret));
                 if r + t > 0.0 {
                     active += 1;
@@ -191,11 +198,7 @@ pub fn amplification(
 }
 
 /// Payment's goodput and its recovery after each heal; `None` without the series.
-pub fn goodput(
-    run: &RunData,
-    windows: &[FaultWindow],
-    p: &RecoveryParams,
-) -> Option<Goodput> {
+pub fn goodput(run: &RunData, windows: &[FaultWindow], p: &RecoveryParams) -> Option<Goodput> {
     let m = run.metrics.as_ref()?;
     let series: Vec<_> = m
         .named(CALL_OUTCOMES)

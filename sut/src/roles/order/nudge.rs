@@ -27,9 +27,9 @@ use super::model::{OrderRecord, Status, StepName};
 use super::saga::{charge_body, commit_body, reserve_body, ship_body};
 use super::{order_key, Orders};
 use crate::client::{Downstream, Outcome};
-use crate::roles::leader::Route;
 use crate::http::{ApiError, JsonBody};
 use crate::ids::step_key;
+use crate::roles::leader::Route;
 use crate::roles::leader::{serve_routed, store_unavailable};
 
 /// Re-drives one process runs at once at most.
