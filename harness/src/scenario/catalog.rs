@@ -1,5 +1,6 @@
-//! The named scenarios. Timings are for a debug build on two busy cores: each run is 11–13 s of
-//! workload plus start, read drain, quiesce and check (about 20 s in all).
+//! The named scenarios. Timings are for a debug build on two busy cores: each run is 10–13 s of
+//! workload (the retry storm's 20 s, to see recovery after the heal) plus start, read drain,
+//! quiesce and check.
 //!
 //! Every call between roles crosses a link proxy, a node's calls to its own roles included, so
 //! a fault on the links into payment covers every charge and refund wherever the leaders are;
