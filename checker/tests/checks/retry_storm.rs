@@ -61,8 +61,8 @@ fn storm_run(per_key: usize, back_s: Option<usize>) -> Run {
 }
 
 /// Proves amplification is the arrivals inside the storm over their distinct keys (3 per key
-/// here: 60 / 20), that the bound is (keys + 0.1 × the callers' 240 requests in the budget
-/// window ending at the heal + 1/s × 11 s × 3 callers) / keys = 3.85, that a run within it is
+/// here: 60 / 20), that the bound is (keys + 0.1 × the callers' 240 requests in the 12 s
+/// ending at the heal + 1/s × 11 s × 3 callers) / keys = 3.85, that a run within it is
 /// valid, and that goodput back at 11 s is a recovery 2 s after the heal, not metastable.
 #[test]
 fn amplification_within_the_bound_is_valid() {

@@ -10,9 +10,10 @@
 //!
 //! `arrivals ≤ keys + Σ over callers of (ratio × requests + floor × (window + 1 s))`
 //!
-//! with each caller's requests counted over the budget window that ends at the heal (every
-//! send that arrived in the storm lies in it while the storm and its latency fit in the
-//! window). Callers that sent payment nothing in that window are left out: they cannot have
+//! with each caller's requests counted over the budget window that ends at the heal, widened by
+//! one second for the grain of the scrape and of the budget's own 1 s buckets (every send that
+//! arrived in the storm lies in it while the storm and its latency fit in the window; the extra
+//! floor second is the same grain on the retry side). Callers that sent payment nothing in that window are left out: they cannot have
 //! brought an arrival. `bound` is that right-hand side over `keys`.
 //!
 //! **Goodput** at payment = logical charges answered 2xx per second, summed over callers
@@ -162,7 +163,7 @@ pub fn amplification(
                 .collect();
             let keys = inside.iter().collect::<BTreeSet<_>>().len() as u64;
             let end = to_s.ceil().min(1e9) as usize;
-            let start = end.saturating_sub(window_s + 1);
+            let start = end.saturating_sub(window_s + 2);
             let mut requests = 0.0;
             let mut active = 0;
             for (req, ret) in callers.values() {
