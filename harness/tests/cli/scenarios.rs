@@ -272,9 +272,15 @@ fn retry_storm_stays_in_budget_and_not_without_it() {
         )
     };
     let (with, bound) = amp(&load);
-    assert!(with <= bound, "with the budget: {with} over its bound {bound}");
+    assert!(
+        with <= bound,
+        "with the budget: {with} over its bound {bound}"
+    );
     let (without, bound_off) = amp(&off);
-    assert!(without >= 3.0 && without > bound_off, "without: {without} (bound {bound_off})");
+    assert!(
+        without >= 3.0 && without > bound_off,
+        "without: {without} (bound {bound_off})"
+    );
     for run in [&load, &off] {
         let g = &run["details"]["goodput"];
         assert!(g["baseline_per_s"].as_f64() > Some(0.0), "{g}");
