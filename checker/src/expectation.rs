@@ -179,6 +179,22 @@ pub fn measure(m: &Measure, results: &Results) -> Result<f64, String> {
             let (_, d) = results.check::<RetryLoad>().ok_or_else(missing)?;
             d.over_budget_total as f64
         }
+        Measure::StormAmplification => {
+            let (_, d) = results.check::<RetryLoad>().ok_or_else(missing)?;
+            d.amplification
+                .iter()
+                .filter_map(|a| a.amplification)
+                .reduce(f64::max)
+                .ok_or_else(|| "no storm window with arrivals at payment".to_owned())?
+        }
+        Measure::AmplificationHeadroom => {
+            let (_, d) = results.check::<RetryLoad>().ok_or_else(missing)?;
+            d.amplification
+                .iter()
+                .filter_map(|a| Some(a.bound? - a.amplification?))
+                .reduce(f64::min)
+                .ok_or_else(|| "no storm window with a budget bound".to_owned())?
+        }
     })
 }
 
@@ -409,6 +425,9 @@ mod tests {
             windows: Vec::new(),
             over_budget: Vec::new(),
             over_budget_total: 5,
+            amplification: Vec::new(),
+            goodput: None,
+            log_errors: Vec::new(),
         };
         let results = Results::new(
             "s/1".into(),

@@ -27,6 +27,9 @@ mod lincheck;
 mod report;
 #[path = "checks/retry_load.rs"]
 mod retry_load;
+/// Amplification at payment and goodput recovery in a retry storm.
+#[path = "checks/retry_storm.rs"]
+mod retry_storm;
 #[path = "checks/signals_perf.rs"]
 mod signals_perf;
 #[path = "checks/support.rs"]

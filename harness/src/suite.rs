@@ -277,6 +277,20 @@ fn not_run(job: &Job, seed: u64, error: Option<String>) -> Cell {
     }
 }
 
+/// After a protection-off run: redraws its protection-on twin's report (same row and seed)
+/// with both runs on the comparison graphs (retry load, payment goodput), as
+/// `harness scenario run --pair` does.
+fn compare_pair(out: &std::path::Path, cells: &[Cell]) {
+    let Some(off) = cells.last() else { return };
+    let on = cells
+        .iter()
+        .rev()
+        .find(|c| c.row == off.row && c.seed == off.seed && c.mode == Mode::On);
+    if let (Some(on_dir), Some(off_dir)) = (on.and_then(|c| c.dir.as_ref()), off.dir.as_ref()) {
+        runner::compare(&out.join(on_dir), &out.join(off_dir));
+    }
+}
+
 async fn run_job(a: &SuiteArgs, job: &Job, seed: u64) -> anyhow::Result<RunOutcome> {
     match job {
         Job::Chaos => run::execute(chaos_config(a, seed)).await,
@@ -326,6 +340,9 @@ pub async fn main(a: SuiteArgs, job: &'static str) -> i32 {
             Ok(r) => {
                 interrupted = r.code == run::EXIT_INTERRUPTED;
                 cells.push(cell_of(&a, task, &r, began.elapsed()));
+                if matches!(task, Job::Scenario(_, false)) {
+                    compare_pair(&a.out, &cells);
+                }
             }
             Err(e) => {
                 eprintln!("harness: {job} run {} crashed: {e:#}", task.row());

@@ -6,8 +6,17 @@
 //! The outcome is three-valued like a history entry: [`Outcome::Done`] (a definite answer, 2xx
 //! or 4xx), or [`Outcome::Unknown`] when no definite answer came back (timeouts, resets, 5xx):
 //! the effect may or may not have happened, and only a retry under the same key can tell.
+//!
+//! A logical request is one idempotency key: the first call under a key deposits into the
+//! budget and counts in `requests_total`; every later attempt under it, whether the policy's
+//! own retry, a call the saga repeats after an unknown outcome, or a re-drive ([`Downstream::resend`]),
+//! is a retry (`retry_attempts_total`) that the budget must grant first. So the budget bounds
+//! everything sent under the keys, whichever layer repeats them: per caller and 10 s window,
+//! attempts ≤ (1 + ratio) × keys + floor × 10 s. The keys sent are remembered up to
+//! [`MAX_REMEMBERED_KEYS`]; an older key forgotten counts as new once more.
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -76,6 +85,50 @@ pub fn settles_nothing(status: u16) -> bool {
     matches!(status, 401 | 408 | 409)
 }
 
+/// Keys a [`Downstream`] remembers having sent (the oldest is forgotten first).
+pub const MAX_REMEMBERED_KEYS: usize = 16_384;
+
+/// The keys sent, bounded: a set with its insertion order.
+#[derive(Default)]
+struct SentKeys {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl SentKeys {
+    /// Notes `key` as sent; true if it was sent before.
+    fn note(&mut self, key: &str) -> bool {
+        if self.set.contains(key) {
+            return true;
+        }
+        if self.order.len() >= MAX_REMEMBERED_KEYS {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(key.to_owned());
+        self.order.push_back(key.to_owned());
+        assert!(self.order.len() <= MAX_REMEMBERED_KEYS && self.set.len() == self.order.len());
+        false
+    }
+}
+
+/// What a logical call ended with, as `call_outcomes_total{outcome}` counts it.
+fn outcome_label(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Done { status, .. } if *status < 300 => "ok",
+        Outcome::Done { .. } => "refused",
+        Outcome::Unknown { .. } => "unknown",
+    }
+}
+
+/// One attempt's result: a definite answer, or the error and whether the callee asked not to
+/// be retried.
+enum Attempt {
+    Definite(Outcome),
+    Failed { error: String, no_retry: bool },
+}
+
 /// A downstream service with its retry policy and budget.
 #[derive(Clone)]
 pub struct Downstream {
@@ -87,6 +140,7 @@ pub struct Downstream {
     policy: RetryPolicy,
     budget: Option<Arc<RetryBudget>>,
     rng: SharedRng,
+    sent: Arc<Mutex<SentKeys>>,
 }
 
 impl Downstream {
@@ -116,7 +170,34 @@ impl Downstream {
             policy,
             budget: budget.map(Arc::new),
             rng,
+            sent: Arc::new(Mutex::new(SentKeys::default())),
         }
+    }
+
+    /// Sets `call_outcomes_total` of `routes` to 0 for every outcome, so that the series are
+    /// present from the start.
+    pub fn register_routes(&self, routes: &[&'static str]) {
+        for route in routes {
+            for outcome in ["ok", "refused", "unknown"] {
+                metrics::counter!("call_outcomes_total", "downstream" => self.name,
+                    "route" => *route, "outcome" => outcome)
+                .increment(0);
+            }
+        }
+    }
+
+    /// Notes `key` as sent; true if this process sent it before (a retry, then).
+    fn sent_before(&self, key: &str) -> bool {
+        match self.sent.lock() {
+            Ok(mut s) => s.note(key),
+            Err(p) => p.into_inner().note(key),
+        }
+    }
+
+    fn count_outcome(&self, path: &str, o: &Outcome) {
+        metrics::counter!("call_outcomes_total", "downstream" => self.name,
+            "route" => path.to_owned(), "outcome" => outcome_label(o))
+        .increment(1);
     }
 
     /// May another attempt follow? Counts the retry or the exhausted budget.
@@ -132,49 +213,98 @@ impl Downstream {
         true
     }
 
-    /// POSTs `body` to `path` under `key`, retrying per the policy and the budget.
+    /// POSTs `body` to `path` under `key`, retrying per the policy and the budget. The first
+    /// call under a key is a logical request; under a key sent before, the first attempt is a
+    /// retry too (see the module docs).
     pub async fn post<B: Serialize>(&self, path: &str, key: &str, body: &B) -> Outcome {
-        let mut last_error = String::from("no targets");
         if self.targets.is_empty() {
-            return Outcome::Unknown { error: last_error };
+            return Outcome::Unknown {
+                error: "no targets".into(),
+            };
         }
-        metrics::counter!("requests_total", "downstream" => self.name).increment(1);
-        if let Some(b) = &self.budget {
-            b.deposit();
+        let again = self.sent_before(key);
+        if !again {
+            metrics::counter!("requests_total", "downstream" => self.name).increment(1);
+            if let Some(b) = &self.budget {
+                b.deposit();
+            }
         }
+        let mut last_error = String::from("no attempt");
         for attempt in 0..self.policy.max_attempts {
-            if attempt > 0 {
+            if attempt > 0 || again {
                 if !self.may_retry() {
+                    if attempt == 0 {
+                        last_error = format!("{}: retry budget exhausted", self.name);
+                    }
                     break;
                 }
-                tokio::time::sleep(self.policy.backoff(attempt - 1, &self.rng)).await;
+                if attempt > 0 {
+                    tokio::time::sleep(self.policy.backoff(attempt - 1, &self.rng)).await;
+                }
             }
-            let base = &self.targets[attempt as usize % self.targets.len()];
-            let url = format!("{base}{path}");
-            let sent = self
-                .http
-                .post(&url)
-                .header(IDEMPOTENCY_KEY, key)
-                .json(body)
-                .send()
-                .await;
-            match sent {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let no_retry = resp.headers().contains_key(DO_NOT_RETRY);
-                    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
-                    if status < 500 && !settles_nothing(status) {
-                        return Outcome::Done { status, body };
-                    }
-                    last_error = format!("{url}: HTTP {status}: {body}");
+            match self.attempt(attempt as usize, path, key, body).await {
+                Attempt::Definite(out) => {
+                    self.count_outcome(path, &out);
+                    return out;
+                }
+                Attempt::Failed { error, no_retry } => {
+                    last_error = error;
                     if no_retry {
                         break;
                     }
                 }
-                Err(e) => last_error = format!("{url}: {e}"),
             }
         }
-        Outcome::Unknown { error: last_error }
+        let out = Outcome::Unknown { error: last_error };
+        self.count_outcome(path, &out);
+        out
+    }
+
+    /// Sends `body` under `key` once more, as a retry the budget must grant (a re-drive of a
+    /// step whose call is pending): one attempt, to this node's target. `None`: nothing was
+    /// sent, the budget refused (or there is no target).
+    pub async fn resend<B: Serialize>(&self, path: &str, key: &str, body: &B) -> Option<Outcome> {
+        self.sent_before(key);
+        if self.targets.is_empty() || !self.may_retry() {
+            return None;
+        }
+        let out = match self.attempt(0, path, key, body).await {
+            Attempt::Definite(out) => out,
+            Attempt::Failed { error, .. } => Outcome::Unknown { error },
+        };
+        self.count_outcome(path, &out);
+        Some(out)
+    }
+
+    /// One attempt to the `n`th target (round robin, this node's first).
+    async fn attempt<B: Serialize>(&self, n: usize, path: &str, key: &str, body: &B) -> Attempt {
+        let base = &self.targets[n % self.targets.len()];
+        let url = format!("{base}{path}");
+        let sent = self
+            .http
+            .post(&url)
+            .header(IDEMPOTENCY_KEY, key)
+            .json(body)
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let no_retry = resp.headers().contains_key(DO_NOT_RETRY);
+                let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+                if status < 500 && !settles_nothing(status) {
+                    return Attempt::Definite(Outcome::Done { status, body });
+                }
+                Attempt::Failed {
+                    error: format!("{url}: HTTP {status}: {body}"),
+                    no_retry,
+                }
+            }
+            Err(e) => Attempt::Failed {
+                error: format!("{url}: {e}"),
+                no_retry: false,
+            },
+        }
     }
 }
 
@@ -277,5 +407,61 @@ mod tests {
             assert!(matches!(out, Outcome::Unknown { .. }), "{status}: {out:?}");
             assert_eq!(hits.load(Ordering::SeqCst), 3, "{status} retried");
         }
+    }
+
+    /// Proves a key sent before is a retry on every attempt: with an empty budget, the first
+    /// call under a key sends once (no retry granted), the same key again sends nothing, and a
+    /// re-drive (`resend`) sends nothing either; a fresh key is a logical request again. With
+    /// no budget, `resend` makes exactly one attempt.
+    #[tokio::test]
+    async fn a_key_sent_before_spends_the_budget() {
+        let (base, hits) = server(500, false).await;
+        let c = client(base.clone(), Some(RetryBudget::new(0.0, 0)));
+        assert!(matches!(
+            c.post("/x", "k1", &1).await,
+            Outcome::Unknown { .. }
+        ));
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the first attempt needs no budget"
+        );
+        let out = c.post("/x", "k1", &1).await;
+        assert!(
+            matches!(&out, Outcome::Unknown { error } if error.contains("budget")),
+            "{out:?}"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the same key again is a retry"
+        );
+        assert!(c.resend("/x", "k1", &1).await.is_none(), "refused");
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "a re-drive is a retry");
+        c.post("/x", "k2", &1).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "a new key is a new request");
+
+        hits.store(0, Ordering::SeqCst);
+        let free = client(base, None);
+        assert!(matches!(
+            free.resend("/x", "k1", &1).await,
+            Some(Outcome::Unknown { .. })
+        ));
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "one attempt per re-drive");
+    }
+
+    /// Proves the remembered keys are bounded: the oldest is forgotten first.
+    #[test]
+    fn sent_keys_are_bounded() {
+        let mut s = SentKeys::default();
+        for i in 0..MAX_REMEMBERED_KEYS + 1 {
+            assert!(!s.note(&format!("k{i}")));
+        }
+        assert_eq!(s.order.len(), MAX_REMEMBERED_KEYS);
+        assert!(
+            s.note(&format!("k{MAX_REMEMBERED_KEYS}")),
+            "newest remembered"
+        );
+        assert!(!s.note("k0"), "oldest forgotten");
     }
 }

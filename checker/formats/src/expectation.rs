@@ -170,6 +170,12 @@ pub enum Measure {
     },
     /// retry-load: caller windows whose retries exceeded the budget.
     WindowsOverBudget,
+    /// retry-load: the highest amplification at payment over the storm windows (requests
+    /// arrived / distinct idempotency keys while the storm stood).
+    StormAmplification,
+    /// retry-load: the least headroom under the budget's bound over the storm windows (bound
+    /// minus amplification; negative when over).
+    AmplificationHeadroom,
 }
 
 impl Measure {
@@ -179,7 +185,10 @@ impl Measure {
             Measure::FencingRejected { .. } | Measure::FencingViolations { .. } => CheckId::Fencing,
             Measure::RepeatedKeys { .. } => CheckId::Idempotency,
             Measure::EffectViolations { .. } | Measure::OrdersWithStatus { .. } => CheckId::Effects,
-            Measure::RetriesRefused { .. } | Measure::WindowsOverBudget => CheckId::RetryLoad,
+            Measure::RetriesRefused { .. }
+            | Measure::WindowsOverBudget
+            | Measure::StormAmplification
+            | Measure::AmplificationHeadroom => CheckId::RetryLoad,
         }
     }
 }

@@ -18,6 +18,9 @@ pub const THROUGHPUT_PNG: &str = "throughput.png";
 pub const LATENCY_PNG: &str = "latency.png";
 /// First attempts, retries and budget refusals per downstream.
 pub const RETRY_LOAD_PNG: &str = "retry-load.png";
+/// Payment's goodput with its recovery after each heal (runs with a retry storm only; the
+/// retry-storm pair draws both runs on it).
+pub const GOODPUT_PNG: &str = "goodput.png";
 /// The seam-signals dashboard.
 pub const SIGNALS_PNG: &str = "signals.png";
 /// Operations per process over time.

@@ -5,6 +5,7 @@
 pub mod export;
 mod index;
 pub mod plot_alerts;
+pub mod plot_goodput;
 pub mod plot_metrics;
 pub mod plot_ops;
 pub mod png;
@@ -127,6 +128,7 @@ pub fn write_report(
     let pairs = analysis::pairs(&run.history);
     let faults = analysis::fault_windows(&run.history);
     let mut graphs = draw_graphs(run, other, &pairs, &faults, params)?;
+    graphs.extend(goodput_graph(run, other, &faults, params)?);
     let alerts = results
         .check::<crate::checks::Alerts>()
         .map(|(_, d)| d)
@@ -174,6 +176,48 @@ pub fn write_report(
         timeline_pages,
         signal_files,
     })
+}
+
+/// `goodput.png` when the run had a retry storm: this run's goodput and `other`'s.
+fn goodput_graph(
+    run: &RunData,
+    other: Option<&RunData>,
+    faults: &[analysis::FaultWindow],
+    params: &Params,
+) -> Result<Option<Graph>, ReportError> {
+    use crate::checks::retry_load::storm;
+    if !faults.iter().any(|w| w.fault == storm::STORM) {
+        return Ok(None);
+    }
+    let mine = storm::goodput(run, faults, &params.recovery);
+    let theirs = other
+        .and_then(|o| storm::goodput(o, &analysis::fault_windows(&o.history), &params.recovery));
+    let mut runs = vec![plot_goodput::GoodputRun {
+        label: retry_label(run),
+        goodput: mine.as_ref(),
+    }];
+    if let Some(o) = other {
+        runs.push(plot_goodput::GoodputRun {
+            label: retry_label(o),
+            goodput: theirs.as_ref(),
+        });
+    }
+    let metrics_end = run.metrics.as_ref().map_or(0.0, |m| m.end_s);
+    let end_s = (analysis::end_ns(&run.history) as f64 / 1e9).max(metrics_end);
+    let path = run.dir.join(files::GOODPUT_PNG);
+    plot_goodput::draw(
+        &path,
+        &runs,
+        params.recovery.recovered_fraction,
+        faults,
+        end_s,
+    )?;
+    Ok(Some(graph(
+        files::GOODPUT_PNG,
+        "Payment goodput and recovery",
+        "Charges answered 2xx per second at payment (summed over callers), one line per run (dashed: the compared run); the dotted line is the share of each run's pre-fault baseline that counts as recovered, a dot marks where each run got back to it after the heal. Shaded bands are fault periods.",
+        plot_goodput::GOODPUT_SIZE,
+    )))
 }
 
 fn retry_label(run: &RunData) -> String {

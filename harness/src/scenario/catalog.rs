@@ -1,5 +1,6 @@
-//! The named scenarios. Timings are for a debug build on two busy cores: each run is 11–13 s of
-//! workload plus start, read drain, quiesce and check (about 20 s in all).
+//! The named scenarios. Timings are for a debug build on two busy cores: each run is 10–13 s of
+//! workload (the retry storm's 20 s, to see recovery after the heal) plus start, read drain,
+//! quiesce and check.
 //!
 //! Every call between roles crosses a link proxy, a node's calls to its own roles included, so
 //! a fault on the links into payment covers every charge and refund wherever the leaders are;
@@ -246,16 +247,20 @@ fn retried_compensation() -> Scenario {
     }
 }
 
-/// The retry budget against a storm on payment.
+/// The retry budget against a storm on payment, with retries at three layers: the callers'
+/// policy, the saga repeating its step, and re-drives after the clients' impatient resends.
 fn retry_storm() -> Scenario {
     Scenario {
         name: "retry-storm",
         protection: "retry-budget",
         about: "slows every link into payment past the callers' 2 s timeout (the storm \
-                fault) while the workload's clients resend eagerly: every attempt times \
-                out, and only the retry budget keeps the retries bounded",
+                fault) while the workload's clients resend their pending orders (each resend \
+                re-drives the saga's pending charge) and the saga repeats its step: every \
+                attempt times out, and only the retry budget, which counts every repeat of a \
+                key, keeps the requests per key at payment bounded; the workload runs 11 s \
+                past the heal to measure recovery",
         base: || RunConfig {
-            time_limit: ms(12_000),
+            time_limit: ms(20_000),
             faults: vec![fault(
                 4000,
                 5000,
@@ -274,10 +279,12 @@ fn retry_storm() -> Scenario {
             inventory_mode: None,
         },
         claim_on: "the order leader's retries to payment stay within the budget in every \
-                   window while the budget refuses some (retry-load check), every check \
-                   valid",
-        claim_off: "without the budget every attempt is retried: the retry-load check is \
-                    invalid with windows over the budget",
+                   window while the budget refuses some, and the requests per key arriving at \
+                   payment during the storm stay within the budget's bound (retry-load check), \
+                   every check valid",
+        claim_off: "without the budget every repeat is sent: the retry-load check is invalid \
+                    with windows over the budget, and at least 3 requests per key arrive at \
+                    payment during the storm",
         on_requirements: || {
             vec![
                 Requirement::with(
@@ -288,16 +295,30 @@ fn retry_storm() -> Scenario {
                     },
                     1.0,
                 ),
+                Requirement::with(
+                    Valid,
+                    "headroom under the budget's amplification bound",
+                    Measure::AmplificationHeadroom,
+                    0.0,
+                ),
                 verdict_valid(),
             ]
         },
         off_requirements: || {
-            vec![Requirement::with(
-                Invalid,
-                "caller windows over the budget",
-                Measure::WindowsOverBudget,
-                1.0,
-            )]
+            vec![
+                Requirement::with(
+                    Invalid,
+                    "caller windows over the budget",
+                    Measure::WindowsOverBudget,
+                    1.0,
+                ),
+                Requirement::with(
+                    Invalid,
+                    "amplification at payment (requests per key)",
+                    Measure::StormAmplification,
+                    3.0,
+                ),
+            ]
         },
     }
 }

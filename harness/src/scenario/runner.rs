@@ -166,9 +166,9 @@ async fn run_cmd(args: &ScenarioRunArgs) -> anyhow::Result<i32> {
     Ok(code_of(&[&on, &off]))
 }
 
-/// Redraws the first run's report with the second on its retry-load graph. The drawing is a
-/// convenience: failing it changes no outcome.
-fn compare(on: &Path, off: &Path) {
+/// Redraws the first run's report with the second on its retry-load graph (and, after a retry
+/// storm, its goodput graph). The drawing is a convenience: failing it changes no outcome.
+pub(crate) fn compare(on: &Path, off: &Path) {
     match checker::analyze_compared(on, Some(off), &checker::Params::default()) {
         Ok(_) => eprintln!(
             "harness: {} draws both runs on one retry-load graph (harness analyze {} --compare {})",

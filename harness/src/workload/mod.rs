@@ -59,11 +59,14 @@ pub struct WorkloadOptions {
     /// After the time limit, how long clients keep polling orders that are not terminal yet.
     pub read_drain: Duration,
     /// True while a retry storm wants eager clients: an order with no definite answer is sent
-    /// again at once with the same key and body, up to [`EAGER_RETRIES_MAX`] times.
+    /// again at once with the same key and body, up to [`EAGER_RETRIES_MAX`] times; an
+    /// acknowledged order that a read finds not terminal yet is sent again too (an impatient
+    /// user pressing "pay" once more), up to [`EAGER_RETRIES_MAX`] times per order.
     pub eager: Option<watch::Receiver<bool>>,
 }
 
-/// Immediate resends of one order in eager mode.
+/// Resends of one order in eager mode: immediate ones after an info, and impatient ones after
+/// a read that found it not terminal, each.
 pub const EAGER_RETRIES_MAX: u32 = 3;
 
 /// Counts the progress display and the summary use.
@@ -206,6 +209,10 @@ struct PendingRead {
     due: Instant,
     delay: Duration,
     reads: u32,
+    /// The order as placed, for an impatient resend.
+    order: PlaceOrder,
+    /// Impatient resends made.
+    resends: u32,
 }
 
 /// What a placement left behind.
@@ -290,6 +297,12 @@ impl Client {
                     let Some((i, _)) = next else { continue };
                     let mut read = pending.swap_remove(i);
                     if !self.read(process, &read).await {
+                        if self.impatient(&mut read, &stop) {
+                            let again = self.place(process, seq, Some(read.order.clone())).await;
+                            if again.retired.is_some() {
+                                process += self.concurrency;
+                            }
+                        }
                         read.reads += 1;
                         if read.reads >= MAX_READS_PER_ORDER {
                             self.count(|t| t.reads_abandoned += 1);
@@ -307,7 +320,17 @@ impl Client {
         self.count(|t| t.reads_abandoned += left);
     }
 
-    /// Places one order.
+    /// In eager mode, whether to send the order `read` polls once more (it was not terminal),
+    /// counting the resend.
+    fn impatient(&self, read: &mut PendingRead, stop: &watch::Receiver<bool>) -> bool {
+        let eager_now = self.eager.as_ref().is_some_and(|e| *e.borrow());
+        if !eager_now || read.resends >= EAGER_RETRIES_MAX || *stop.borrow() {
+            return false;
+        }
+        read.resends += 1;
+        true
+    }
+
     /// Places one order, or sends `again` (an earlier order's key and body) once more.
     async fn place(&mut self, process: u64, seq: u64, again: Option<PlaceOrder>) -> Placed {
         let i = (process as usize) % self.urls.len();
@@ -376,15 +399,18 @@ impl Client {
         });
         self.history
             .record(p, op_type, F::PlaceOrder, done, Some(node), error);
+        let read = order_id.map(|order_id| PendingRead {
+            order_id,
+            node: i,
+            due: Instant::now() + FIRST_READ_DELAY,
+            delay: FIRST_READ_DELAY,
+            reads: 0,
+            order: order.clone(),
+            resends: 0,
+        });
         Placed {
             retired: (op_type == OpType::Info).then_some(order),
-            read: order_id.map(|order_id| PendingRead {
-                order_id,
-                node: i,
-                due: Instant::now() + FIRST_READ_DELAY,
-                delay: FIRST_READ_DELAY,
-                reads: 0,
-            }),
+            read,
         }
     }
 

@@ -241,8 +241,10 @@ fn retried_refunds_refund_once_and_twice_without_idempotency() {
 
 /// Proves `retry-storm`: with every link into payment slowed past the callers' timeout, the
 /// order leader's retries stay within the budget in every window while the budget refuses
-/// some; with `--no-retry-budget` a window is over the budget and the check is invalid. The
-/// pair's first report draws both runs on one retry-load graph.
+/// some, and the requests per key at payment stay within the budget's bound; with
+/// `--no-retry-budget` a window is over the budget, at least 3 requests per key arrive at
+/// payment, and the check is invalid. Both runs measure payment's goodput after the heal, and
+/// the pair's first report draws both runs on one retry-load and one goodput graph.
 #[test]
 fn retry_storm_stays_in_budget_and_not_without_it() {
     let p = run_pair("retry-storm", "3");
@@ -262,8 +264,32 @@ fn retry_storm_stays_in_budget_and_not_without_it() {
     assert_eq!(off["validity"], "invalid", "{off}");
     assert!(off["details"]["over_budget_total"].as_u64() > Some(0));
     assert_eq!(off["details"]["budget_on"], false);
-    let png = std::fs::read(p.on_dir.join("retry-load.png")).expect("png");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let amp = |d: &serde_json::Value| {
+        let a = &d["details"]["amplification"][0];
+        (
+            a["amplification"].as_f64().expect("amplification"),
+            a["bound"].as_f64().expect("bound"),
+        )
+    };
+    let (with, bound) = amp(load);
+    assert!(
+        with <= bound,
+        "with the budget: {with} over its bound {bound}"
+    );
+    let (without, bound_off) = amp(off);
+    assert!(
+        without >= 3.0 && without > bound_off,
+        "without: {without} (bound {bound_off})"
+    );
+    for run in [&load, &off] {
+        let g = &run["details"]["goodput"];
+        assert!(g["baseline_per_s"].as_f64() > Some(0.0), "{g}");
+        assert_eq!(g["recovery"].as_array().map(Vec::len), Some(1), "{g}");
+    }
+    for file in ["retry-load.png", "goodput.png"] {
+        let png = std::fs::read(p.on_dir.join(file)).expect("png");
+        assert!(png.starts_with(b"\x89PNG"), "{file}: a PNG");
+    }
     assert!(p.stdout.contains("retry-storm-off"), "{}", p.stdout);
 }
 

@@ -101,6 +101,7 @@ impl Kind {
                 &[Repeat::Deduplicated, Repeat::Applied],
             );
             metrics::counter!("effects_applied_total", "kind" => k.label()).increment(0);
+            metrics::counter!("effect_requests_total", "kind" => k.label()).increment(0);
         }
     }
 }
@@ -226,6 +227,18 @@ pub fn check_replay(
 pub fn count_replay(kind: Kind, key: &str) {
     crate::telemetry::duplicate_effect(kind.label(), Repeat::Deduplicated);
     tracing::info!(%key, kind = kind.label(), "dedup hit");
+}
+
+/// The log message of a request arriving from a caller ([`count_arrival`]).
+pub const ARRIVED: &str = "effect request arrived";
+
+/// Counts and logs a request of `kind` under `key` as it arrives from a caller (not one a
+/// node of the role forwarded to its leader): `effect_requests_total{kind}` and one
+/// [`ARRIVED`] line with `kind` and `key`, from which the checker measures how many requests
+/// each key brought (the amplification of a retry storm).
+pub fn count_arrival(kind: Kind, key: &str) {
+    metrics::counter!("effect_requests_total", "kind" => kind.label()).increment(1);
+    tracing::info!(%key, kind = kind.label(), "{ARRIVED}");
 }
 
 /// Counts and logs an effect whose write W replicas acknowledged: the one place an effect is

@@ -17,8 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::common::paginate;
-use super::effect::{applied_of, Decision, Effects, Entries, Entry, Kind, Ledger, Unit};
-use super::leader::{serve_routed, store_unavailable, Leader};
+use super::effect::{
+    applied_of, count_arrival, Decision, Effects, Entries, Entry, Kind, Ledger, Unit,
+};
+use super::leader::{serve_routed, store_unavailable, Leader, FORWARDED_BY};
 use crate::cli::PaymentArgs;
 use crate::http::{common_routes, idempotency_key, ApiError, JsonBody, Page};
 use crate::quorum::Quorum;
@@ -211,6 +213,9 @@ async fn handle(svc: Payment, kind: Kind, headers: HeaderMap, req: PaymentReques
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
+    if !headers.contains_key(FORWARDED_BY) {
+        count_arrival(kind, &key);
+    }
     let path = format!("/{}", kind.label());
     match svc.leader.route(&path, &headers, &req).await {
         Ok(route) => {

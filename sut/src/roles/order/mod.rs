@@ -15,6 +15,7 @@
 pub mod consume;
 pub mod intake;
 pub mod model;
+pub mod nudge;
 pub mod saga;
 
 use std::collections::{BTreeMap, HashSet};
@@ -133,6 +134,8 @@ pub struct Orders {
     shipping: Downstream,
     compensation: bool,
     sagas: Arc<Semaphore>,
+    /// Slots of the re-drives this process runs ([`nudge`]).
+    nudges: Arc<Semaphore>,
     term: Arc<Mutex<Option<Arc<Term>>>>,
 }
 
@@ -197,6 +200,10 @@ impl Orders {
                 return Err(reused());
             }
             deduplicated();
+            // The client asks again while the saga has not ended: re-drive its pending step.
+            if !rec.is_terminal() {
+                self.nudge(&rec.order_id);
+            }
             return Ok(accepted(&rec.order_id, rec.status));
         }
         // Accepted before but not consumed yet: appended again, so that this answer, too,
@@ -516,8 +523,14 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
         shipping: downstream("shipping"),
         compensation: !args.no_compensation,
         sagas: Arc::new(Semaphore::new(settings.saga_concurrency)),
+        nudges: nudge::slots(),
         term: Arc::new(Mutex::new(None)),
     };
+    svc.payment.register_routes(&["/charge", "/refund"]);
+    svc.shipping.register_routes(&["/ship", "/cancel"]);
+    svc.inventory
+        .register_routes(&["/reserve", "/commit", "/release"]);
+    nudge::register();
     tokio::spawn(svc.clone().supervise());
     tokio::spawn(svc.clone().report_lag());
     let app = Router::new()
@@ -525,6 +538,7 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<()> {
         .route("/orders/{id}", get(read))
         .route("/admin/orders", get(list))
         .route("/admin/leader", get(admin_leader))
+        .route("/admin/nudge", post(nudge::handle))
         .with_state(svc)
         .merge(common_routes(
             "order",

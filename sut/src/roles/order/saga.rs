@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::model::{OrderRecord, Status, Step, StepName, StepOutcome};
+use super::model::{Item, OrderRecord, Status, Step, StepName, StepOutcome};
 use super::Orders;
 use crate::client::{Downstream, Outcome};
 use crate::ids::step_key;
@@ -42,6 +42,29 @@ pub enum Stop {
 enum Definite {
     Ok,
     Refused(String),
+}
+
+/// The body of the charge (and of the refund) of `rec`.
+pub(super) fn charge_body(rec: &OrderRecord) -> serde_json::Value {
+    json!({"order_id": rec.order_id, "amount": rec.amount})
+}
+
+/// The body of the shipment of `rec`.
+pub(super) fn ship_body(rec: &OrderRecord) -> serde_json::Value {
+    json!({"order_id": rec.order_id})
+}
+
+/// The body of the reservation of `item`.
+pub(super) fn reserve_body(rec: &OrderRecord, item: &Item) -> serde_json::Value {
+    json!({"sku": item.sku, "qty": item.qty, "order_id": rec.order_id})
+}
+
+/// The body of the commit of item `i` (naming its reservation).
+pub(super) fn commit_body(rec: &OrderRecord, i: usize, item: &Item) -> serde_json::Value {
+    json!({
+        "sku": item.sku, "qty": item.qty, "order_id": rec.order_id,
+        "reservation": step_key(&rec.order_id, StepName::Reserve(i)),
+    })
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -146,7 +169,7 @@ impl Orders {
                 Status::Accepted => rec.become_(Status::Reserving),
                 Status::Reserving => self.reserve(token, &mut rec).await?,
                 Status::Charging => {
-                    let body = json!({"order_id": rec.order_id, "amount": rec.amount});
+                    let body = charge_body(&rec);
                     let key = step_key(id, StepName::Charge);
                     let d = self
                         .step(token, &self.payment, "/charge", &key, body)
@@ -162,7 +185,7 @@ impl Orders {
                 }
                 Status::Shipping => {
                     let key = step_key(id, StepName::Ship);
-                    let body = json!({"order_id": rec.order_id});
+                    let body = ship_body(&rec);
                     let d = self
                         .step(token, &self.shipping, "/ship", &key, body)
                         .await?;
@@ -197,7 +220,7 @@ impl Orders {
                 continue;
             }
             let key = step_key(&rec.order_id, StepName::Reserve(i));
-            let body = json!({"sku": item.sku, "qty": item.qty, "order_id": rec.order_id});
+            let body = reserve_body(rec, item);
             let d = self
                 .step(token, &self.inventory, "/reserve", &key, body)
                 .await?;
@@ -223,10 +246,7 @@ impl Orders {
             if rec.progress.committed.contains(&i) {
                 continue;
             }
-            let body = json!({
-                "sku": item.sku, "qty": item.qty, "order_id": id,
-                "reservation": step_key(&id, StepName::Reserve(i)),
-            });
+            let body = commit_body(rec, i, item);
             let key = step_key(&id, StepName::Commit(i));
             let d = self
                 .step(token, &self.inventory, "/commit", &key, body)
@@ -268,7 +288,7 @@ impl Orders {
             Self::record(rec, token, StepName::CancelShip, &d);
         }
         if rec.progress.charged {
-            let body = json!({"order_id": id, "amount": rec.amount});
+            let body = charge_body(rec);
             let key = step_key(&id, StepName::Refund);
             let d = self
                 .step(token, &self.payment, "/refund", &key, body)

@@ -10,7 +10,11 @@
 //! `no_retry_budget: true`) is held to it too — that is how the switch proves this check can
 //! fail; the summary then says the budget was off. After each heal it measures how long
 //! throughput (ok `place-order` completions per second) took to get back to its pre-fault
-//! baseline.
+//! baseline. In a retry storm it also measures amplification at payment against the budget's
+//! bound, and payment's goodput recovery ([`storm`]); amplification over the bound is invalid
+//! too.
+
+pub mod storm;
 
 use formats::history::F;
 use serde::{Deserialize, Serialize};
@@ -61,6 +65,18 @@ pub struct Recovery {
     pub recovery_s: Option<f64>,
 }
 
+/// The last second with a client invocation (exclusive), at most `len`.
+pub fn last_invoke_s(history: &History, len: usize) -> usize {
+    history
+        .ops
+        .iter()
+        .rev()
+        .find(|o| !o.process.is_nemesis() && !o.op_type.is_completion())
+        .map(|o| (o.time_ns / 1_000_000_000) as usize + 1)
+        .unwrap_or(0)
+        .min(len)
+}
+
 /// Baseline throughput and recovery after each heal.
 pub fn recovery(
     history: &History,
@@ -72,27 +88,32 @@ pub fn recovery(
         t = analysis::throughput(history, None);
     }
     let ok: Vec<f64> = t.ok.iter().map(|n| *n as f64).collect();
-    let last_invoke_s = history
-        .ops
-        .iter()
-        .rev()
-        .find(|o| !o.process.is_nemesis() && !o.op_type.is_completion())
-        .map(|o| (o.time_ns / 1_000_000_000) as usize + 1)
-        .unwrap_or(0)
-        .min(ok.len());
+    let last = last_invoke_s(history, ok.len());
+    recovery_of(&ok, last, windows, p)
+}
+
+/// The baseline of the per-second series `ok` (seconds before `last_s` only) and how long it
+/// took after each heal to be back at [`RecoveryParams::recovered_fraction`] of it.
+pub fn recovery_of(
+    ok: &[f64],
+    last_s: usize,
+    windows: &[FaultWindow],
+    p: &RecoveryParams,
+) -> (Option<f64>, Vec<Recovery>) {
+    let last_s = last_s.min(ok.len());
     let first_fault_s = windows
         .iter()
         .map(|w| (w.start_ns / 1_000_000_000) as usize)
         .min()
-        .unwrap_or(last_invoke_s);
+        .unwrap_or(last_s);
     let before: Vec<f64> = ok
-        .get(p.warmup_s.min(first_fault_s)..first_fault_s.min(last_invoke_s))
+        .get(p.warmup_s.min(first_fault_s)..first_fault_s.min(last_s))
         .unwrap_or(&[])
         .to_vec();
     let baseline = if before.len() >= 3 {
         Some(before.iter().sum::<f64>() / before.len() as f64)
     } else {
-        let mut outside: Vec<f64> = (p.warmup_s..last_invoke_s)
+        let mut outside: Vec<f64> = (p.warmup_s..last_s)
             .filter(|s| {
                 analysis::phase_of(*s as u64 * 1_000_000_000, windows)
                     != analysis::Phase::DuringFaults
@@ -110,7 +131,7 @@ pub fn recovery(
             let healed_s = w.end_ns? as f64 / 1e9;
             let recovery_s = baseline.and_then(|b| {
                 let from = healed_s.floor() as usize;
-                (from..last_invoke_s.saturating_sub(smoothing - 1))
+                (from..last_s.saturating_sub(smoothing - 1))
                     .find(|&s| {
                         let avg = ok[s..s + smoothing].iter().sum::<f64>() / smoothing as f64;
                         avg >= p.recovered_fraction * b
@@ -202,6 +223,15 @@ pub struct Details {
     /// All caller windows over the budget.
     #[serde(default)]
     pub over_budget_total: usize,
+    /// Each storm window at payment (empty without a storm).
+    #[serde(default)]
+    pub amplification: Vec<storm::Amplification>,
+    /// Payment's goodput and its recovery (`None` without the series).
+    #[serde(default)]
+    pub goodput: Option<storm::Goodput>,
+    /// Payment logs that could not be read.
+    #[serde(default)]
+    pub log_errors: Vec<String>,
 }
 
 /// The check.
@@ -228,7 +258,8 @@ impl Check for RetryLoad {
             "allowed retries",
             "refused",
         ];
-        vec![
+        let mut out = storm_tables(d);
+        out.extend([
             Table::of(
                 "Caller windows over the retry budget",
                 &over_cols,
@@ -322,8 +353,75 @@ impl Check for RetryLoad {
                     ]
                 },
             ),
-        ]
+        ]);
+        out
     }
+}
+
+/// The storm's tables: amplification per storm window, payment's goodput recovery.
+fn storm_tables(d: &Details) -> Vec<Table> {
+    if d.amplification.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![Table::of(
+        "Amplification at payment per storm window",
+        &[
+            "fault",
+            "from (s)",
+            "to (s)",
+            "arrivals",
+            "distinct keys",
+            "amplification",
+            "callers",
+            "their requests",
+            "allowed retries",
+            "budget's bound",
+        ],
+        &d.amplification,
+        0,
+        |a| {
+            vec![
+                a.id.clone(),
+                num(a.from_s),
+                num(a.to_s),
+                a.arrivals.to_string(),
+                a.keys.to_string(),
+                opt_num(a.amplification),
+                a.callers.to_string(),
+                num(a.requests),
+                num(a.allowed_retries),
+                opt_num(a.bound),
+            ]
+        },
+    )];
+    if let Some(g) = &d.goodput {
+        out.push(Table::of(
+            "Payment goodput (charges answered 2xx per second) after each heal",
+            &[
+                "fault",
+                "healed at (s)",
+                "baseline (/s)",
+                "back after (s)",
+                "metastable",
+            ],
+            &g.recovery,
+            0,
+            |r| {
+                vec![
+                    r.id.clone(),
+                    num(r.healed_s),
+                    opt_num(g.baseline_per_s),
+                    opt_num(r.recovery_s),
+                    if r.recovery_s.is_none() && g.metastable {
+                        "yes: still degraded when the workload ended".into()
+                    } else {
+                        "no".into()
+                    },
+                ]
+            },
+        ));
+    }
+    out
 }
 
 fn by_downstream(windows: &[CallerWindow]) -> Vec<DownstreamWindow> {
@@ -368,6 +466,40 @@ fn by_downstream(windows: &[CallerWindow]) -> Vec<DownstreamWindow> {
     out
 }
 
+/// "; amplification at payment 4.2x (bound 1.9x); goodput back 2.0 s after the heal" for the
+/// storm windows, empty without them.
+fn storm_summary(d: &Details) -> String {
+    let mut out = String::new();
+    for a in &d.amplification {
+        let num = |v: Option<f64>| v.map_or("unknown".to_owned(), |x| format!("{x:.2}x"));
+        out.push_str(&format!(
+            "; amplification at payment {} ({} arrivals / {} keys, budget bound {})",
+            num(a.amplification),
+            a.arrivals,
+            a.keys,
+            num(a.bound)
+        ));
+    }
+    if d.amplification.is_empty() {
+        return out;
+    }
+    let pct = d.params.recovery.recovered_fraction * 100.0;
+    if let Some(g) = &d.goodput {
+        for r in &g.recovery {
+            match r.recovery_s {
+                Some(s) => out.push_str(&format!(
+                    "; payment goodput back to {pct:.0}% of baseline {s:.1} s after the heal"
+                )),
+                None => out.push_str(&format!(
+                    "; payment goodput not back to {pct:.0}% before the workload ended{}",
+                    if g.metastable { " (metastable)" } else { "" }
+                )),
+            }
+        }
+    }
+    out
+}
+
 /// Runs the check.
 pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> Verdict<Details> {
     let budget_on = !run.spec.config.switches.no_retry_budget;
@@ -385,7 +517,14 @@ pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> Verdi
         windows: Vec::new(),
         over_budget: Vec::new(),
         over_budget_total: 0,
+        amplification: Vec::new(),
+        goodput: None,
+        log_errors: Vec::new(),
     };
+    let (amplification, log_errors) = storm::amplification(run, &windows, budget);
+    details.amplification = amplification;
+    details.log_errors = log_errors;
+    details.goodput = storm::goodput(run, &windows, rp);
     let Some(m) = &run.metrics else {
         return Verdict::new(
             Validity::Unknown,
@@ -433,15 +572,30 @@ pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> Verdi
         .fold(0.0f64, f64::max);
     details.over_budget = over.iter().take(MAX_LISTED).map(|w| (*w).clone()).collect();
     details.over_budget_total = over.len();
+    let storm_note = storm_summary(&details);
+    let over_bound: Vec<&storm::Amplification> = details
+        .amplification
+        .iter()
+        .filter(|a| a.over_bound())
+        .collect();
     let (validity, summary) = if let Some(w) = over.first() {
         (
             Validity::Invalid,
             format!(
-                "{} caller windows over the retry budget{} (first: {}/{} -> {} in {}-{} s: {} retries, {:.1} allowed for {} requests in it and the window before)",
+                "{} caller windows over the retry budget{} (first: {}/{} -> {} in {}-{} s: {} retries, {:.1} allowed for {} requests in it and the window before){storm_note}",
                 over.len(),
                 if budget_on { "" } else { " (the pipeline's budget was switched off)" },
                 w.node, w.role, w.downstream, w.start_s, w.end_s,
                 w.retries, w.allowed_retries, w.budget_requests
+            ),
+        )
+    } else if let Some(a) = over_bound.first() {
+        (
+            Validity::Invalid,
+            format!(
+                "amplification at payment over the budget's bound in {} storm windows (first: {}){storm_note}",
+                over_bound.len(),
+                a.id
             ),
         )
     } else {
@@ -453,7 +607,7 @@ pub fn check(run: &RunData, budget: &BudgetParams, rp: &RecoveryParams) -> Verdi
         (
             Validity::Valid,
             format!(
-                "{off}; worst window retry share {:.1}% over {} downstreams",
+                "{off}; worst window retry share {:.1}% over {} downstreams{storm_note}",
                 worst_share * 100.0,
                 loads.len()
             ),
