@@ -348,6 +348,20 @@ impl Cluster {
         self.post_as(url, key, body, Auth::Cluster)
     }
 
+    /// [`Cluster::post`] to a leader-routed path, sent again (up to 20 s) while the answer is
+    /// 503 `not_leader`, which changes nothing: the nodes' views of a new leader settle a
+    /// moment apart, and a forwarded request that meets a node no longer (or not yet) leading
+    /// is refused rather than forwarded twice.
+    pub fn post_led(&self, url: &str, key: Option<&str>, body: &str) -> (u16, Value) {
+        let mut last = self.post(url, key, body);
+        let end = Instant::now() + Duration::from_secs(20);
+        while last.0 == 503 && last.1["error"] == "not_leader" && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+            last = self.post(url, key, body);
+        }
+        last
+    }
+
     /// [`Cluster::post`] with the given `Authorization`.
     pub fn post_as(
         &self,

@@ -138,14 +138,14 @@ fn forward_to_a_dead_leader_is_definite() {
 fn cancel_shipment_twice_is_one_cancellation() {
     let cancel_twice = |c: &Cluster| -> Vec<u16> {
         let ship = format!("{}/ship", c.url("n1", "shipping"));
-        let (s, b) = c.post(&ship, Some("o-5:ship"), r#"{"order_id":"o-5"}"#);
+        let (s, b) = c.post_led(&ship, Some("o-5:ship"), r#"{"order_id":"o-5"}"#);
         assert_eq!(s, 201, "{b}");
         let body = r#"{"order_id":"o-5","shipment_key":"o-5:ship"}"#;
         ["n2", "n3"]
             .iter()
             .map(|n| {
                 let url = format!("{}/cancel", c.url(n, "shipping"));
-                let (s, b) = c.post(&url, Some("o-5:cancel-ship"), body);
+                let (s, b) = c.post_led(&url, Some("o-5:cancel-ship"), body);
                 assert!(s == 200 || s == 201, "{s} {b}");
                 if s == 200 {
                     assert_eq!(b["replayed"], true, "{b}");
@@ -183,7 +183,7 @@ fn cancel_shipment_twice_is_one_cancellation() {
     off.await_leader("shipping", None);
     for n in ["n1", "n2"] {
         let ship = format!("{}/ship", off.url(n, "shipping"));
-        let (s, b) = off.post(&ship, Some("o-5:ship"), r#"{"order_id":"o-5"}"#);
+        let (s, b) = off.post_led(&ship, Some("o-5:ship"), r#"{"order_id":"o-5"}"#);
         assert_eq!(s, 201, "{b}");
     }
     let shipped = off.admin_all("n1", "shipping", "/admin/shipments");
