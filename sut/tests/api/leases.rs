@@ -273,6 +273,8 @@ fn a_leader_without_the_lease_check_acts_on_its_flag_for_a_ttl_once_deposed() {
         t = a.leadership().unwrap_or(0);
         t > 0
     }));
+    // Before the first release: a's first failed renewal cannot come earlier.
+    let deposed = Instant::now();
     for (_, url) in c.store_replicas() {
         let lease = |action: &str, holder: &str, token: u64| {
             let body = json!({"holder": holder, "token": token, "ttl_ms": 60_000});
@@ -289,7 +291,6 @@ fn a_leader_without_the_lease_check_acts_on_its_flag_for_a_ttl_once_deposed() {
         });
         assert!(granted, "{url} grants b token {}", t + 1);
     }
-    let deposed = Instant::now();
     let refused = (0..10).any(|_| {
         let w = rt.block_on(cand.quorum.write(t, vec![("probe".into(), json!(1))]));
         w.fenced_by() == Some(t + 1)
@@ -298,10 +299,14 @@ fn a_leader_without_the_lease_check_acts_on_its_flag_for_a_ttl_once_deposed() {
     let stepped_down = c.wait_until(10 * TTL, || a.leadership().is_none());
     let held = deposed.elapsed();
     assert!(stepped_down, "a still leads {held:?} after it was deposed");
+    // A whole TTL from its first failed renewal; that may be one undecided renewal (TTL/4)
+    // before the deposition on a loaded machine. The old elector stepped down at its next
+    // renewal, within TTL/4 and a round trip.
     assert!(
-        held >= TTL,
-        "a stepped down after {held:?}, before a whole TTL"
+        held >= TTL * 3 / 4,
+        "a stepped down after {held:?}, before a whole TTL of failed renewals"
     );
+    assert!(held < 4 * TTL, "a stepped down only after {held:?}");
     let down: Vec<Value> = logs
         .lines("stepped down")
         .into_iter()
