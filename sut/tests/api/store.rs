@@ -223,7 +223,14 @@ fn stale_token_is_fenced() {
         matches!(late, WriteOutcome::Failed { fenced_by: Some(f), .. } if f == t + 1),
         "every replica refused the stale write: {late:?}"
     );
-    let lines = c.log_lines("store", "fencing rejected write");
+    // The write is decided once two replicas refused it: the third one's line may follow.
+    let mut lines = Vec::new();
+    c.wait_until(Duration::from_secs(10), || {
+        lines = c.log_lines("store", "fencing rejected write");
+        ["n1", "n2", "n3"]
+            .iter()
+            .all(|n| lines.iter().any(|(node, _)| node == n))
+    });
     for n in ["n1", "n2", "n3"] {
         let mine: Vec<&Value> = lines
             .iter()
@@ -272,7 +279,14 @@ fn without_fencing_the_stale_write_gets_through() {
     assert!(matches!(late, WriteOutcome::Ok(_)), "{late:?}");
     let q = quorum(&c, c.store_replicas(), 2, 2);
     assert_eq!(value_of(&q, "k-only-a"), Some(json!("stale")));
-    let stale = c.log_lines("store", "stale write accepted (fencing disabled)");
+    // A quorum write returns after two acknowledgements: the third replica's line may follow.
+    let mut stale = Vec::new();
+    c.wait_until(Duration::from_secs(10), || {
+        stale = c.log_lines("store", "stale write accepted (fencing disabled)");
+        ["n1", "n2", "n3"]
+            .iter()
+            .all(|n| stale.iter().any(|(node, _)| node == n))
+    });
     for n in ["n1", "n2", "n3"] {
         let mine: Vec<&Value> = stale
             .iter()
