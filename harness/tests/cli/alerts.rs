@@ -249,11 +249,15 @@ fn lost_responses_fire_duplicate_effects_and_applied_without_idempotency() {
         .find(|f| f.fault == "lost-response")
         .expect("the lost replies");
     let a = alerts(&on);
+    // Within 10 s of the fault's start, 6 s after its last lost reply: a repeat comes only
+    // after the caller's timeout, the alert wants more than 20 in 15 s, and the retry budget
+    // paces the repeats. Measured over 10 suite seeds: 6.3-7.5 s idle, up to 8.6 s under
+    // stress-ng --cpu 1.
     let soon = |spans: &[Span]| {
         fired(spans, "DuplicateEffects", "outcome=deduplicated")
             .into_iter()
             .map(|s| s.from_s - lost.start_s)
-            .find(|d| (0.0..=8.0).contains(d))
+            .find(|d| (0.0..=10.0).contains(d))
     };
     assert!(soon(&a.ours).is_some(), "{:?}", a.ours);
     if with_prometheus {
