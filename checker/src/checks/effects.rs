@@ -221,8 +221,12 @@ impl Check for Effects {
 pub fn check(history: &History, state: &FinalState) -> Verdict<Details> {
     let mut findings = Vec::new();
     let index = records::Index::of(state);
-    orders::check(&index, state, &mut findings);
-    records::check(&index, history, state, &mut findings);
+    // Without the orders (their read failed) nothing can be accounted against them.
+    let orders_read = state.has_service(formats::Role::Order);
+    if orders_read {
+        orders::check(&index, state, &mut findings);
+        records::check(&index, history, state, &mut findings);
+    }
     let open = state
         .orders
         .iter()
@@ -230,7 +234,9 @@ pub fn check(history: &History, state: &FinalState) -> Verdict<Details> {
         .count();
     let mut not_judged = Vec::new();
     let stock = stock::check(state, open, &mut findings, &mut not_judged);
-    clients::check(history, state, &mut findings);
+    if orders_read {
+        clients::check(history, state, &mut findings);
+    }
     summarize(state, stock, findings, open, not_judged)
 }
 
