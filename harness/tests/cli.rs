@@ -4,8 +4,9 @@
 //! scenarios with their protection on and off), `suite` (the suite and nightly job), `deploy` (deploy over
 //! local remotes), `remote` (local and SSH remotes against a real sshd, SSH cluster input
 //! errors), `netns` (the namespace cluster, root only), `stock` (the stock workload and the
-//! inventory's linearizability check, both modes) and `alerts` (the alerting rules in runs: the
-//! checker's evaluation and the run's own Prometheus).
+//! inventory's linearizability check, both modes) `alerts` (the alerting rules in runs: the
+//! checker's evaluation and the run's own Prometheus) and `endurance` (the long runs: kills only
+//! for 150 s, and the 3-minute chaos run with kills).
 
 #[path = "cli/alerts.rs"]
 mod alerts;
@@ -74,6 +75,8 @@ fn faultproxy_bin() -> PathBuf {
     bin
 }
 
+#[path = "cli/endurance.rs"]
+mod endurance;
 #[path = "cli/faults.rs"]
 mod faults;
 #[path = "cli/quiet.rs"]
