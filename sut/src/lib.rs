@@ -36,6 +36,7 @@ pub mod http;
 pub mod ids;
 pub mod lease;
 pub mod limits;
+pub mod memory;
 pub mod quorum;
 pub mod rng;
 pub mod roles;

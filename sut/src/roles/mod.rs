@@ -53,6 +53,7 @@ pub fn boot(role: &'static str, common: &Common) -> anyhow::Result<Boot> {
     let secret = ClusterSecret::load(&common.secret_file)?;
     let peers = PeerClient::new(secret.clone(), cfg.settings.idle_timeout() / 2);
     let metrics = telemetry::install_metrics()?;
+    crate::memory::spawn_metrics_upkeep(metrics.clone());
     crate::cli::spawn_parent_watch(common.watch_parent);
     std::fs::create_dir_all(&common.data_dir)
         .with_context(|| format!("creating data dir '{}'", common.data_dir.display()))?;

@@ -166,7 +166,9 @@ impl Orders {
             let Ok(_permit) = me.sagas.clone().acquire_owned().await else {
                 return;
             };
-            let result = me.drive(term.token, &id).await;
+            // Boxed: a task waiting for its slot holds a pointer, not the whole saga's state
+            // machine (a backlog of thousands of waiting sagas after a long fault).
+            let result = Box::pin(me.drive(term.token, &id)).await;
             if let Ok(mut d) = term.driving.lock() {
                 d.remove(&id);
             }
