@@ -15,6 +15,8 @@ mod effects_ledger;
 mod effects_quiesce;
 #[path = "checks/effects_real.rs"]
 mod effects_real;
+#[path = "checks/effects_rejected.rs"]
+mod effects_rejected;
 #[path = "checks/fencing.rs"]
 mod fencing;
 #[path = "checks/fencing_real.rs"]

@@ -126,6 +126,7 @@ pub fn rerun_words(c: &RunConfig) -> Vec<String> {
         workload,
         stock_skus,
         initial_stock,
+        order_stock,
         expectation: _,
         paired_with: _,
     } = c;
@@ -185,6 +186,7 @@ pub fn rerun_words(c: &RunConfig) -> Vec<String> {
     w.flag("workload", workload);
     w.flag("stock-skus", stock_skus);
     w.flag("initial-stock", initial_stock);
+    w.flag("order-stock", order_stock);
     w.0
 }
 

@@ -187,6 +187,7 @@ prop_compose! {
         ],
         stock_skus in 1u16..=64,
         initial_stock in 0i64..=1_000_000,
+        order_stock in 0i64..=1_000_000,
     ) -> RunConfig {
         RunConfig {
             cluster, nodes, nodes_file, insecure_ignore_host_keys, netns_state_dir, time_limit,
@@ -194,7 +195,7 @@ prop_compose! {
             toxiproxy, faultproxy_bin, pause_role, pause_target, out, pipeline_bin, prometheus,
             cluster_secret_file,
             quiesce_timeout, client_timeout, fault_at, fault_for, switches, inventory_mode,
-            shipping_failure_rate, workload, stock_skus, initial_stock,
+            shipping_failure_rate, workload, stock_skus, initial_stock, order_stock,
             expectation: None,
             paired_with: None,
         }

@@ -141,6 +141,7 @@ pub(crate) fn spec_v1(v: serde_json::Value) -> Result<(Spec, Option<String>), Sp
             .as_ref()
             .map_or(d.stock_skus, |s| s.len() as u16),
         initial_stock: old.initial_stock.unwrap_or(d.initial_stock),
+        order_stock: d.order_stock,
         expectation: None,
         paired_with: old.paired_with,
     };

@@ -293,6 +293,10 @@ pub struct RunConfig {
     pub stock_skus: u16,
     /// Units of each contended SKU at the start.
     pub initial_stock: i64,
+    /// Units of each order SKU (`sku-0` ..) at the start; absent in older specs, which ran
+    /// with the pipeline's default.
+    #[serde(default = "default_order_stock")]
+    pub order_stock: i64,
     /// A named scenario's expectation.
     pub expectation: Option<Expectation>,
     /// The run this one is the protection-off half of (`<scenario>/<timestamp>`).
@@ -335,10 +339,19 @@ impl Default for RunConfig {
             workload: WorkloadKind::Orders,
             stock_skus: 2,
             initial_stock: 10,
+            order_stock: DEFAULT_ORDER_STOCK,
             expectation: None,
             paired_with: None,
         }
     }
+}
+
+/// Units of each order SKU at the start unless `--order-stock` says otherwise: the pipeline's
+/// own default (`sut/src/config.rs`).
+pub const DEFAULT_ORDER_STOCK: i64 = 1000;
+
+fn default_order_stock() -> i64 {
+    DEFAULT_ORDER_STOCK
 }
 
 /// Default state directory of the netns cluster.

@@ -187,6 +187,10 @@ pub struct RunArgs {
     /// Units of each contended SKU at the start (small, so that reserves run out).
     #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
     pub initial_stock: i64,
+    /// Units of each order SKU (`sku-0` .. `sku-9`) at the start. Small, and the orders run
+    /// out of stock and end `rejected` (nothing charged) from then on.
+    #[arg(long, default_value_t = formats::spec::DEFAULT_ORDER_STOCK, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+    pub order_stock: i64,
 }
 
 impl RunArgs {
@@ -230,6 +234,7 @@ impl RunArgs {
             workload,
             stock_skus,
             initial_stock,
+            order_stock,
         } = self;
         RunConfig {
             cluster,
@@ -270,6 +275,7 @@ impl RunArgs {
             workload,
             stock_skus,
             initial_stock,
+            order_stock,
             expectation: None,
             paired_with: None,
         }

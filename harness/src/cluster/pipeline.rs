@@ -16,9 +16,9 @@ pub type RoleKey = (String, Role);
 
 /// SKUs the order workload chooses from (`sku-0` ...), as many as the pipeline's default.
 pub const ORDER_SKUS: usize = 10;
-/// Units of each order SKU: the pipeline's default, restated when the harness sets
-/// `initial_stock` (which replaces the whole map).
-pub const ORDER_SKU_STOCK: i64 = 1000;
+/// Units of each order SKU by default: the pipeline's own default, restated when the harness
+/// sets `initial_stock` (which replaces the whole map).
+pub const ORDER_SKU_STOCK: i64 = formats::spec::DEFAULT_ORDER_STOCK;
 
 /// Settings the harness gives every node unless told otherwise: a shipping failure rate, so
 /// that runs exercise compensations too, and the retry budget the retry-load check holds the
@@ -32,18 +32,19 @@ pub fn default_settings() -> Value {
     })
 }
 
-/// The settings of every node of a run: the defaults, plus with a stock workload an
-/// `initial_stock` map holding the order SKUs (at the pipeline's default) and the contended
-/// SKUs (`stock-0` .. , apart from the order SKUs, so that the only reserves on them are the
-/// stock clients' recorded ones).
+/// The settings of every node of a run: the defaults, plus, with a stock workload or other
+/// order stock than the default, an `initial_stock` map holding the order SKUs (`order_stock`
+/// units each) and the contended SKUs (`stock-0` .. , apart from the order SKUs, so that the
+/// only reserves on them are the stock clients' recorded ones).
 pub fn settings(config: &RunConfig) -> Value {
     let mut settings = default_settings();
-    if let Some(names) = config.stock_sku_names() {
+    let names = config.stock_sku_names();
+    if names.is_some() || config.order_stock != ORDER_SKU_STOCK {
         let mut initial = serde_json::Map::new();
         for i in 0..ORDER_SKUS {
-            initial.insert(format!("sku-{i}"), json!(ORDER_SKU_STOCK));
+            initial.insert(format!("sku-{i}"), json!(config.order_stock));
         }
-        for name in names {
+        for name in names.into_iter().flatten() {
             initial.insert(name, json!(config.initial_stock));
         }
         settings["initial_stock"] = Value::Object(initial);
@@ -195,6 +196,26 @@ mod tests {
         assert_eq!(initial["sku-9"], ORDER_SKU_STOCK);
         assert_eq!(initial["stock-0"], 7);
         assert_eq!(initial["stock-1"], 7);
+    }
+
+    /// Proves `--order-stock` sets every order SKU's units, with or without a stock workload.
+    #[test]
+    fn settings_carry_the_order_stock() {
+        let s = settings(&RunConfig {
+            order_stock: 3,
+            ..RunConfig::default()
+        });
+        let initial = s["initial_stock"].as_object().expect("a map");
+        assert_eq!(initial.len(), ORDER_SKUS);
+        assert!(initial.values().all(|v| v == 3), "{initial:?}");
+        let s = settings(&RunConfig {
+            workload: formats::spec::WorkloadKind::Mixed,
+            order_stock: 0,
+            ..RunConfig::default()
+        });
+        let initial = s["initial_stock"].as_object().expect("a map");
+        assert_eq!(initial["sku-0"], 0);
+        assert_eq!(initial["stock-0"], 10);
     }
 
     /// Proves a nodes file's timing reaches the settings by the pipeline's names and leaves the
