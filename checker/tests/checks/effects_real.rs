@@ -446,6 +446,33 @@ fn compensation_kept_stock() {
     );
 }
 
+/// Proves a payment ledger whose read failed (every node timed out, as in a 30-minute soak's
+/// final read) makes the check unknown, not invalid: the orders' charges are not judged
+/// against a ledger that was not read. Its twin, the same empty ledger listed as read, is
+/// every completed and compensated order's `lost-charge`.
+#[test]
+fn unread_payment_ledger_is_unknown_not_lost_charges() {
+    let mut copy = Copy::load();
+    copy.state.payments.clear();
+    let twin = copy.check();
+    assert_eq!(twin.validity, Validity::Invalid);
+    assert!(
+        twin.details.violation_counts.contains_key(&V::LostCharge),
+        "{twin:#?}"
+    );
+    copy.state.services.retain(|r| *r != formats::Role::Payment);
+    copy.state
+        .read_errors
+        .push("payment /admin/ledger: n1: operation timed out".into());
+    let v = copy.check();
+    assert_eq!(v.validity, Validity::Unknown, "{v:#?}");
+    assert!(
+        v.details.violation_counts.is_empty(),
+        "{:?}",
+        v.details.violation_counts
+    );
+}
+
 /// Renumbers history indexes after operations were removed (indexes are dense).
 fn renumber(history: &mut [Value]) {
     for (i, op) in history.iter_mut().skip(1).enumerate() {
