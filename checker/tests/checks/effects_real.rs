@@ -104,6 +104,11 @@ impl Copy {
 fn corrupt(kind: V, allowed: &[V], change: impl FnOnce(&mut Copy)) {
     let mut copy = Copy::load();
     change(&mut copy);
+    assert_flags(&copy, kind, allowed);
+}
+
+/// Asserts the effects check of `copy` is invalid with `kind`, and nothing outside `allowed`.
+pub fn assert_flags(copy: &Copy, kind: V, allowed: &[V]) {
     let v = copy.check();
     let kinds: BTreeSet<V> = v.details.violation_counts.keys().copied().collect();
     assert!(kinds.contains(&kind), "{kind} not flagged: {kinds:?}");
