@@ -83,8 +83,9 @@ impl fmt::Display for OrderStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalState {
     /// Which services were read; checks of a service that was not deployed are skipped rather
-    /// than failed.
-    #[serde(default)]
+    /// than failed. A file without the field (written before it existed, when a failed read
+    /// was only a read error) is read as every service read, so that every rule is judged.
+    #[serde(default = "every_service")]
     pub services: Vec<Role>,
     /// Every order the order service knows.
     pub orders: Vec<OrderRecord>,
@@ -106,6 +107,11 @@ pub struct FinalState {
     /// Reads that failed. Non-empty means the state is partial and checks say unknown.
     #[serde(default)]
     pub read_errors: Vec<String>,
+}
+
+/// The four pipeline services whose records a final state holds.
+fn every_service() -> Vec<Role> {
+    vec![Role::Order, Role::Payment, Role::Inventory, Role::Shipping]
 }
 
 impl FinalState {
@@ -287,4 +293,26 @@ pub struct StockRecord {
     pub available: i64,
     /// Units at the start of the run.
     pub initial: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves a final state without `services` (an older file) judges every service, and one
+    /// that lists fewer keeps its list.
+    #[test]
+    fn missing_services_mean_every_service() {
+        let old: FinalState = serde_json::from_str(
+            r#"{"orders": [], "payments": [], "shipments": [], "reservations": [], "stock": []}"#,
+        )
+        .expect("an older final state reads");
+        assert_eq!(old.services, every_service());
+        let some: FinalState = serde_json::from_str(
+            r#"{"services": ["order"], "orders": [], "payments": [], "shipments": [],
+                "reservations": [], "stock": []}"#,
+        )
+        .expect("reads");
+        assert_eq!(some.services, vec![Role::Order]);
+    }
 }
