@@ -105,11 +105,9 @@ fn check_order(
     bounds(order, base, out);
     // Without the payment ledger (its read failed) no rule on money can be judged: an empty
     // ledger would make every charge look lost.
-    let paid = state.has_service(Role::Payment);
-    if paid {
+    if state.has_service(Role::Payment) {
         money(order, effects, base, out);
     }
-    let (charges, refunds) = (&effects.charges, &effects.refunds);
     let shipping = state.has_service(Role::Shipping);
     let live: Vec<&str> = effects
         .shipments
@@ -123,41 +121,11 @@ fn check_order(
     }
     match order.status {
         OrderStatus::Completed => {
-            if paid && charges.is_empty() {
-                push(
-                    out,
-                    Violation::LostCharge,
-                    base().amount("order amount", order.amount),
-                );
-            }
-            if paid && !refunds.is_empty() {
-                let keys = refunds.iter().map(|r| r.key.as_str());
-                push(out, Violation::RefundOnCompleted, base().keys(keys));
-            }
             if shipping && live.is_empty() {
                 push(out, Violation::MissingShipment, base());
             }
         }
         OrderStatus::Rejected | OrderStatus::Compensated => {
-            let compensated = order.status == OrderStatus::Compensated;
-            if paid && compensated && charges.is_empty() {
-                push(
-                    out,
-                    Violation::LostCharge,
-                    base().amount("order amount", order.amount),
-                );
-            }
-            if paid && !compensated && (!charges.is_empty() || !refunds.is_empty()) {
-                let f = base().keys(effects.payment_keys());
-                push(out, Violation::RejectedButCharged, f);
-            }
-            if paid && charges.len() > refunds.len() {
-                let f = base()
-                    .keys(charges.iter().map(|c| c.key.as_str()))
-                    .amount("charges", charges.len() as i128)
-                    .amount("refunds", refunds.len() as i128);
-                push(out, Violation::LostRefund, f);
-            }
             if shipping && !live.is_empty() {
                 push(out, Violation::ShipmentNotCancelled, base().keys(live));
             }
@@ -191,7 +159,9 @@ fn bounds(order: &OrderRecord, base: impl Fn() -> Finding, out: &mut Vec<Finding
     }
 }
 
-/// Charges of the order's amount, refunds that name a charge of the order and equal it.
+/// Charges of the order's amount, refunds that name a charge of the order and equal it, and
+/// the money each terminal status implies: completed is charged and not refunded, compensated
+/// is charged and refunded, rejected has neither.
 fn money(
     order: &OrderRecord,
     effects: &OrderEffects<'_>,
@@ -200,6 +170,34 @@ fn money(
 ) {
     let (charges, refunds) = (&effects.charges, &effects.refunds);
     let mut push = |kind, f: Finding| out.push(Finding { kind, ..f });
+    let amount = || base().amount("order amount", order.amount);
+    match order.status {
+        OrderStatus::Completed | OrderStatus::Compensated if charges.is_empty() => {
+            push(Violation::LostCharge, amount());
+        }
+        _ => {}
+    }
+    if order.status == OrderStatus::Completed && !refunds.is_empty() {
+        let keys = refunds.iter().map(|r| r.key.as_str());
+        push(Violation::RefundOnCompleted, base().keys(keys));
+    }
+    if order.status == OrderStatus::Rejected && (!charges.is_empty() || !refunds.is_empty()) {
+        push(
+            Violation::RejectedButCharged,
+            base().keys(effects.payment_keys()),
+        );
+    }
+    let undone = matches!(
+        order.status,
+        OrderStatus::Rejected | OrderStatus::Compensated
+    );
+    if undone && charges.len() > refunds.len() {
+        let f = base()
+            .keys(charges.iter().map(|c| c.key.as_str()))
+            .amount("charges", charges.len() as i128)
+            .amount("refunds", refunds.len() as i128);
+        push(Violation::LostRefund, f);
+    }
     if charges.len() > 1 {
         push(
             Violation::DoubleCharge,
