@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use formats::spec::RunConfig;
+use formats::spec::{RunConfig, DEFAULT_ORDER_STOCK};
 use formats::Role;
 use serde_json::{json, Value};
 
@@ -16,9 +16,6 @@ pub type RoleKey = (String, Role);
 
 /// SKUs the order workload chooses from (`sku-0` ...), as many as the pipeline's default.
 pub const ORDER_SKUS: usize = 10;
-/// Units of each order SKU by default: the pipeline's own default, restated when the harness
-/// sets `initial_stock` (which replaces the whole map).
-pub const ORDER_SKU_STOCK: i64 = formats::spec::DEFAULT_ORDER_STOCK;
 
 /// Settings the harness gives every node unless told otherwise: a shipping failure rate, so
 /// that runs exercise compensations too, and the retry budget the retry-load check holds the
@@ -39,7 +36,7 @@ pub fn default_settings() -> Value {
 pub fn settings(config: &RunConfig) -> Value {
     let mut settings = default_settings();
     let names = config.stock_sku_names();
-    if names.is_some() || config.order_stock != ORDER_SKU_STOCK {
+    if names.is_some() || config.order_stock != DEFAULT_ORDER_STOCK {
         let mut initial = serde_json::Map::new();
         for i in 0..ORDER_SKUS {
             initial.insert(format!("sku-{i}"), json!(config.order_stock));
@@ -193,7 +190,7 @@ mod tests {
         assert_eq!(s["shipping_failure_rate"], 0.1);
         let initial = s["initial_stock"].as_object().expect("a map");
         assert_eq!(initial.len(), ORDER_SKUS + 2);
-        assert_eq!(initial["sku-9"], ORDER_SKU_STOCK);
+        assert_eq!(initial["sku-9"], DEFAULT_ORDER_STOCK);
         assert_eq!(initial["stock-0"], 7);
         assert_eq!(initial["stock-1"], 7);
     }
